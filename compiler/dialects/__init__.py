@@ -1,0 +1,1 @@
+"""Myelin's IR dialects: ``graph`` (float/int tensor ops) and ``qnt`` (quantized ops)."""

@@ -1,0 +1,1 @@
+"""Myelin: hardware/software co-design toolkit for SpiNNaker2-style accelerators."""
