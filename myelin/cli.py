@@ -16,6 +16,7 @@ from hw.errors import MyelinError
 
 # module path -> its ``register(subparsers, bench_subparsers)`` function
 _AREAS = [
+    "myelin.cmd_pe",
     "myelin.cmd_hw",
     "myelin.cmd_compiler",
     "myelin.cmd_bench",
@@ -23,7 +24,10 @@ _AREAS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="myelin", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="myelin",
+        description="Myelin: hardware/software co-design for SpiNNaker2-style accelerators",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench = sub.add_parser("bench", help="benchmarks that print figures (JSON with --json)")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH")

@@ -38,14 +38,18 @@ def sat(x: np.ndarray, dtype: DType = DType.I32) -> np.ndarray:
 def round_shift(x: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
     """``x / 2**shift`` rounded half away from zero; shift in 0..63.
 
-    Hardware form: ``(x + 2**(s-1) - (x < 0)) >> s`` for s > 0, x for s == 0.
-    Requires |x| < 2**62 (true for every caller).
+    Computed exactly for any int64 ``x``: floor quotient q and remainder
+    0 <= rem < 2**s, then q + 1 if rem > 2**(s-1), or rem == 2**(s-1) and x >= 0.
+    (The hardware form ``(x + 2**(s-1) - (x < 0)) >> s`` is the same function
+    evaluated with enough bits.)
     """
     x = np.asarray(x, dtype=I64)
     s = np.asarray(shift, dtype=I64) & 63
+    q = x >> s
+    rem = x - (q << s)
     half = np.where(s > 0, np.left_shift(I64(1), np.maximum(s - 1, 0)), 0)
-    neg = (x < 0).astype(I64)
-    return np.where(s > 0, (x + half - neg * (s > 0)) >> s, x)
+    up = (rem > half) | ((rem == half) & (x >= 0))
+    return np.where(s > 0, q + up.astype(I64), x)
 
 
 def requantize(

@@ -1,0 +1,389 @@
+"""The PE's MAC unit: QLOAD and MATMUL (docs/isa.md), on an R x C int8 MAC array.
+
+Structure::
+
+    port_a -> OperandReader(A) --\\
+                                  +-> K-step sequencer -> MacArray -> row mux --+
+    port_b -> OperandReader(B) --/                                              |
+                     +--------------------------------------------------------+
+                     +-> OutputStage (int8 rows) --+
+                     +-> int32 word mux -----------+--> port_c (writes)
+
+Operand streaming: each ``OperandReader`` issues sequential word reads on its
+SRAM port into a small fall-through FIFO.  A read is issued only while the FIFO
+has room for its data (stored words + the read in flight < ``FIFO_DEPTH``),
+because read data arrives exactly one cycle after acceptance and cannot be
+stalled; bank conflicts (``ready`` low) therefore only delay steps.  A word of A
+holds 16 / R K-steps (R bytes each), a word of B 16 / C K-steps (C bytes each):
+the sequencer performs one K step per cycle whenever both heads are valid and
+pops a word after its last K step.  With A and B in different banks a MATMUL
+with K = 16 * k16 takes (from the acceptance cycle to the first cycle with
+``busy`` low):
+
+    int8 output:  K + R + 6      (K = 256 on 4 x 16: 266)
+    out32:        K + R * C / 4 + 4
+    noout:        K + 4
+    QLOAD:        words(qparam_layout total) + 2
+
+(sim/pe_sim.py estimates every MATMUL at K + R + 6: exact for int8 output.)  The
+output stage has C 32 x 32 multipliers and takes one row per cycle (see
+hw/pe/output_stage.py), so the drain after the last K step is R + 6 cycles.
+Output rows are written in order 0..R-1 (a later row wins where rows overlap,
+e.g. ``ldc = 0``); an int8 row is one byte-masked word (C divides 16 and the row
+is C-aligned), an int32 row is 4C/16 full words.  The accumulators and the
+parameters keep their values across commands and faults (reset: zero).
+
+Protocol (hw.pe.interfaces): ``cmd`` is ready only when idle; ``busy`` is high
+from the cycle after acceptance until the last SRAM write (or, for QLOAD and
+noout, the last read/accumulate) is done; ``error`` pulses for one cycle (with
+``busy``) for an address fault, checked in full at acceptance, after which the
+unit goes idle without any SRAM access.  Address faults (docs/isa.md, computed
+exactly, without 32-bit wrap):
+
+* QLOAD: ``a_addr`` 16-aligned and ``a_addr + total <= sram_bytes``.
+* MATMUL: ``a_addr``, ``b_addr`` 16-aligned, ``a_addr + K*R <= sram_bytes``,
+  ``b_addr + K*C <= sram_bytes``; unless ``noout``: ``c_addr`` and ``ldc``
+  16-aligned (out32) or multiples of C (int8), and
+  ``c_addr + (R-1)*ldc + row_bytes <= sram_bytes`` (row_bytes = 4C or C).
+  ``k16 = 0`` (unreachable: the decoder rejects it) is reported as a fault too.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.arch import ArchConfig
+from hw.isa import qparam_layout
+from hw.pe.interfaces import MacCmd, SramPort, word_addr_bits
+from hw.pe.mac_array import MacArray
+from hw.pe.output_stage import OutputStage
+
+__all__ = ["MacUnit", "OperandReader"]
+
+FIFO_DEPTH = 4  # words per operand FIFO (2 would sustain full rate without conflicts)
+COUNT_BITS = 17  # words or K steps of one command: k16 * 16 <= 65520
+
+
+class OperandReader(wiring.Component):
+    """Sequential SRAM word reader feeding a fall-through FIFO.
+
+    Ports:
+      port   Out SramPort   reads only (``we`` = 0)
+      start  In  1          pulse while idle: read ``count`` words from word ``base`` on
+      base   In  word address
+      count  In  words to read
+      data   Out stream of 128-bit words, in address order; a word arriving on
+                 ``rdata`` while the FIFO is empty is offered in the same cycle.
+    """
+
+    def __init__(self, arch: ArchConfig, depth: int = FIFO_DEPTH):
+        if not isinstance(depth, int) or depth < 2 or depth & (depth - 1):
+            raise ValueError(f"depth must be a power of two >= 2, not {depth!r}")
+        self.arch = arch
+        self.depth = depth
+        super().__init__(
+            {
+                "port": Out(SramPort(arch)),
+                "start": In(1),
+                "base": In(word_addr_bits(arch)),
+                "count": In(COUNT_BITS),
+                "data": Out(stream.Signature(arch.sram_port_bits)),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        depth, port = self.depth, self.port
+        addr = Signal.like(self.base)
+        remaining = Signal(COUNT_BITS)
+        inflight = Signal()  # a read was accepted last cycle: its data arrives now
+        occ = Signal(range(depth + 1))
+        rp = Signal(range(depth))
+        wp = Signal(range(depth))
+        mem = Array(Signal(self.arch.sram_port_bits, name=f"fifo_{i}") for i in range(depth))
+
+        issue = Signal()
+        m.d.comb += [
+            port.valid.eq((remaining != 0) & (occ + inflight < depth)),
+            port.addr.eq(addr),
+            port.we.eq(0),
+            issue.eq(port.valid & port.ready),
+        ]
+        m.d.sync += inflight.eq(issue)
+        with m.If(self.start):
+            m.d.sync += [addr.eq(self.base), remaining.eq(self.count)]
+        with m.Elif(issue):
+            m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1)]
+
+        arrive = port.rvalid
+        stored = occ != 0
+        pop = Signal()
+        store = Signal()
+        m.d.comb += [
+            self.data.valid.eq(stored | arrive),
+            self.data.payload.eq(Mux(stored, mem[rp], port.rdata)),
+            pop.eq(self.data.valid & self.data.ready),
+            store.eq(arrive & ~(pop & ~stored)),
+        ]
+        with m.If(store):
+            m.d.sync += [mem[wp].eq(port.rdata), wp.eq(wp + 1)]
+        with m.If(pop & stored):
+            m.d.sync += rp.eq(rp + 1)
+        m.d.sync += occ.eq(occ + store - (pop & stored))
+        return m
+
+
+class MacUnit(wiring.Component):
+    """QLOAD / MATMUL executor (see the module docstring for timing and faults).
+
+    Ports:
+      cmd     In  stream of MacCmd (ready only when idle)
+      busy    Out 1
+      error   Out 1 (one-cycle pulse: address fault)
+      port_a  Out SramPort  A operand and QLOAD parameter block reads
+      port_b  Out SramPort  B operand reads
+      port_c  Out SramPort  output writes (byte-masked int8 rows or int32 words)
+    """
+
+    def __init__(self, arch: ArchConfig):
+        if not isinstance(arch, ArchConfig):
+            raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
+        self.arch = arch
+        self._lsb = (arch.word_bytes - 1).bit_length()  # byte-in-word address bits
+        super().__init__(
+            {
+                "cmd": In(stream.Signature(MacCmd)),
+                "busy": Out(1),
+                "error": Out(1),
+                "port_a": Out(SramPort(arch)),
+                "port_b": Out(SramPort(arch)),
+                "port_c": Out(SramPort(arch)),
+            }
+        )
+
+    # -- address checks -----------------------------------------------------------------
+    def _fault(self, m: Module) -> Signal:
+        """Combinational: the command on ``cmd.payload`` faults (docs/isa.md)."""
+        arch, p = self.arch, self.cmd.payload
+        rows, cols, size = arch.mac_rows, arch.mac_cols, arch.sram_bytes
+        k = p.k16 * 16
+        qtotal = qparam_layout(cols)["total"][1]
+        last_row = p.c_addr + p.ldc * (rows - 1)
+        lsb = self._lsb
+        c32_bad = (p.c_addr[:lsb] != 0) | (p.ldc[:lsb] != 0) | (last_row + 4 * cols > size)
+        lowc = (cols - 1).bit_length()
+        c8_bad = (p.c_addr[:lowc] != 0) | (p.ldc[:lowc] != 0) | (last_row + cols > size)
+        ab_bad = (
+            (p.a_addr[:lsb] != 0)
+            | (p.b_addr[:lsb] != 0)
+            | (p.a_addr + k * rows > size)
+            | (p.b_addr + k * cols > size)
+            | (p.k16 == 0)
+        )
+        fault = Signal()
+        with m.If(p.qload):
+            m.d.comb += fault.eq((p.a_addr[:lsb] != 0) | (p.a_addr + qtotal > size))
+        with m.Else():
+            m.d.comb += fault.eq(ab_bad | (~p.noout & Mux(p.out32, c32_bad, c8_bad)))
+        return fault
+
+    # -- elaboration ----------------------------------------------------------------------
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        arch = self.arch
+        m.submodules.reader_a = ra = OperandReader(arch)
+        m.submodules.reader_b = rb = OperandReader(arch)
+        m.submodules.array = array = MacArray(arch)
+        m.submodules.outstage = ostage = OutputStage(arch)
+        wiring.connect(m, wiring.flipped(self.port_a), ra.port)
+        wiring.connect(m, wiring.flipped(self.port_b), rb.port)
+
+        p = self.cmd.payload
+        cmd = Signal(MacCmd)  # the accepted command
+        fault = self._fault(m)
+        accept = Signal()
+        m.d.comb += accept.eq(self.cmd.valid & self.cmd.ready)
+        with m.If(accept):
+            m.d.sync += cmd.eq(p)
+        qwords = qparam_layout(arch.mac_cols)["total"][1] // arch.word_bytes
+        m.d.comb += [
+            ra.start.eq(accept & ~fault),
+            ra.base.eq(p.a_addr[self._lsb :]),
+            ra.count.eq(Mux(p.qload, qwords, p.k16 * arch.mac_rows)),
+            rb.start.eq(accept & ~fault & ~p.qload),
+            rb.base.eq(p.b_addr[self._lsb :]),
+            rb.count.eq(p.k16 * arch.mac_cols),
+        ]
+
+        regs = SimpleNamespace(
+            cmd=cmd,
+            fault=fault,
+            qwords=qwords,
+            block=Signal(qparam_layout(arch.mac_cols)["total"][1] * 8),  # QLOAD parameters
+            qidx=Signal(range(qwords)),
+            steps_left=Signal(COUNT_BITS),
+            first=Signal(),
+            acc_row=Signal(range(arch.mac_rows + 1)),  # rows fed to the output stage
+            wr_row=Signal(range(arch.mac_rows)),  # rows written
+            wr_word=Signal(
+                range(max(2, 4 * arch.mac_cols // arch.word_bytes))
+            ),  # int32 words of the row
+            row_addr=Signal(arch.sram_bytes.bit_length() + 1),  # byte address of the row
+            step=Signal(),
+        )
+        self._connect_params(m, regs.block, ostage)
+        self._sequencer(m, ra, rb, array, regs)
+        self._control(m, regs, ra, rb, array, ostage)
+        return m
+
+    def _control(self, m: Module, s, ra, rb, array, ostage) -> None:
+        """The command FSM: IDLE -> FAULT | QLOAD | RUN -> DRAIN -> OUT8 | OUT32 -> IDLE."""
+        p = self.cmd.payload
+        with m.FSM(name="mac_fsm") as fsm:
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                m.d.sync += [
+                    s.steps_left.eq(p.k16 * 16),
+                    s.first.eq(1),
+                    s.qidx.eq(0),
+                    s.acc_row.eq(0),
+                    s.wr_row.eq(0),
+                    s.wr_word.eq(0),
+                    s.row_addr.eq(p.c_addr),
+                ]
+                with m.If(self.cmd.valid):
+                    with m.If(s.fault):
+                        m.next = "FAULT"
+                    with m.Elif(p.qload):
+                        m.next = "QLOAD"
+                    with m.Else():
+                        m.next = "RUN"
+            with m.State("FAULT"):
+                m.d.comb += self.error.eq(1)
+                m.next = "IDLE"
+            with m.State("QLOAD"):
+                m.d.comb += ra.data.ready.eq(1)
+                with m.If(ra.data.valid):
+                    m.d.sync += [
+                        s.block.word_select(s.qidx, self.arch.sram_port_bits).eq(ra.data.payload),
+                        s.qidx.eq(s.qidx + 1),
+                    ]
+                    with m.If(s.qidx == s.qwords - 1):
+                        m.next = "IDLE"
+            with m.State("RUN"):
+                m.d.comb += s.step.eq(ra.data.valid & rb.data.valid)
+                with m.If(s.step & (s.steps_left == 1)):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                with m.If(array.done):
+                    with m.If(s.cmd.noout):
+                        m.next = "IDLE"
+                    with m.Elif(s.cmd.out32):
+                        m.next = "OUT32"
+                    with m.Else():
+                        m.next = "OUT8"
+                        self._feed_row(m, array, ostage, s.acc_row)
+            with m.State("OUT8"):
+                with m.If(s.acc_row != self.arch.mac_rows):
+                    self._feed_row(m, array, ostage, s.acc_row)
+                self._write_int8(m, ostage, s.cmd, s.wr_row, s.row_addr)
+            with m.State("OUT32"):
+                self._write_int32(m, array, s.cmd, s.wr_row, s.wr_word, s.row_addr)
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+
+    def _connect_params(self, m: Module, block: Signal, ostage: OutputStage) -> None:
+        layout = qparam_layout(self.arch.mac_cols)
+
+        def field(name: str) -> Signal:
+            off, size = layout[name]
+            return block[off * 8 : (off + size) * 8]
+
+        shifts = field("shift")
+        clamp = field("clamp")
+        m.d.comb += [
+            ostage.bias.as_value().eq(field("bias")),
+            ostage.mult.as_value().eq(field("mult")),
+            ostage.shift.as_value().eq(
+                Cat(shifts[c * 8 : c * 8 + 6] for c in range(self.arch.mac_cols))
+            ),
+            ostage.zp.eq(clamp[0:8]),
+            ostage.lo.eq(clamp[8:16]),
+            ostage.hi.eq(clamp[16:24]),
+        ]
+
+    def _sequencer(self, m: Module, ra, rb, array: MacArray, s) -> None:
+        """One K step per cycle while ``step``; pops a word after its last K step."""
+        rows, cols = self.arch.mac_rows, self.arch.mac_cols
+        step, first, steps_left = s.step, s.first, s.steps_left
+        a_vec, a_pop = self._sub_select(m, ra.data.payload, rows * 8, step, "a_sub")
+        b_vec, b_pop = self._sub_select(m, rb.data.payload, cols * 8, step, "b_sub")
+        m.d.comb += [
+            array.a.as_value().eq(a_vec),
+            array.b.as_value().eq(b_vec),
+            array.valid.eq(step),
+            array.clear.eq(first & ~s.cmd.acc),
+            array.last.eq(steps_left == 1),
+            ra.data.ready.eq(step & a_pop),
+            rb.data.ready.eq(step & b_pop),
+        ]
+        with m.If(step):
+            m.d.sync += [steps_left.eq(steps_left - 1), first.eq(0)]
+
+    @staticmethod
+    def _sub_select(m: Module, word, width: int, step: Signal, name: str):
+        """The current ``width``-bit K-step slice of ``word`` and whether it is the last."""
+        per_word = len(word) // width
+        if per_word == 1:
+            return word, Const(1)
+        sub = Signal(range(per_word), name=name)
+        with m.If(step):
+            m.d.sync += sub.eq(sub + 1)  # wraps: per_word is a power of two
+        return word.word_select(sub, width), sub == per_word - 1
+
+    def _feed_row(self, m: Module, array: MacArray, ostage: OutputStage, acc_row) -> None:
+        width = self.arch.mac_cols * 32
+        m.d.comb += [
+            ostage.i.valid.eq(1),
+            ostage.i.payload.as_value().eq(array.acc.as_value().word_select(acc_row, width)),
+        ]
+        with m.If(ostage.i.ready):
+            m.d.sync += acc_row.eq(acc_row + 1)
+
+    def _write_int8(self, m: Module, ostage: OutputStage, cmd, wr_row, row_addr) -> None:
+        cols, port = self.arch.mac_cols, self.port_c
+        offset = row_addr[: self._lsb]
+        m.d.comb += [
+            port.valid.eq(ostage.o.valid),
+            port.we.eq(1),
+            port.addr.eq(row_addr[self._lsb :]),
+            port.wdata.eq(Cat([ostage.o.payload.as_value()] * (self.arch.word_bytes // cols))),
+            port.wmask.eq(Const((1 << cols) - 1, self.arch.word_bytes) << offset),
+            ostage.o.ready.eq(port.ready),
+        ]
+        with m.If(port.valid & port.ready):
+            m.d.sync += [wr_row.eq(wr_row + 1), row_addr.eq(row_addr + cmd.ldc)]
+            with m.If(wr_row == self.arch.mac_rows - 1):
+                m.next = "IDLE"
+
+    def _write_int32(self, m: Module, array: MacArray, cmd, wr_row, wr_word, row_addr) -> None:
+        rows, cols, port = self.arch.mac_rows, self.arch.mac_cols, self.port_c
+        words = 4 * cols // self.arch.word_bytes  # SRAM words per row of C int32
+        flat = array.acc.as_value()
+        m.d.comb += [
+            port.valid.eq(1),
+            port.we.eq(1),
+            port.addr.eq(row_addr[self._lsb :] + wr_word),
+            port.wdata.eq(flat.word_select(wr_row * words + wr_word, self.arch.sram_port_bits)),
+            port.wmask.eq((1 << self.arch.word_bytes) - 1),
+        ]
+        with m.If(port.ready):
+            with m.If(wr_word == words - 1):
+                m.d.sync += [wr_word.eq(0), wr_row.eq(wr_row + 1), row_addr.eq(row_addr + cmd.ldc)]
+                with m.If(wr_row == rows - 1):
+                    m.next = "IDLE"
+            with m.Else():
+                m.d.sync += wr_word.eq(wr_word + 1)
