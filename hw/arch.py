@@ -89,8 +89,9 @@ class ArchConfig:
         s = self
         per_bank = s.sram_bytes // max(s.sram_banks, 1)
         return [
-            (f"mesh_cols must be in 1..64, not {s.mesh_cols!r}", 1 <= s.mesh_cols <= 64),
-            (f"mesh_rows must be in 1..64, not {s.mesh_rows!r}", 1 <= s.mesh_rows <= 64),
+            # 6-bit head-flit coordinates, with off-chip endpoints at mesh_cols / mesh_rows
+            (f"mesh_cols must be in 1..63, not {s.mesh_cols!r}", 1 <= s.mesh_cols <= 63),
+            (f"mesh_rows must be in 1..63, not {s.mesh_rows!r}", 1 <= s.mesh_rows <= 63),
             (f"sram_port_bits must be 128, not {s.sram_port_bits!r}", s.sram_port_bits == 128),
             (f"sram_banks must be a power of two in 1..16, not {s.sram_banks!r}",
              _pow2(s.sram_banks) and s.sram_banks <= 16),

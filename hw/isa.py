@@ -457,7 +457,8 @@ class Route(enum.IntEnum):
 
 
 # Head flit fields (128 bits).  Coordinates are 6 bits: meshes up to 63 x 63 with
-# off-chip endpoints (DRAM, host) at the virtual column x == mesh_cols.
+# off-chip endpoints just outside the mesh (DRAM ports at x == mesh_cols, the host
+# at y == mesh_rows; see dram_node and host_node).
 H_KIND = Field("kind", 0, 3)
 H_ROUTE = Field("route", 3, 2)
 H_X0 = Field("x0", 5, 6)

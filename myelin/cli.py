@@ -17,9 +17,14 @@ from hw.errors import MyelinError
 # module path -> its ``register(subparsers, bench_subparsers)`` function
 _AREAS = [
     "myelin.cmd_pe",
+    "myelin.cmd_cosim",
     "myelin.cmd_hw",
     "myelin.cmd_compiler",
+    "myelin.cmd_backend",
     "myelin.cmd_bench",
+    "myelin.cmd_chip",
+    "myelin.cmd_perf",
+    "myelin.cmd_noc",
 ]
 
 

@@ -76,10 +76,14 @@ class DmaExecutor(wiring.Component):
         chunk = Signal(len_bits())
         row_end = Signal()
         last = Signal()
+        # Rectangle multicast packets must fit a router input buffer whole (docs/noc.md:
+        # a forked wormhole packet longer than that can deadlock on its slowest branch).
+        mcast_max = min(arch.max_packet_flits, arch.router_buffer_flits - 1)
+        limit = Mux(d.mode == SignalMode.RECT, mcast_max, arch.max_packet_flits)
         m.d.comb += [
             left.eq(d.count0 - done),
-            row_end.eq(left <= arch.max_packet_flits),
-            chunk.eq(Mux(row_end, left, arch.max_packet_flits)),
+            row_end.eq(left <= limit),
+            chunk.eq(Mux(row_end, left, limit)),
             last.eq(row_end & (i1 == d.count1 - 1) & (i2 == d.count2 - 1)),
         ]
 

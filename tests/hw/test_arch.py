@@ -36,7 +36,7 @@ def test_unknown_preset_names_the_choices():
     [
         ("mac_rows", 3, "mac_rows must be one of 1, 2, 4, 8, 16, not 3"),
         ("sram_bytes", 1000, "sram_bytes must be a power of two"),
-        ("mesh_cols", 0, "mesh_cols must be in 1..64, not 0"),
+        ("mesh_cols", 0, "mesh_cols must be in 1..63, not 0"),
         ("semaphores", 3, "semaphores must be a power of two"),
         ("vcs", 1, "vcs must be 2"),
         ("loop_depth", 2, "loop_depth must be in 3..4, not 2"),
