@@ -18,9 +18,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 
-from compiler import kernels, qmath
-from compiler.dialects.base import float_attr, int_attr, ints, shape_of, str_attr
-from compiler.dialects.qnt import int_range, qparams
+from compiler.dialects.base import int_attr, shape_of, str_attr
 from compiler.errors import CompileError
 from compiler.ir import dense_value, main_func, np_dtype
 from compiler.store import ConstantStore, store_of
@@ -159,6 +157,11 @@ def _sigmoid(op, args, store):
 def _sqrt(op, args, store):
     with np.errstate(invalid="ignore"):
         return np.sqrt(args[0])
+
+
+@kernel("graph.round")
+def _round(op, args, store):
+    return np.rint(args[0])
 
 
 @kernel("graph.exp")

@@ -65,7 +65,7 @@ def _pool(op, x: np.ndarray, kind: str, pad_value) -> np.ndarray:
     return kernels.pool2d(
         x, kind, ints(op, "kernel"), ints(op, "strides", [1, 1]), ints(op, "pads", [0] * 4),
         bool(int_attr(op, "ceil_mode", 0)), bool(int_attr(op, "count_include_pad", 0)),
-        pad_value,
+        pad_value, ints(op, "dilations", [1, 1]),
     )
 
 
@@ -139,7 +139,8 @@ def _concat(op, args, store):
 @kernel("graph.slice")
 def _slice(op, args, store):
     st, en, sp = ints(op, "starts"), ints(op, "ends"), ints(op, "steps")
-    idx = tuple(slice(b, None if e < 0 and s < 0 else e, s) for b, e, s in zip(st, en, sp))
+    bounds = zip(st, en, sp, strict=True)
+    idx = tuple(slice(b, None if e < 0 and s < 0 else e, s) for b, e, s in bounds)
     return args[0][idx]
 
 
@@ -202,6 +203,12 @@ def _finish(op, acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndar
     return out
 
 
+@kernel("qnt.rescale")
+def _rescale(op, args, store):
+    acc = args[0].astype(np.int64) - _q(op.operands[0]).zp
+    return _requant(op, acc, args[1].astype(np.int64), args[2].astype(np.int64))
+
+
 @kernel("qnt.matmul")
 def _qmatmul(op, args, store):
     a, b, bias, mult, shift = args
@@ -237,14 +244,15 @@ def _qmul(op, args, store):
 
 @kernel("qnt.softmax")
 def _qsoftmax(op, args, store):
+    bits = op.results[0].type.element_type.width.data
     return qmath.i_softmax(args[0], int_attr(op, "axis"), int_attr(op, "ln2"),
-                           int_attr(op, "b"), int_attr(op, "c"))
+                           int_attr(op, "b"), int_attr(op, "c"), bits)
 
 
 @kernel("qnt.gelu")
 def _qgelu(op, args, store):
     x = args[0].astype(np.int64) - _zp(op.operands[0])
-    acc = qmath.i_gelu(x, int_attr(op, "b"), int_attr(op, "c"))
+    acc = qmath.i_gelu(x, int_attr(op, "b"), int_attr(op, "c"), int_attr(op, "in_shift", 0))
     return _requant(op, acc, int_attr(op, "multiplier"), int_attr(op, "shift"))
 
 

@@ -10,12 +10,14 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     Builtin,
     DenseIntOrFPElementsAttr,
+    Float16Type,
     Float32Type,
     Float64Type,
     IntegerType,
     ModuleOp,
     Signedness,
     TensorType,
+    f16,
     f32,
     f64,
     i1,
@@ -36,8 +38,10 @@ from compiler.dialects.qnt import Qnt
 from compiler.errors import VerifyError
 
 _NP_TO_ELEM: dict[str, Attribute] = {
-    "float32": f32, "float64": f64, "int64": i64, "int32": i32, "int16": i16,
+    "float16": f16, "float32": f32, "float64": f64, "int64": i64, "int32": i32, "int16": i16,
     "int8": i8, "bool": i1, "uint8": IntegerType(8, Signedness.UNSIGNED),
+    "uint16": IntegerType(16, Signedness.UNSIGNED), "uint32": IntegerType(32, Signedness.UNSIGNED),
+    "uint64": IntegerType(64, Signedness.UNSIGNED),
 }  # fmt: skip
 
 
@@ -79,6 +83,8 @@ def np_dtype(elem: Attribute) -> np.dtype:
     """numpy dtype of an IR element type."""
     if isinstance(elem, Float32Type):
         return np.dtype(np.float32)
+    if isinstance(elem, Float16Type):
+        return np.dtype(np.float16)
     if isinstance(elem, Float64Type):
         return np.dtype(np.float64)
     if isinstance(elem, IntegerType):

@@ -83,11 +83,13 @@ def softmax_constants(scale: float) -> dict[str, int]:
     }
 
 
-def i_softmax(q: np.ndarray, axis: int, ln2: int, b: int, c: int) -> np.ndarray:
-    """I-BERT softmax of int codes ``q`` along ``axis``; i8 codes of scale 1/256, zp -128.
+def i_softmax(q: np.ndarray, axis: int, ln2: int, b: int, c: int, bits: int = 8) -> np.ndarray:
+    """I-BERT softmax of int codes ``q`` along ``axis``; codes of scale 2**-bits with zero
+    point -2**(bits-1) (bits = 8 or 16).
 
     d = q - max(q); z = floor(-d / ln2); p = d + z*ln2; e = ((p + b)**2 + c) >> z;
-    out = clamp(rshift_round(e * floor(2**32 / sum(e)), 24), 0, 255) - 128.
+    out = clamp(rshift_round(e * floor(2**32 / sum(e)), 32 - bits), 0, 2**bits - 1)
+    - 2**(bits-1).
     """
     q = np.asarray(q, dtype=I64)
     d = q - q.max(axis=axis, keepdims=True)
@@ -96,7 +98,8 @@ def i_softmax(q: np.ndarray, axis: int, ln2: int, b: int, c: int) -> np.ndarray:
     e = np.right_shift((p + b) ** 2 + c, np.minimum(z, 62))
     total = np.maximum(e.sum(axis=axis, keepdims=True), 1)
     recip = np.floor_divide(I64(1) << 32, total)
-    return np.clip(rshift_round(e * recip, 24), 0, 255) - 128
+    top = (1 << bits) - 1
+    return np.clip(rshift_round(e * recip, 32 - bits), 0, top) - (1 << (bits - 1))
 
 
 def gelu_constants(scale: float) -> dict[str, int | float]:
@@ -107,13 +110,30 @@ def gelu_constants(scale: float) -> dict[str, int | float]:
     return {"b": max(b, 1), "c": max(c, 1), "out_scale": scale * ERF_A * s_e * s_e / 2}
 
 
-def i_gelu(x: np.ndarray, b: int, c: int) -> np.ndarray:
-    """int32 GELU of zero-point-free codes ``x``: ``x * (E + c)`` with
-    ``E = sgn(x) * (c - (min(|x|, b) - b)**2)``; real value = result * out_scale."""
-    x = np.asarray(x, dtype=I64)
+def gelu_shift(scale: float, bits: int) -> tuple[int, dict[str, int | float]]:
+    """Smallest input right-shift keeping i-GELU's ``x * (E + c)`` below 2**31, and the
+    constants for the shifted scale."""
+    for shift in range(17):
+        consts = gelu_constants(scale * 2**shift)
+        xmax = (1 << (bits - 1)) >> shift
+        if (xmax + 1) * 2 * int(consts["c"]) < 2**31:
+            return shift, consts
+    return 16, gelu_constants(scale * 2**16)
+
+
+def i_gelu(x: np.ndarray, b: int, c: int, in_shift: int = 0) -> np.ndarray:
+    """int32 GELU of zero-point-free codes ``x``: first ``x = rshift_round(x, in_shift)``
+    (keeps 16-bit inputs within int32), then ``x * (E + c)`` with
+    ``E = sgn(x) * (c - (min(|x|, b) - b)**2)``; real value = result * out_scale, where
+    the constants come from gelu_constants(scale * 2**in_shift)."""
+    x = rshift_round(np.asarray(x, dtype=I64), in_shift)
     ax = np.minimum(np.abs(x), b)
     e = np.sign(x) * (c - (ax - b) ** 2)
     return x * (e + c)
+
+
+LN_FRAC_BITS = 12  # fraction bits of the normalized value (x - mean) / std
+LN_GAMMA_MAX = 13000
 
 
 def i_layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: int) -> np.ndarray:
@@ -121,7 +141,9 @@ def i_layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: int) ->
 
     mean = rdiv(sum x, N); c = x - mean; var = sum c**2 (64-bit);
     std = max(isqrt(rdiv(var << 8, N) + eps), 1)  (16 * std in input units);
-    n = rdiv(c << 12, std)  (= 256 * c / std); return n * gamma + beta.
+    inv = floor(2**40 / std) (one division per row);
+    n = rshift_round(c * inv, 36 - 12)  (= 4096 * c / std_real, 64-bit product);
+    return n * gamma + beta  (gamma within +-2047, so the result fits int32).
     """
     x = np.asarray(x, dtype=I64)
     n_el = x.shape[-1]
@@ -129,7 +151,8 @@ def i_layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: int) ->
     cen = x - mean
     var = (cen * cen).sum(axis=-1, keepdims=True)
     std = np.maximum(isqrt(rdiv(np.left_shift(var, 8), n_el) + eps), 1)
-    norm = rdiv(np.left_shift(cen, 12), std)
+    inv = np.floor_divide(I64(1) << 40, std)
+    norm = rshift_round(cen * inv, 36 - LN_FRAC_BITS)
     return norm * np.asarray(gamma, dtype=I64) + np.asarray(beta, dtype=I64)
 
 

@@ -60,6 +60,12 @@ class ConstantStore:
         self._arrays[name] = arr
         return name
 
+    def copy(self) -> ConstantStore:
+        """A new store sharing the (read-only) arrays."""
+        out = ConstantStore()
+        out._arrays = dict(self._arrays)
+        return out
+
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self._arrays.values())
 

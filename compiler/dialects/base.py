@@ -33,7 +33,7 @@ def shape_of(value: SSAValue | Attribute) -> Shape:
     typ = value.type if isinstance(value, SSAValue) else value
     if not isinstance(typ, TensorType):
         raise VerifyException(f"expected a tensor, got {typ}")
-    return tuple(typ.get_shape())
+    return tuple(DYN if d < 0 else d for d in typ.get_shape())
 
 
 def elem_of(value: SSAValue | Attribute) -> Attribute:
@@ -170,4 +170,9 @@ def pool_out(size: int, k: int, s: int, lo: int, hi: int, d: int = 1, ceil: bool
     num = size + lo + hi - span
     if num < 0:
         raise VerifyException(f"window {span} larger than padded input {size + lo + hi}")
-    return (-(-num // s) if ceil else num // s) + 1
+    if not ceil:
+        return num // s + 1
+    out = -(-num // s) + 1
+    if (out - 1) * s >= size + lo:  # the last window would start inside the end padding
+        out -= 1
+    return out

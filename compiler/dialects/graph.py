@@ -186,6 +186,13 @@ class ExpOp(UnaryOp):
 
 
 @irdl_op_definition
+class RoundOp(UnaryOp):
+    """Round half to even (ONNX Round, numpy.rint)."""
+
+    name = "graph.round"
+
+
+@irdl_op_definition
 class GeluOp(UnaryOp):
     """GELU; ``approximate`` is "none" (erf form) or "tanh"."""
 
@@ -291,7 +298,8 @@ class ConvOp(TensorOp):
 
 
 class PoolOp(TensorOp):
-    """2-D NCHW pooling: kernel [kh, kw], strides, pads [t, l, b, r], ceil_mode."""
+    """2-D NCHW pooling: kernel [kh, kw], strides, pads [t, l, b, r], dilations,
+    ceil_mode."""
 
     input = operand_def(TensorType)
     result = result_def(TensorType)
@@ -307,8 +315,9 @@ class PoolOp(TensorOp):
         n, c, h, w = shape_of(self.input)
         k, s = ints(self, "kernel"), ints(self, "strides", [1, 1])
         p, ceil = ints(self, "pads", [0] * 4), bool(int_attr(self, "ceil_mode", 0))
-        return [(n, c, pool_out(h, k[0], s[0], p[0], p[2], 1, ceil),
-                 pool_out(w, k[1], s[1], p[1], p[3], 1, ceil))]
+        d = ints(self, "dilations", [1, 1])
+        return [(n, c, pool_out(h, k[0], s[0], p[0], p[2], d[0], ceil),
+                 pool_out(w, k[1], s[1], p[1], p[3], d[1], ceil))]
 
 
 @irdl_op_definition
@@ -513,7 +522,7 @@ def _prod(shape: Shape) -> int:
 
 GRAPH_OPS = [
     WeightOp, ConstantOp, AddOp, SubOp, MulOp, DivOp, PowOp, WhereOp, ErfOp, TanhOp,
-    SigmoidOp, SqrtOp, ExpOp, GeluOp, CastOp, SoftmaxOp, MatMulOp, FusedMatMulOp, ConvOp,
+    SigmoidOp, SqrtOp, ExpOp, RoundOp, GeluOp, CastOp, SoftmaxOp, MatMulOp, FusedMatMulOp, ConvOp,
     MaxPoolOp, AvgPoolOp, ReduceMeanOp, ReduceSumOp, ReduceMaxOp, LayerNormOp, ReshapeOp,
     ExpandOp, TransposeOp, ConcatOp, SliceOp, PadOp, GatherOp,
 ]  # fmt: skip

@@ -176,6 +176,32 @@ class RequantizeOp(TensorOp):
         return [shape_of(self.input)]
 
 
+@irdl_op_definition
+class RescaleOp(TensorOp):
+    """Per-channel requantization along the last axis:
+    ``clamp(rshift_round((q - zp_in) * multiplier[k], shift[k]) + zp_out)``.
+    Used to smooth activation outliers into the weights before an int8 MAC."""
+
+    name = "qnt.rescale"
+    input = operand_def(TensorType)
+    multiplier = operand_def(TensorType)
+    shift = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+
+    def check(self) -> None:
+        _need_q(self, self.input, "operand")
+        _need_q(self, self.result, "result")
+        width = shape_of(self.input)[-1]
+        for what, v in (("multiplier", self.multiplier), ("shift", self.shift)):
+            _need_int(self, v, what, (32,))
+            if shape_of(v) != (width,):
+                raise VerifyException(f"'qnt.rescale' {what} must have {width} elements")
+
+    def infer_shapes(self) -> list[Shape]:
+        return [shape_of(self.input)]
+
+
 class _Accumulating(TensorOp):
     """Shared checks of ops with bias, per-channel multiplier and shift operands."""
 
@@ -215,6 +241,15 @@ class MatMulOp(_Accumulating):
 
     def check(self) -> None:
         self.check_common(self.infer_shapes()[0][-1])
+        k = shape_of(self.lhs)[-1]
+        bits = [v.type.element_type.width.data for v in (self.lhs, self.rhs)]  # type: ignore[attr-defined]
+        owner = self.rhs.owner
+        weights = getattr(owner, "name", None) in ("graph.weight", "graph.constant")
+        # constant weights: the quantizer bounds 2**15 * max column sum |w| instead
+        if not weights and k * (1 << (bits[0] - 1)) * (1 << (bits[1] - 1)) >= 2**31:
+            raise VerifyException(
+                f"'qnt.matmul' int32 accumulator can overflow: K = {k} with "
+                f"i{bits[0]} x i{bits[1]} operands (i16 operands need K < 512)")
 
     def infer_shapes(self) -> list[Shape]:
         return [matmul_shape(shape_of(self.lhs), shape_of(self.rhs))]
@@ -285,7 +320,8 @@ class MulOp(_BinaryQ):
 @irdl_op_definition
 class SoftmaxOp(TensorOp):
     """I-BERT integer softmax: i-exp with ``ln2``, ``b``, ``c`` (integer polynomial
-    constants), row sum, reciprocal; result scale 1/256 and zero point -128 (i8)."""
+    constants), row sum, reciprocal; result scale 2**-bits and zero point -2**(bits-1)
+    (i8: 1/256 and -128; i16: 1/65536 and -32768)."""
 
     name = "qnt.softmax"
     input = operand_def(TensorType)
@@ -294,12 +330,14 @@ class SoftmaxOp(TensorOp):
 
     def check(self) -> None:
         _need_q(self, self.input, "operand")
-        _need_q(self, self.result, "result", (8,))
+        _need_q(self, self.result, "result")
         norm_axis(int_attr(self, "axis"), len(shape_of(self.input)), "'qnt.softmax'")
         q = qparams(self.result)
         assert q is not None
-        if q.scale != 1 / 256 or q.zp != -128:
-            raise VerifyException("'qnt.softmax' result must be #qnt.q<0.00390625, -128>")
+        bits = self.result.type.element_type.width.data  # type: ignore[attr-defined]
+        if q.scale != 2.0**-bits or q.zp != -(2 ** (bits - 1)):
+            raise VerifyException(f"'qnt.softmax' result must be #qnt.q<{2.0**-bits!r}, "
+                                  f"{-(2 ** (bits - 1))}> for i{bits}")
         if int_attr(self, "ln2") < 1 or int_attr(self, "b") < 0 or int_attr(self, "c") < 0:
             raise VerifyException("'qnt.softmax' needs ln2 >= 1 and b, c >= 0")
 
@@ -322,6 +360,8 @@ class GeluOp(TensorOp):
         _need_q(self, self.result, "result")
         if int_attr(self, "b") < 1 or int_attr(self, "c") < 1:
             raise VerifyException("'qnt.gelu' needs b >= 1 and c >= 1")
+        if not 0 <= int_attr(self, "in_shift", 0) <= 16:
+            raise VerifyException("'qnt.gelu' in_shift must be in 0..16")
         _check_mult_shift(self, int_attr(self, "multiplier"), int_attr(self, "shift"))
 
     def infer_shapes(self) -> list[Shape]:
@@ -331,8 +371,9 @@ class GeluOp(TensorOp):
 @irdl_op_definition
 class LayerNormOp(TensorOp):
     """Integer layer norm over the last dim: integer mean, variance, integer square
-    root (i-sqrt), normalized value with 8 fraction bits, times int16 ``gamma`` plus
-    int32 ``beta``, requantized by ``multiplier``/``shift``."""
+    root (i-sqrt), one reciprocal per row, normalized value with 12 fraction bits, times
+    ``gamma`` (int16 holding 12-bit values) plus int32 ``beta``, requantized by
+    ``multiplier``/``shift``."""
 
     name = "qnt.layer_norm"
     input = operand_def(TensorType)
@@ -392,7 +433,7 @@ class MeanOp(ReduceOp):
 
 
 QNT_OPS = [
-    QuantizeOp, DequantizeOp, RequantizeOp, MatMulOp, ConvOp, AddOp, MulOp, SoftmaxOp,
+    QuantizeOp, DequantizeOp, RequantizeOp, RescaleOp, MatMulOp, ConvOp, AddOp, MulOp, SoftmaxOp,
     GeluOp, LayerNormOp, LutOp, MeanOp,
 ]  # fmt: skip
 

@@ -40,20 +40,25 @@ from compiler.ir import dense, elem_type, np_dtype, tensor_type
 from compiler.store import ConstantStore, attach
 
 MIN_OPSET, MAX_OPSET = 13, 21
+INIT_INLINE_LIMIT = 16  # initializers above this size always go to the store
 FOLD_LIMIT = 4096  # results up to this many elements are computed during import
 
 _ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32",
     onnx.TensorProto.INT16: "int16", onnx.TensorProto.INT8: "int8",
     onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.BOOL: "bool",
+    onnx.TensorProto.UINT16: "uint16", onnx.TensorProto.UINT32: "uint32",
+    onnx.TensorProto.UINT64: "uint64",
 }  # fmt: skip
 
 
 def onnx_dtype(code: int, where: str) -> np.dtype:
     """numpy dtype of an ONNX element type; UnsupportedError for the others."""
     if code not in _ONNX_DTYPES:
-        name = onnx.TensorProto.DataType.Name(code) if code in onnx.TensorProto.DataType.values() else code
+        known = code in onnx.TensorProto.DataType.values()
+        name = onnx.TensorProto.DataType.Name(code) if known else code
         raise UnsupportedError(f"{where}: data type {name} is not supported")
     return np.dtype(_ONNX_DTYPES[code])
 
@@ -95,14 +100,16 @@ class Importer:
             raise self.error(f"{what} (input {name!r}) must be a compile-time constant", ShapeError)
         return val
 
-    def constant(self, array: np.ndarray, hint: str) -> SSAValue:
-        """Materialize a compile-time constant (store entry when large)."""
+    def constant(self, array: np.ndarray, hint: str, inline_limit: int = MAX_INLINE_ELEMENTS
+                 ) -> SSAValue:
+        """Materialize a compile-time constant (store entry above ``inline_limit``)."""
         array = np.asarray(array)
         try:
             typ = tensor_type(array.shape, array.dtype)
         except KeyError:
-            raise UnsupportedError(f"constant {hint!r}: data type {array.dtype} is not supported")
-        if array.size > MAX_INLINE_ELEMENTS:
+            raise UnsupportedError(
+                f"constant {hint!r}: data type {array.dtype} is not supported") from None
+        if array.size > inline_limit:
             ref = self.store.add(hint, array)
             op: Operation = graph.WeightOp.create(result_types=[typ],
                                                   attributes={"ref": _str(ref)})
@@ -194,8 +201,8 @@ def model_opset(model: onnx.ModelProto) -> int:
     return opset
 
 
-def topo_order(graph_proto: onnx.GraphProto, known: set[str]) -> list[onnx.NodeProto]:
-    """Nodes in dependency order; ModelFormatError on a cycle or an unproduced input."""
+def topo_order(graph_proto: onnx.GraphProto, known: set[str]) -> list[int]:
+    """Node indices in dependency order; ModelFormatError on a cycle or an unproduced input."""
     producers = {}
     for i, node in enumerate(graph_proto.node):
         for out in node.output:
@@ -208,7 +215,7 @@ def topo_order(graph_proto: onnx.GraphProto, known: set[str]) -> list[onnx.NodeP
             i, expanded = stack.pop()
             if expanded:
                 state[i] = 2
-                order.append(graph_proto.node[i])
+                order.append(i)
                 continue
             if state[i] == 2:
                 continue
@@ -238,26 +245,42 @@ def _label(node: onnx.NodeProto, index: int) -> str:
     return node.name or f"#{index}:{node.output[0] if node.output else node.op_type}"
 
 
+# inputs that must be compile-time constants, by operator (positions)
+CONST_SLOTS: dict[str, tuple[int, ...]] = {
+    "Reshape": (1,), "Slice": (1, 2, 3, 4), "Split": (1,), "Squeeze": (1,),
+    "Unsqueeze": (1,), "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,),
+    "Expand": (1,), "QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2),
+    "QLinearMatMul": (1, 2, 4, 5, 6, 7), "MatMulInteger": (2, 3),
+}  # fmt: skip
+
+
 def import_onnx(model: str | Path | onnx.ModelProto,
                 input_shapes: Mapping[str, Sequence[int]] | None = None,
-                dim_params: Mapping[str, int] | None = None) -> ModuleOp:
-    """Import an ONNX model; ``input_shapes``/``dim_params`` resolve dynamic dims."""
+                dim_params: Mapping[str, int] | None = None,
+                frozen_inputs: Mapping[str, np.ndarray] | None = None) -> ModuleOp:
+    """Import an ONNX model.
+
+    ``input_shapes`` / ``dim_params`` resolve dynamic dims; ``frozen_inputs`` binds
+    graph inputs to compile-time values (they become initializers).
+    """
     from compiler.frontend.onnx_ops import HANDLERS
 
     proto = load_model(model)
     opset = model_opset(proto)
+    if frozen_inputs:
+        proto = _freeze(proto, frozen_inputs)
     imp = Importer(proto, opset)
     g = proto.graph
     inits = {t.name for t in g.initializer}
     for t in g.initializer:
         arr = numpy_helper.to_array(t)
         onnx_dtype(t.data_type, f"initializer {t.name!r}")
-        imp.values[t.name] = imp.constant(arr, t.name)
+        imp.values[t.name] = imp.constant(arr, t.name, INIT_INLINE_LIMIT)
     args = _add_inputs(imp, [i for i in g.input if i.name not in inits], input_shapes or {},
                        dim_params or {})
-    labels = {id(n): _label(n, i) for i, n in enumerate(g.node)}
-    for node in topo_order(g, set(imp.values)):
-        imp.node, imp.node_label = node, labels[id(node)]
+    for index in topo_order(g, set(imp.values)):
+        node = g.node[index]
+        imp.node, imp.node_label = node, _label(node, index)
         handler = HANDLERS.get(node.op_type)
         if handler is None or node.domain not in ("", "ai.onnx"):
             raise imp.error(f"operator {node.domain + '.' if node.domain else ''}"
@@ -268,6 +291,21 @@ def import_onnx(model: str | Path | onnx.ModelProto,
                 imp.values[name] = val
     imp.node = None
     return _finish(imp, g, args)
+
+
+def _freeze(proto: onnx.ModelProto, frozen: Mapping[str, np.ndarray]) -> onnx.ModelProto:
+    names = {i.name for i in proto.graph.input}
+    unknown = sorted(set(frozen) - names)
+    if unknown:
+        raise ModelFormatError(f"cannot freeze {unknown[0]!r}: the model has no such input")
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    keep = [i for i in out.graph.input if i.name not in frozen]
+    del out.graph.input[:]
+    out.graph.input.extend(keep)
+    for name, value in frozen.items():
+        out.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+    return out
 
 
 def _add_inputs(imp: Importer, inputs, shapes, dim_params) -> list[SSAValue]:
@@ -303,10 +341,7 @@ def _finish(imp: Importer, g: onnx.GraphProto, args: list[SSAValue]) -> ModuleOp
     for o in g.output:
         if o.name not in imp.values:
             raise ModelFormatError(f"graph output {o.name!r} is not produced by any node")
-        v = imp.values[o.name]
-        if isinstance(v.owner, Operation) and v.owner.name == "graph.constant" and v in imp.consts:
-            pass
-        outs.append(v)
+        outs.append(imp.values[o.name])
     imp.builder.insert(func.ReturnOp(*outs))
     _drop_unused_constants(imp.block)
     ftype = func.FunctionType.from_lists([a.type for a in args], [v.type for v in outs])
@@ -325,7 +360,7 @@ def _finish(imp: Importer, g: onnx.GraphProto, args: list[SSAValue]) -> ModuleOp
 def _drop_unused_constants(block: Block) -> None:
     for op in reversed(list(block.ops)):
         if op.name in ("graph.constant", "graph.weight") and not op.results[0].uses:
-            op.erase()
+            block.erase_op(op)
 
 
 __all__ = ["import_onnx", "load_model", "model_opset", "Importer", "np_dtype", "elem_type"]

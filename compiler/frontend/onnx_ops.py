@@ -18,7 +18,7 @@ from xdsl.ir import Attribute, SSAValue
 
 from compiler.dialects import graph
 from compiler.dialects.base import DYN, broadcast, i64_array, matmul_shape
-from compiler.errors import ShapeError, UnsupportedError
+from compiler.errors import ShapeError
 from compiler.frontend.onnx_import import Importer, onnx_dtype
 from compiler.ir import np_dtype, tensor_type
 
@@ -302,37 +302,53 @@ def _pool_common(imp: Importer, node: onnx.NodeProto, extra: dict) -> tuple[SSAV
              "strides": None, **extra}
     a = attrs(imp, node, known)
     x = imp.value(inputs(imp, node, 1, 1)[0])
-    if len(imp.shape(x)) != 4:
-        raise imp.error("only 2-D pooling (rank-4 input) is supported")
+    rank = len(imp.shape(x))
+    if rank not in (3, 4):
+        raise imp.error(f"only 1-D and 2-D pooling are supported (input rank {rank})")
     if len([o for o in node.output if o]) > 1:
         raise imp.error("the Indices output of MaxPool is not supported")
     kernel = list(a["kernel_shape"])  # type: ignore[arg-type]
-    strides = list(a["strides"] or [1, 1])
-    dil = list(a.get("dilations") or [1, 1])
-    if dil != [1, 1]:
-        raise imp.error(f"dilations={dil} are not supported for pooling")
+    strides = list(a["strides"] or [1] * len(kernel))
+    dil = list(a.get("dilations") or [1] * len(kernel))
+    if rank == 3:  # 1-D pooling runs as 2-D pooling over (N, C, 1, L)
+        n, c, length = imp.shape(x)
+        x = _reshape_to(imp, x, [n, c, 1, length], out_hint(node) + "_2d")
+        pads = list(a.get("pads") or [0, 0])
+        a = {**a, "pads": [0, pads[0], 0, pads[1]]}
+        kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
     if a.get("storage_order", 0):
         raise imp.error("storage_order=1 is not supported")
     pads = _pads(imp, a, list(imp.shape(x)[2:]), kernel, strides, dil)
     at = {"kernel": i64_array(kernel), "strides": i64_array(strides), "pads": i64_array(pads),
           "ceil_mode": _iattr(int(a["ceil_mode"]))}  # type: ignore[arg-type]
+    if dil != [1, 1]:
+        at["dilations"] = i64_array(dil)
     return x, at
 
 
-def _emit_pool(imp: Importer, node, cls, x: SSAValue, at: dict) -> SSAValue:
+def _reshape_to(imp: Importer, x: SSAValue, shape: list[int], hint: str) -> SSAValue:
+    op = graph.ReshapeOp.create(operands=[x], result_types=[like(imp, x, shape)])
+    return imp.emit(op, hint)
+
+
+def _emit_pool(imp: Importer, node, cls, x: SSAValue, at: dict, rank: int) -> SSAValue:
     op = cls.create(operands=[x], result_types=[like(imp, x)], attributes=at)
     try:
         shape = op.infer_shapes()[0]
     except Exception as exc:
         raise imp.error(str(exc), ShapeError) from None
     op = cls.create(operands=[x], result_types=[like(imp, x, shape)], attributes=at)
+    if rank == 3:
+        y = imp.emit(op, out_hint(node) + "_2d")
+        return _reshape_to(imp, y, [shape[0], shape[1], shape[3]], out_hint(node))
     return imp.emit(op, out_hint(node))
 
 
 @handles("MaxPool")
 def _maxpool(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
     x, at = _pool_common(imp, node, {"dilations": None, "storage_order": 0})
-    return [_emit_pool(imp, node, graph.MaxPoolOp, x, at)]
+    rank = len(imp.shape(imp.value(node.input[0])))
+    return [_emit_pool(imp, node, graph.MaxPoolOp, x, at, rank)]
 
 
 @handles("AveragePool")
@@ -340,7 +356,8 @@ def _avgpool(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
     x, at = _pool_common(imp, node, {"count_include_pad": 0, "dilations": None})
     a = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     at["count_include_pad"] = _iattr(int(a.get("count_include_pad", 0)))
-    return [_emit_pool(imp, node, graph.AvgPoolOp, x, at)]
+    rank = len(imp.shape(imp.value(node.input[0])))
+    return [_emit_pool(imp, node, graph.AvgPoolOp, x, at, rank)]
 
 
 @handles("GlobalAveragePool")
@@ -389,8 +406,6 @@ def _reduce(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
 @handles("LayerNormalization")
 def _layernorm(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
     a = attrs(imp, node, {"axis": -1, "epsilon": 1e-5, "stash_type": 1})
-    if len([o for o in node.output if o]) > 1:
-        raise imp.error("the Mean and InvStdDev outputs are not supported")
     names = inputs(imp, node, 2, 3)
     x, g = imp.value(names[0]), imp.value(names[1])
     _need_float(imp, x)
@@ -401,7 +416,28 @@ def _layernorm(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
     op = graph.LayerNormOp.create(
         operands=[x, g, beta], result_types=[like(imp, x)],
         attributes={"axis": _iattr(axis), "epsilon": FloatAttr(float(a["epsilon"]), f32)})  # type: ignore[arg-type]
-    return [imp.emit(op, out_hint(node))]
+    outs = [imp.emit(op, out_hint(node))]
+    if len(node.output) > 1:
+        outs += _layernorm_stats(imp, x, axis, float(a["epsilon"]), node)  # type: ignore[arg-type]
+    return outs
+
+
+def _layernorm_stats(imp: Importer, x: SSAValue, axis: int, eps: float,
+                     node: onnx.NodeProto) -> list[SSAValue]:
+    """The optional Mean and InvStdDev outputs, as graph arithmetic."""
+    axes = list(range(axis, len(imp.shape(x))))
+    mean = reduce(imp, graph.ReduceMeanOp, x, axes, True, out_hint(node, 1))
+    cen = binary(imp, graph.SubOp, x, mean, "centered")
+    var = reduce(imp, graph.ReduceMeanOp, binary(imp, graph.MulOp, cen, cen, "sq"), axes, True,
+                 "var")
+    std = imp.emit(graph.SqrtOp.create(operands=[binary(imp, graph.AddOp, var, scalar(
+        imp, eps, var, "eps"), "var_eps")], result_types=[like(imp, var)]), "std")
+    inv = binary(imp, graph.DivOp, scalar(imp, 1.0, std, "one"), std,
+                 out_hint(node, 2) if len(node.output) > 2 else "inv_std")
+    return [mean, inv]
 
 
 _ = DYN
+
+
+from compiler.frontend import onnx_shape_ops  # noqa: E402,F401  (registers more handlers)

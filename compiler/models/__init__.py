@@ -1,0 +1,1 @@
+"""ONNX model builders (onnx.helper only): BERT encoders, MiniLM, a small CNN."""
