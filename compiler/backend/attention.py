@@ -1,0 +1,241 @@
+"""One attention head O = requant(softmax(Q K^T) V) with I-BERT integer softmax.
+
+Queries are split over a rectangle of PEs; K^T and V are broadcast from PE (0, 0).
+Each PE runs:
+
+1. scores S = Q K^T (mapping.matmul with ``out32``: raw int32 accumulators, rows of
+   ``Sp`` keys; K^T's key columns are permuted inside C-chunks, layout.chunk_perm);
+2. mapping.softmax over every row on the vector unit: RMAX, SUB (x - max), EXP
+   (I-BERT i-exp, constants from the score scale via compiler.qmath), RSUM,
+   RECIP (2**recip_k // sum, once for all rows), MUL, REQ to int8 probabilities
+   (codes 0..127 of scale 2**-7, zero point 0, so P @ V needs no zero-point term).
+   Padded keys get a mask of -2**30 added first (ADD), so their i-exp is 0;
+3. mapping.transpose of the probabilities into the A-operand layout;
+4. O = requant(P V) with per-channel parameters (fused output stage).
+
+The numpy reference applies the same sim.numerics functions in the same order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import sim.numerics as numerics
+from compiler import qmath
+from compiler.backend.builder import KernelBuilder, Mapped
+from compiler.backend.gemm import words_rows
+from compiler.backend.groups import broadcast_load, broadcast_wait, pes_of, row_grid
+from compiler.backend.layout import ceil_to, chunk_perm, pack_a, pack_b, param_blocks, ref_gemm
+from compiler.backend.lower import softmax_vcfg
+from compiler.backend.mlp import check_rc, transpose_buffers
+from compiler.dialects import mapping as mp
+from compiler.errors import ShapeError
+from hw.isa import DType, VCfg, VFn, qparam_layout
+
+__all__ = ["map_attention", "attention_inputs", "attention_reference", "softmax_cfg"]
+
+LOAD, SCORE, SOFT, TRANS, PV, STORE = range(6)
+RECIP_K = 30
+MASK = -(1 << 30)
+
+
+def softmax_cfg(scale: float) -> tuple[list[int], np.ndarray]:
+    """mapping.softmax consts [qln2, qb, qc, recip_k] and the VCFG values they set."""
+    k = qmath.softmax_constants(scale)
+    consts = [k["ln2"], k["b"], k["c"], RECIP_K]
+    cfg = np.zeros(len(VCfg), np.int64)
+    for reg, value in softmax_vcfg(consts).items():
+        cfg[reg] = value
+    return consts, cfg
+
+
+def attention_inputs(seq: int, d: int, seed: int) -> dict:
+    for name, v in (("seq", seq), ("d", d)):
+        if not isinstance(v, int) or v < 1:
+            raise ShapeError(f"attention: {name} must be a positive integer, not {v!r}")
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.integers(-64, 64, (seq, d)).astype(np.int8) for _ in range(3))
+    # score scale: s_q * s_k / sqrt(d) with activations of scale 2/64
+    scale = (2 / 64) ** 2 / np.sqrt(d) * 8
+    dv = d
+    return {
+        "q": q,
+        "k": k,
+        "v": v,
+        "scale": float(scale),
+        "bias": np.zeros(dv, np.int32),
+        "mult": np.full(dv, 1 << 30, np.int32),
+        "shift": np.full(dv, 36, np.int32),
+        "zp": 0,
+    }
+
+
+def softmax_rows(scores: np.ndarray, cfg: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """The vector-unit sequence of mapping.softmax, row by row (sim.numerics)."""
+    i32 = DType.I32
+    out = np.zeros(scores.shape, np.int8)
+    for r, row in enumerate(np.asarray(scores, np.int64)):
+        if mask is not None:
+            row = numerics.vector_elementwise(VFn.ADD, row, mask, i32, cfg)
+        mx = numerics.vector_reduce(VFn.RMAX, row)
+        row = numerics.vector_elementwise(VFn.SUB, row, np.int64(mx), i32, cfg)
+        row = numerics.vector_elementwise(VFn.EXP, row, None, i32, cfg)
+        total = numerics.vector_reduce(VFn.RSUM, row)
+        rec = numerics.vector_elementwise(VFn.RECIP, np.array([total]), None, i32, cfg)[0]
+        row = numerics.vector_elementwise(VFn.MUL, row, np.int64(rec), i32, cfg)
+        out[r] = numerics.vector_elementwise(VFn.REQ, row, None, DType.I8, cfg)
+    return out
+
+
+def attention_reference(t: dict, sp: int) -> np.ndarray:
+    seq = t["q"].shape[0]
+    _, cfg = softmax_cfg(t["scale"])
+    scores = numerics.matmul_acc(t["q"].T, t["k"].T).astype(np.int64)
+    mask = None
+    if sp > seq:
+        scores = np.pad(scores, ((0, 0), (0, sp - seq)))
+        mask = np.where(np.arange(sp) < seq, 0, MASK)
+    p = softmax_rows(scores, cfg, mask)[:, :seq]
+    return ref_gemm(p, t["v"], t["bias"], t["mult"], t["shift"], t["zp"], -128, 127)
+
+
+def padded_keys(seq: int) -> int:
+    return ceil_to(seq, 16)
+
+
+def map_attention(arch, t: dict, name: str = "attention") -> Mapped:
+    check_rc(arch, "attention")
+    R, C = arch.mac_rows, arch.mac_cols
+    seq, d = t["q"].shape
+    dv = t["v"].shape[1]
+    sp, dp, vp = padded_keys(seq), ceil_to(d, 16), ceil_to(dv, C)
+    gc, gr, mtp = row_grid(arch, -(-seq // R))
+    while (mtp * R * vp) % 16 or (mtp * R) % 4:  # RECIP runs over rows/4 words
+        mtp += 1
+    mp_ = mtp * R
+    pes = pes_of(gc, gr)
+    rect = (0, 0, gc - 1, gr - 1)
+    kb = KernelBuilder(arch, name)
+    perm = chunk_perm(sp, R, C)
+    kt = np.zeros((dp, sp), np.int8)
+    kt[:d, :seq] = t["k"].T
+    pk = pack_b(kt[:, perm], dp, sp, C)
+    pv = pack_b(t["v"], sp, vp, C)
+    pq = pack_a(t["q"], len(pes) * mp_, dp, R)
+    kb.dram_tensor("Q", pq.nbytes, pq.tobytes())
+    kb.dram_tensor("KT", pk.nbytes, pk.tobytes())
+    kb.dram_tensor("V", pv.nbytes, pv.tobytes())
+    kb.dram_tensor("O", len(pes) * mp_ * vp)
+    pad = lambda v: np.pad(np.asarray(v, np.int64), (0, vp - len(v)))  # noqa: E731
+    po = param_blocks(pad(t["bias"]), pad(t["mult"]), pad(t["shift"]), t["zp"], -128, 127, C)
+    kb.sram_buffer("PO", "output params", len(po), rect, (LOAD, PV), "high", po)
+    kb.sram_buffer("KTs", "K^T", pk.nbytes, rect, (LOAD, SCORE), "high")
+    kb.sram_buffer("Vs", "V", pv.nbytes, rect, (LOAD, PV), "high")
+    sel, ident = transpose_buffers(kb, rect, (SCORE, TRANS))  # ident also serves SCORE
+    consts, _ = softmax_cfg(t["scale"])
+    mask = None
+    if sp > seq:
+        mvec = np.where(perm < seq, 0, MASK).astype("<i4")
+        mask = kb.sram_buffer(
+            "mask", "key mask", mvec.nbytes, rect, (SOFT, SOFT), "high", mvec.tobytes()
+        )
+    q_band = mtp * dp * R
+    for i, pe in enumerate(pes):
+        kb.sram_buffer(f"Q{i}", "Q", q_band, pe, (LOAD, SCORE), "low")
+        kb.sram_buffer(f"S{i}", "scores", mp_ * sp * 4, pe, (SCORE, SOFT), "low")
+        kb.sram_buffer(f"P{i}", "probabilities", mp_ * sp + 16 * R, pe, (SOFT, TRANS), "low")
+        kb.sram_buffer(f"PT{i}", "P transposed", mp_ * sp, pe, (TRANS, PV), "low")
+        kb.sram_buffer(f"O{i}", "O", mp_ * vp, pe, (PV, STORE), "low")
+        kb.sram_buffer(f"T{i}", "softmax row sums", 32 * mp_, pe, (SOFT, SOFT), "high")
+        kb.add(
+            pe,
+            mp.TransferOp,
+            local=f"@Q{i}",
+            remote="@Q",
+            remote_offset=i * q_band,
+            count=words_rows(q_band),
+            sem=0,
+            read=1,
+        )
+    broadcast_load(kb, gc, gr, "KTs", "KT", pk.nbytes, 1)
+    broadcast_load(kb, gc, gr, "Vs", "V", pv.nbytes, 2)
+    broadcast_wait(kb, gc, gr, "KTs", pk.nbytes, 1)
+    broadcast_wait(kb, gc, gr, "Vs", pv.nbytes, 2)
+    q = qparam_layout(C)["total"][1]
+    for i, pe in enumerate(pes):
+        kb.add(pe, mp.WaitOp, sem=0, count=1)
+        kb.add(
+            pe,
+            mp.MatmulOp,
+            a=f"@Q{i}",
+            b="@KTs",
+            c=f"@S{i}",
+            params=f"@{ident}",
+            tiles=[mtp, sp // C],
+            k=dp,
+            ldc=4 * sp,
+            out32=1,
+            param_stride=0,
+        )
+        extra = {"mask": f"@{mask}"} if mask else {}
+        kb.add(
+            pe,
+            mp.SoftmaxOp,
+            src=f"@S{i}",
+            dst=f"@P{i}",
+            tmp=f"@T{i}",
+            rows=mp_,
+            cols=sp,
+            consts=consts,
+            **extra,
+        )
+        kb.add(
+            pe,
+            mp.TransposeOp,
+            src=f"@P{i}",
+            dst=f"@PT{i}",
+            sel=f"@{sel}",
+            params=f"@{ident}",
+            rows=mp_,
+            cols=sp,
+            ldc=sp,
+        )
+        kb.add(
+            pe,
+            mp.MatmulOp,
+            a=f"@PT{i}",
+            b="@Vs",
+            c=f"@O{i}",
+            params="@PO",
+            tiles=[mtp, vp // C],
+            k=sp,
+            ldc=vp,
+            param_stride=q,
+        )
+        kb.add(
+            pe,
+            mp.TransferOp,
+            local=f"@O{i}",
+            remote="@O",
+            remote_offset=i * mp_ * vp,
+            count=words_rows(mp_ * vp),
+            sem=0,
+            read=0,
+        )
+
+    def unpack(dram: dict[str, bytes]) -> np.ndarray:
+        raw = np.frombuffer(dram["O"], np.int8)[: len(pes) * mp_ * vp]
+        return raw.reshape(len(pes) * mp_, vp)[:seq, :dv]
+
+    kb.outputs["O"] = unpack
+    plan = {
+        "R": R,
+        "C": C,
+        "grid": [gc, gr],
+        "tiles_per_pe": mtp,
+        "keys_padded": sp,
+        "masked": mask is not None,
+        "softmax_consts": consts,
+        "pes": len(pes),
+    }
+    return kb.finish(plan)

@@ -1,0 +1,68 @@
+"""User errors of the back end: each a MyelinError naming the tensor, node or
+parameter and the bytes required and available."""
+
+import pytest
+
+from compiler.backend.alloc import AllocError
+from compiler.backend.compile import compile_kernel
+from compiler.errors import CompileError, ShapeError, UnsupportedError
+from hw.errors import MyelinError
+
+
+def test_errors_are_myelin_errors():
+    assert issubclass(AllocError, CompileError) and issubclass(CompileError, MyelinError)
+
+
+@pytest.mark.parametrize(
+    "kernel,params,word",
+    [
+        ("gemm", dict(m=0), "dimension M"),
+        ("gemm", dict(k=-3), "dimension K"),
+        ("mlp", dict(hidden=0), "hidden must be a positive integer"),
+        ("attention", dict(seq=0), "seq must be a positive integer"),
+        ("conv2d", dict(h=2, kh=5, pad=0), "has no output"),
+    ],
+)
+def test_untileable_shapes(kernel, params, word, archs):
+    with pytest.raises(ShapeError, match=word):
+        compile_kernel(kernel, archs["tiny"], **params)
+
+
+def test_output_row_wider_than_ldc(archs):
+    arch = archs["tiny"].replace(mesh_cols=1, mesh_rows=1, dram_bytes=2**24)
+    with pytest.raises(ShapeError, match="at most 65535"):
+        compile_kernel("gemm", arch, m=4, k=16, n=70000)
+
+
+def test_tensor_too_big_for_dram(archs):
+    with pytest.raises(AllocError) as exc:
+        compile_kernel("gemm", archs["tiny"], m=64, k=32768, n=64)
+    msg = str(exc.value)
+    assert "tensor 'A' needs 2" in msg and "bytes of DRAM but only 1048576 of 1048576 bytes" in msg
+
+
+def test_tensor_too_big_for_sram_even_streaming(archs):
+    with pytest.raises(AllocError) as exc:
+        compile_kernel("gemm", archs["tiny"], m=8192, k=64, n=64)
+    msg = str(exc.value)
+    assert "tensor 'C'" in msg and "needs 131072 bytes" in msg and "32768 bytes" in msg
+
+
+def test_weights_too_big_for_sram(archs):
+    with pytest.raises(AllocError) as exc:
+        compile_kernel("mlp", archs["tiny"], m=16, d=256, hidden=512, n=16)
+    msg = str(exc.value)
+    assert "tensor 'W1'" in msg and "131072 bytes of SRAM" in msg and "of 32768 bytes" in msg
+
+
+def test_transpose_needs_c_multiple_of_r(archs):
+    arch = archs["small"].replace(mac_rows=8, mac_cols=4)
+    with pytest.raises(UnsupportedError, match="8 x 4"):
+        compile_kernel("attention", arch)
+
+
+def test_unknown_kernel_and_parameter(archs):
+    with pytest.raises(CompileError, match="unknown kernel 'fft'"):
+        compile_kernel("fft", archs["tiny"])
+    with pytest.raises(CompileError, match="has no parameter 'q'"):
+        compile_kernel("gemm", archs["tiny"], q=3)
