@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 
 from hw.arch import load_arch
@@ -39,14 +40,17 @@ def _run_one(arch, run, on: str) -> dict:
     if on == "isa":
         cycles, sram, agree = res.cycles, ref.sram, True
     else:
+        from cosim.harness import Status
         from cosim.runner import run_pe_programs
+        from hw.isa import PeError
 
         runs, _ = run_pe_programs(arch, [run.image], max_cycles=run.max_cycles,
                                   name=f"cosim-{run.name}")
         out = runs[0]
-        if out.get("hang") or out.get("status") != "halted":
-            raise SimulationError(f"kernel {run.name} on RTL did not halt: "
-                                  f"{out.get('hang') or out.get('error')} (pc {out.get('pc')})")
+        if out.get("hang") or out.get("status") != Status.HALTED:
+            why = out.get("hang") or f"error {PeError(out.get('error', 0)).name}"
+            raise SimulationError(f"kernel {run.name} on RTL did not halt: {why} "
+                                  f"(pc {out.get('pc')}, status {out.get('status')})")
         cycles, sram = int(out["cycles"]), out["sram"]
         agree = bool((sram[: arch.sram_bytes] == ref.sram).all())
     row.update(cycles=int(cycles),
@@ -66,7 +70,8 @@ def cmd_cosim(args: argparse.Namespace) -> int:
     arch = load_arch(args.arch)
     specs = select(args.kernel)
     rows = []
-    console = Console(stderr=args.json)
+    width = max(110, shutil.get_terminal_size((110, 24)).columns)
+    console = Console(stderr=args.json, width=width)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"cosim on {arch.name}", total=len(specs))
         for spec in specs:
