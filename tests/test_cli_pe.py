@@ -93,3 +93,16 @@ def test_data_larger_than_sram(program, tmp_path):
 
 def test_missing_file():
     expect_error(["run", "does/not/exist.s"], "does not exist")
+
+
+def test_cosim_kernel_set_on_reference():
+    code, out, err = myelin("cosim", "--on", "isa", "--arch", "tiny", "--json")
+    assert code == 0, err
+    rows = {r["kernel"]: r for r in json.loads(out)["kernels"]}
+    assert set(rows) >= {"gemm", "softmax"}
+    assert all(r["bit_exact"] for r in rows.values())
+    assert rows["gemm"]["utilization"] > 0.9
+
+
+def test_cosim_unknown_kernel():
+    expect_error(["cosim", "--kernel", "nope", "--on", "isa"], "unknown kernel 'nope'", "gemm")

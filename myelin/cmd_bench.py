@@ -1,0 +1,77 @@
+"""``myelin bench gemm`` and ``myelin bench cosim-speed`` (figures, JSON with --json)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction) -> None:
+    gemm = bench_sub.add_parser("gemm", help="the hand-written GEMM kernel: cycles, utilization")
+    gemm.add_argument("--arch", default="tiny", help="preset name or TOML/JSON file")
+    gemm.add_argument("--m", type=int, default=64)
+    gemm.add_argument("--n", type=int, default=64)
+    gemm.add_argument("--k", type=int, default=256)
+    gemm.add_argument(
+        "--on",
+        choices=("rtl", "isa"),
+        default="rtl",
+        help="rtl: cocotb + Verilator; isa: the reference simulator",
+    )
+    gemm.add_argument("--seed", type=int, default=0)
+    gemm.add_argument("--json", action="store_true", help="print one JSON object")
+    gemm.set_defaults(func=_gemm)
+
+    speed = bench_sub.add_parser(
+        "cosim-speed", help="cycles/s of cocotb+Verilator, raw Verilator, Amaranth"
+    )
+    speed.add_argument("--arch", default="tiny")
+    speed.add_argument("--reps", type=int, default=5, help="kernel runs per launch")
+    speed.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating cosim / raw launches (the fastest run counts)",
+    )
+    speed.add_argument(
+        "--amaranth-cycles",
+        type=int,
+        default=2000,
+        help="cycles simulated by Amaranth's simulator (then extrapolated)",
+    )
+    speed.add_argument("--json", action="store_true")
+    speed.set_defaults(func=_speed)
+
+
+def _print(figures: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(figures))
+        return
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value}")
+
+
+def _gemm(args: argparse.Namespace) -> int:
+    from cosim.bench import bench_gemm
+    from hw.arch import load_arch
+
+    figures = bench_gemm(load_arch(args.arch), args.m, args.n, args.k, on=args.on, seed=args.seed)
+    _print(figures, args.json)
+    return 0 if figures["bit_exact"] else 1
+
+
+def _speed(args: argparse.Namespace) -> int:
+    from cosim.bench import bench_cosim_speed
+    from hw.arch import load_arch
+
+    figures = bench_cosim_speed(
+        load_arch(args.arch),
+        reps=args.reps,
+        rounds=args.rounds,
+        amaranth_cycles=args.amaranth_cycles,
+    )
+    _print(figures, args.json)
+    return 0
