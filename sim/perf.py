@@ -1,0 +1,436 @@
+"""The performance model: cycle timing of whole chips and boards.
+
+:class:`PerfSim` runs the same program images as :class:`sim.network.ChipSim`,
+through the same reference PEs (:class:`sim.pe_sim.PeSim` executes every
+instruction: the functional results are ChipSim's), and charges time:
+
+* every instruction its RTL cost (sim/perf_costs.py, measured on the RTL PE);
+* per PE a DMA engine with a queue of ``arch.dma_queue`` descriptors, descriptor
+  fetch, one flit per cycle, one head flit per packet (sim/perf_dma.py);
+* the NoC as links of one flit per cycle with a per-hop latency, FCFS link
+  reservation along XY routes and RECT trees, DRAM ports with latency and
+  bandwidth queueing (sim/perf_net.py);
+* semaphores: a WAIT blocks until the increment's arrival cycle.
+
+Scheduling: a PE runs its local instructions (scalar, MAC, vector) in one batch,
+and stops before each instruction that interacts with other PEs (DMA, SIGNAL to
+a node, WAIT, HALT); those run in global cycle order from an event queue, where
+semaphore increments are events at their arrival cycle.  Data moves at once, at
+issue (race-free programs, as for ChipSim); only the increments are deferred.
+
+Boards (``chips_cols * chips_rows > 1``): images are loaded per chip; each chip
+has its own mesh and DRAM.  The ISA cannot address another chip, so chips share
+only the clock; :meth:`PerfSim.chip_transfer` prices chip-to-chip traffic
+(``chip_link_latency``, ``chip_link_bytes_per_cycle``) for models built on top.
+
+:func:`calibrate` compares model cycles with RTL cycles per kernel.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hw.errors import SimulationError
+from hw.isa import DESC_WORDS, WORD_BYTES, PeError, SignalMode, decode_desc
+from sim.pe_sim import PeSim, _Fault
+from sim.perf_costs import (
+    DMA_FETCH,
+    HALT_EXTRA,
+    Kind,
+    StaticCost,
+    iterative_cost,
+    matmul_cost,
+    static_cost,
+    vop_cost,
+)
+from sim.perf_dma import DmaTimer, TimedNetwork, TimedStandIn
+from sim.perf_net import BoardLinks, Fabric
+from sim.perf_result import PerfResult, build_result
+
+__all__ = ["PerfResult", "PerfSim", "calibrate"]
+
+M32 = 0xFFFFFFFF
+_SIG, _PE = 0, 1  # event priorities at equal cycles: increments land first
+_HALT = -2
+
+
+class _TimedPe(PeSim):
+    """A PeSim whose own DMA completions (SELF copies, reads) increment later."""
+
+    deferred: int | None = None
+    model: Any = None
+    perf_key: tuple = ()
+
+    def net_signal(self, sem, count) -> bool:
+        if self.deferred is None:
+            return super().net_signal(sem, count)
+        self.model.schedule(self.deferred, self, sem, count)
+        return True
+
+
+@dataclass
+class _Tile:
+    pe: _TimedPe
+    chip: tuple[int, int]
+    timer: DmaTimer
+    costs: list
+    t: int = 0
+    blocked: int | None = None
+    blocked_since: int = 0
+    done: int = -1
+    busy: int = 0
+    compute: int = 0
+    macs: int = 0
+    wait: int = 0
+    instructions: int = 0
+
+
+class PerfSim:
+    """Timing model of ``arch``; ``standin=True`` models one PE on the cosim network
+    stub (DRAM port 0 attached directly, one DRAM request at a time) for calibration."""
+
+    def __init__(
+        self, arch, *, hop_latency: int = 2, standin: bool = False, dram_bytes: int | None = None
+    ):
+        self.arch = arch
+        self.standin = standin
+        self.hop_latency = hop_latency
+        self.dram_bytes = dram_bytes
+        self.chips: dict[tuple[int, int], tuple[Any, Fabric]] = {}
+        self.tiles: dict[tuple, _Tile] = {}
+        self.board = BoardLinks(arch)
+        self._events: list = []
+        self._seq = 0
+        self._remote: dict[tuple[int, int], int] = {}
+        self._now = 0
+        self._cost_cache: dict[int, StaticCost] = {}
+        self._pad = StaticCost(Kind.LOCAL, 1)
+        self._descs: dict[bytes, dict] = {}  # decoded descriptors by their bytes
+
+    # -- loading -------------------------------------------------------------------
+    def _chip(self, chip: tuple[int, int]):
+        if chip not in self.chips:
+            a = self.arch
+            if not (0 <= chip[0] < a.chips_cols and 0 <= chip[1] < a.chips_rows):
+                raise SimulationError(
+                    f"chip must be inside the {a.chips_cols} x {a.chips_rows} board, not {chip!r}"
+                )
+            net = (
+                TimedStandIn(a, self.dram_bytes)
+                if self.standin
+                else TimedNetwork(a, self.dram_bytes)
+            )
+            net.model = self
+            fab = Fabric(a, self.hop_latency, serial_dram=self.standin)
+            if self.standin:
+                fab.direct = True
+            self.chips[chip] = (net, fab)
+        return self.chips[chip]
+
+    def load(self, coords: tuple[int, int], image, chip: tuple[int, int] = (0, 0)) -> None:
+        """Load ``image`` into the PE at ``coords`` of ``chip`` (DRAM segments into
+        that chip's DRAM)."""
+        a = self.arch
+        x, y = coords
+        if not (0 <= x < a.mesh_cols and 0 <= y < a.mesh_rows):
+            raise SimulationError(f"no PE at {coords}; the mesh is {a.mesh_cols} x {a.mesh_rows}")
+        if self.standin and tuple(coords) != (0, 0):
+            raise SimulationError("a stand-in PerfSim holds one PE at (0, 0)")
+        net, fab = self._chip(chip)
+        pe = net.endpoints.get((x, y))
+        if not isinstance(pe, _TimedPe):
+            pe = self.blank_pe(net, (x, y))
+        pe.perf_key = (*chip, x, y)
+        pe.load(image, load_dram=False)
+        net.load_dram(image.dram)
+        cache = self._cost_cache
+        costs = []
+        for w in pe.imem:
+            c = cache.get(w)
+            if c is None:
+                c = cache[w] = static_cost(a, w)
+            costs.append(c)
+        costs += [self._pad] * (len(pe._code) - len(costs))
+        self.tiles[(*chip, x, y)] = _Tile(pe, chip, DmaTimer(a, (x, y), fab), costs)
+
+    def blank_pe(self, net, coords: tuple[int, int]) -> _TimedPe:
+        """A PE with no program at ``coords`` of ``net``'s chip (a DMA/SIGNAL target)."""
+        pe = _TimedPe(self.arch, coords, net)
+        pe.model = self
+        return pe
+
+    def chip_transfer(
+        self, src: tuple[int, int], dst: tuple[int, int], nbytes: int, start: int
+    ) -> int:
+        """Arrival cycle of ``nbytes`` sent from chip ``src`` to chip ``dst`` at ``start``."""
+        return self.board.transfer(src, dst, nbytes, start)
+
+    # -- events ----------------------------------------------------------------------
+    def schedule(self, at: int, pe, sem: int, count: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (at, _SIG, self._seq, (pe, sem, count)))
+
+    def remote_signal(self, endpoints, sem: int, count: int) -> None:
+        """Called by the timed network for each increment of a write or SIGNAL."""
+        for ep in endpoints:
+            self.schedule(self._remote.get(tuple(ep.coords), self._now + 1), ep, sem, count)
+
+    def _push(self, tile: _Tile, key: tuple) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (tile.t, _PE, self._seq, key))
+
+    # -- running ---------------------------------------------------------------------
+    def run(self, max_instructions: int = 10**9, check: bool = True) -> PerfResult:
+        """Run every loaded PE until all halt; SimulationError on deadlock, on the
+        instruction limit and (with ``check``) on a PE error."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        for key, tile in self.tiles.items():
+            self._push(tile, key)
+        total = 0
+        events = self._events
+        while events:
+            at, prio, _, item = heapq.heappop(events)
+            self._now = at
+            if prio == _SIG:
+                self._deliver(*item)
+                continue
+            tile = self.tiles[item]
+            total += self._step(tile, at)
+            if total > max_instructions:
+                raise SimulationError(f"no halt after {total} instructions")
+            if tile.done < 0 and tile.blocked is None and not tile.pe.error:
+                self._push(tile, item)
+        res = self._finish(time.perf_counter() - t0, check)
+        res.cpu_seconds = time.process_time() - c0
+        return res
+
+    def _deliver(self, pe, sem: int, count: int) -> None:
+        PeSim.net_signal(pe, sem, count)
+        tile = self.tiles.get(pe.perf_key)
+        if tile is not None and tile.blocked == sem and tile.done < 0:
+            ins = tile.costs[pe.pc].ins
+            if pe.sems[sem] >= ins["count"]:
+                tile.wait += self._now - tile.blocked_since
+                tile.blocked = None
+                tile.t = max(tile.t, self._now)
+                self._push(tile, (*tile.chip, *pe.coords))
+
+    def _step(self, tile: _Tile, now: int) -> int:
+        """Run local instructions, then at most one interaction at ``now``."""
+        pe = tile.pe
+        if pe.error or tile.done >= 0:
+            return 0
+        n = self._local(tile)
+        if pe.error or tile.t > now:
+            return n
+        kind = tile.costs[pe.pc].kind
+        if kind == Kind.WAIT:
+            return n + self._wait(tile)
+        if kind == Kind.DMA:
+            return n + self._dma(tile)
+        if kind == Kind.SIGNAL:
+            return n + self._signal(tile)
+        return n + self._halt(tile)
+
+    def _local(self, tile: _Tile) -> int:
+        pe = tile.pe
+        code, costs = pe._code, tile.costs
+        pc, t, n, comp, macs = pe.pc, tile.t, 0, 0, 0
+        arch = self.arch
+        bank = arch.bank_bytes
+        try:
+            while True:
+                c = costs[pc]
+                kind = c.kind
+                if kind > Kind.HALT or kind == Kind.LOCAL:
+                    if kind == Kind.LOCAL:
+                        cyc = c.cycles
+                    elif kind == Kind.VOP:
+                        cyc = vop_cost(c, pe.regs, bank)
+                    elif kind == Kind.MATMUL:
+                        cyc = matmul_cost(c, pe.regs, bank, arch)
+                    else:
+                        cyc = iterative_cost(c, pe.regs, pe.sram, pe.vcfg)
+                    h = code[pc] or pe._compile(pc)
+                    nxt = h()
+                    if pc == pe._loop_end:
+                        nxt = pe._iteration_end()
+                    pc = nxt
+                    t += cyc
+                    n += 1
+                    if c.compute:
+                        comp += cyc
+                        macs += c.macs
+                    continue
+                break
+        except _Fault as f:
+            self._fault(pe, f, pc)
+        pe.pc = pc
+        tile.busy += t - tile.t
+        tile.t, tile.compute, tile.macs = t, tile.compute + comp, tile.macs + macs
+        tile.instructions += n
+        return n
+
+    @staticmethod
+    def _fault(pe, f: _Fault, pc: int) -> None:
+        if not pe.error:
+            pe.error, pe.error_msg = f.code, f.msg
+            pe.error_pc = pc if f.pc is None else f.pc
+
+    def _exec(self, tile: _Tile, cycles: int) -> int:
+        """Execute the instruction at pc functionally and charge ``cycles``."""
+        pe = tile.pe
+        pc = pe.pc
+        try:
+            h = pe._code[pc] or pe._compile(pc)
+            nxt = h()
+            if nxt == _HALT:
+                pe.halted = True
+                tile.busy += 1
+                tile.instructions += 1
+                return 1
+            if pc == pe._loop_end:
+                nxt = pe._iteration_end()
+            pe.pc = nxt
+        except _Fault as f:
+            self._fault(pe, f, pc)
+            return 0
+        tile.t += cycles
+        tile.busy += cycles
+        tile.instructions += 1
+        return 1
+
+    def _wait(self, tile: _Tile) -> int:
+        pe = tile.pe
+        ins = tile.costs[pe.pc].ins
+        s = ins["sem"]
+        if s < len(pe.sems) and pe.sems[s] < ins["count"]:
+            tile.blocked, tile.blocked_since = s, tile.t
+            return 0
+        return self._exec(tile, 1)
+
+    def _dma(self, tile: _Tile) -> int:
+        pe, a = tile.pe, self.arch
+        ins = tile.costs[pe.pc].ins
+        addr = (pe.regs[ins["rs1"]] + ins["imm"]) & M32
+        nbytes = DESC_WORDS * WORD_BYTES
+        accepted = tile.timer.accept(tile.t, DMA_FETCH)
+        local, remote = -1, []
+        if addr % 16 == 0 and addr + nbytes <= a.sram_bytes:
+            raw = pe.sram[addr : addr + nbytes].tobytes()
+            d = self._descs.get(raw)
+            if d is None:
+                d = self._descs[raw] = decode_desc(raw)
+            if self._timeable(tile, d):
+                local, remote = tile.timer.run(d, accepted)
+        pe.deferred = local if local >= 0 else tile.t + 1
+        self._remote = dict(remote)
+        try:
+            return self._exec(tile, accepted - tile.t)
+        finally:
+            pe.deferred = None
+            self._remote = {}
+
+    def _timeable(self, tile: _Tile, d: dict) -> bool:
+        """Whether the descriptor's target exists (else the functional step faults)."""
+        a, fab = self.arch, tile.timer.fabric
+        if d["count0"] < 1 or d["count1"] < 1 or d["count2"] < 1 or d["mode"] > 2:
+            return False
+        if d["mode"] == SignalMode.SELF:
+            return True
+        node = (d["x0"], d["y0"])
+        if d["mode"] == SignalMode.RECT:
+            return not d["read"] and d["x1"] < a.mesh_cols and d["y1"] < a.mesh_rows
+        inside = node[0] < a.mesh_cols and node[1] < a.mesh_rows
+        return inside or node in fab.dram_nodes
+
+    def _signal(self, tile: _Tile) -> int:
+        pe, a = tile.pe, self.arch
+        ins = tile.costs[pe.pc].ins
+        r = pe.regs[ins["rs1"]]
+        mode = ins["mode"]
+        if mode == SignalMode.NODE:
+            target = (r & 255, r >> 8 & 255) * 2
+        else:
+            target = (r & 255, r >> 8 & 255, r >> 16 & 255, r >> 24)
+        arrivals = []
+        if target[2] < a.mesh_cols and target[3] < a.mesh_rows:
+            arrivals = tile.timer.signal(tile.t, mode, target)
+        self._remote = dict(arrivals)
+        try:
+            return self._exec(tile, 1)
+        finally:
+            self._remote = {}
+
+    def _halt(self, tile: _Tile) -> int:
+        n = self._exec(tile, 1)
+        if tile.pe.halted:
+            end = max(tile.t + 1, tile.timer.drained)
+            tile.done = end + HALT_EXTRA
+        return n
+
+    # -- results ---------------------------------------------------------------------
+    def _finish(self, wall: float, check: bool) -> PerfResult:
+        status, per_pe = {}, {}
+        stuck = []
+        for key, tile in self.tiles.items():
+            pe = tile.pe
+            if pe.error:
+                status[key] = "error"
+                if check:
+                    raise SimulationError(
+                        f"PE {key} stopped with error {PeError(pe.error).name} at pc "
+                        f"{pe.error_pc}: {pe.error_msg}"
+                    )
+            elif tile.done >= 0:
+                status[key] = "halted"
+            else:
+                status[key] = "blocked"
+                stuck.append(f"{key} at pc {pe.pc}")
+        if stuck:
+            raise SimulationError(
+                f"deadlock: every running PE is blocked in WAIT: {', '.join(stuck)}"
+            )
+        cycles = max((t.done if t.done >= 0 else t.t for t in self.tiles.values()), default=0)
+        for key, tile in self.tiles.items():
+            per_pe[key] = {
+                "cycles": max(tile.done, tile.t),
+                "busy": tile.busy,
+                "compute": tile.compute,
+                "wait": tile.wait,
+                "macs": tile.macs,
+                "instructions": tile.instructions,
+                "dma_descriptors": tile.timer.descriptors,
+                "flits_sent": tile.timer.flits,
+            }
+        return build_result(self.arch, self.chips, self.board, cycles, wall, per_pe, status)
+
+
+def calibrate(records, arch, *, hop_latency: int = 2) -> dict[str, Any]:
+    """Compare model and RTL cycles.  ``records``: (image, rtl_cycles) pairs (single-PE
+    images, run on the cosim network stand-in).  Returns ``{"kernels": [{name,
+    model_cycles, rtl_cycles, error}], "max_abs_error", "mean_abs_error"}`` where
+    error = (model - rtl) / rtl."""
+    rows = []
+    for image, rtl in records:
+        sim = PerfSim(arch, standin=True, hop_latency=hop_latency)
+        sim.load((0, 0), image)
+        res = sim.run()
+        err = (res.cycles - rtl) / rtl if rtl else float("inf")
+        rows.append(
+            {
+                "name": image.name,
+                "model_cycles": res.cycles,
+                "rtl_cycles": int(rtl),
+                "error": round(err, 4),
+            }
+        )
+    errs = [abs(r["error"]) for r in rows]
+    return {
+        "kernels": rows,
+        "max_abs_error": max(errs, default=0.0),
+        "mean_abs_error": round(sum(errs) / len(errs), 4) if errs else 0.0,
+    }

@@ -1,0 +1,216 @@
+"""Cycle costs of PE instructions for the performance model (sim/perf.py).
+
+Every figure is the RTL PE's, measured on the cocotb + Verilator PE (tiny preset,
+see docs/perf.md): the cost of an instruction
+is counted from the cycle it enters execute to the cycle the next one enters
+(docs/pe.md, "Cycle costs as built").  Architecture numbers come from ArchConfig.
+
+* scalar, LOOP, LSTRIDE, VCFG, SW, SIGNAL SELF, a ready WAIT: 1; LW: 2
+* QLOAD: words(qparam block) + 3 (unit: words + 2, +1 to retire)
+* MATMUL: int8 out K + R + 7; out32 K + R*C/4 + 5; noout K + 5 (+ K (R + C - 16) / 16
+  when A and B share an SRAM bank)
+* VOP (pipelined): n16 * max(words per step of A, B if read, D) + 9 + min(wA, wD)
+  (wD = 1 for the reductions); RECIP/SQRT: per step 2 + per element 32 / 17
+  (1 for a <= 0, or a saturated RECIP quotient), + 16; operands sharing a bank:
+  see :func:`vop_cost`
+* DMA: descriptor fetch ``DMA_FETCH`` cycles (plus waiting for a queue slot)
+
+Costs that depend on operand values (RECIP, SQRT) or addresses (bank conflicts of
+MATMUL and VOP) are computed at execution from the PE's registers and SRAM; the
+others depend only on the instruction word.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hw.errors import EncodingError
+from hw.isa import (
+    BINARY,
+    REDUCTIONS,
+    WORD_BYTES,
+    DType,
+    Op,
+    SignalMode,
+    VCfg,
+    VFn,
+    decode,
+    qparam_layout,
+)
+
+__all__ = [
+    "DMA_FETCH",
+    "HALT_EXTRA",
+    "Kind",
+    "StaticCost",
+    "iterative_cost",
+    "matmul_cost",
+    "static_cost",
+    "vop_cost",
+]
+
+DMA_FETCH = 6  # cycles from the DMA instruction to the engine's acceptance (docs/dma.md)
+HALT_EXTRA = 2  # start edge and the edge that sees `halted` (run_cycles of the harness)
+VOP_FIXED = 9  # plus min(words of A, of D) per VOP (measured)
+ITER_FIXED = 16
+ITER_STEP = 2
+ITER_ELEM = {VFn.RECIP: 32, VFn.SQRT: 17}
+
+
+class Kind:
+    """How the model treats an instruction."""
+
+    LOCAL = 0  # runs on the PE alone: its cost is known without other PEs
+    WAIT = 1
+    DMA = 2
+    SIGNAL = 3  # SIGNAL NODE / RECT (a packet)
+    HALT = 4
+    ITER = 5  # local, but the cost depends on the operand values (RECIP, SQRT)
+    VOP = 6  # local, but the cost depends on the SRAM banks of the operands
+    MATMUL = 7  # local, the cost depends on whether A and B share a bank
+
+
+class StaticCost:
+    """Per instruction word: the model kind, the cycles (for ITER: without the
+    element terms), the MACs done and whether it is a compute-unit command."""
+
+    __slots__ = ("kind", "cycles", "macs", "compute", "ins", "vop")
+
+    def __init__(self, kind: int, cycles: int, macs: int = 0, compute: bool = False, ins=None):
+        self.kind, self.cycles, self.macs, self.compute = kind, cycles, macs, compute
+        # a plain dict (missing fields read 0): looked up on every execution
+        self.ins = _Fields(ins.args) if ins is not None else None
+        if ins is not None and ins.op == Op.VOP:
+            self.vop = _vop_words(self.ins)
+
+
+class _Fields(dict):
+    def __missing__(self, key: str) -> int:
+        return 0
+
+
+# VOP operands sharing an SRAM bank (the bank of each operand's first byte), measured
+# on the RTL (tiny): when A and B share a bank the reads serialise; the cycles are
+# linear in n16, measured at n16 = 2 and 8 per (words per step of A, B, D):
+VOP_READ_CONFLICT = {
+    (1, 1, 1): (14, 26),
+    (2, 2, 2): (19, 43),
+    (4, 4, 4): (29, 77),
+    (1, 1, 2): (16, 31),
+    (1, 1, 4): (20, 47),
+}
+# When D's writes share a bank with reads (or A with B), a write-behind buffer absorbs
+# the first conflicts; from then on every access to the busiest bank takes a cycle:
+# at least VOP_SERIAL_FIXED + n16 * (accesses per step to that bank).
+VOP_SERIAL_FIXED = 3
+
+
+def _vop_words(ins) -> tuple[int, int, int, bool]:
+    fn, tin, tout = VFn(ins["fn"]), DType(ins["tin"]), DType(ins["tout"])
+    wa = tin.bytes
+    wb = tin.bytes if fn in BINARY and not ins["bscalar"] else 0
+    reduce = fn in REDUCTIONS
+    return wa, wb, 1 if reduce else tout.bytes, reduce
+
+
+def _vop_cycles(ins) -> tuple[int, int]:
+    fn = VFn(ins["fn"])
+    n16 = ins["n16"]
+    if fn in ITER_ELEM:
+        return Kind.ITER, n16 * ITER_STEP + ITER_FIXED
+    wa, wb, wd, reduce = _vop_words(ins)
+    per = max(wa, wb, 0 if reduce else wd)
+    return Kind.VOP, n16 * per + VOP_FIXED + min(wa, wd)
+
+
+def vop_cost(cost: StaticCost, regs: list[int], bank_bytes: int) -> int:
+    """The cycles of a pipelined VOP with its operands at the addresses in ``regs``
+    (bank conflicts as measured, see VOP_READ_CONFLICT and VOP_SERIAL_FIXED)."""
+    ins = cost.ins
+    wa, wb, wd, reduce = cost.vop
+    per_bank: dict[int, int] = {}  # accesses per step to each bank
+    for reg, w in ((ins["rs1"], wa), (ins["rs2"], wb), (ins["rd"], 0 if reduce else wd)):
+        if w:
+            bank = regs[reg] // bank_bytes
+            per_bank[bank] = per_bank.get(bank, 0) + w
+    if len(per_bank) == (1 if reduce else 2) + (1 if wb else 0):
+        return cost.cycles  # every operand in its own bank
+    n16 = ins["n16"]
+    base = cost.cycles
+    if wb and regs[ins["rs1"]] // bank_bytes == regs[ins["rs2"]] // bank_bytes:
+        known = VOP_READ_CONFLICT.get((wa, wb, wd))
+        if known is not None:
+            c2, c8 = known
+            base = round(c2 + (n16 - 2) * (c8 - c2) / 6)
+        else:
+            base = n16 * max(wa + wb, wd) + VOP_FIXED + min(wa, wd)
+    return max(base, VOP_SERIAL_FIXED + n16 * max(per_bank.values()))
+
+
+def static_cost(arch, word: int) -> StaticCost:
+    """The cost of one instruction word (an illegal word costs 1: it faults)."""
+    try:
+        ins = decode(word)
+    except EncodingError:
+        return StaticCost(Kind.LOCAL, 1)
+    op = ins.op
+    r, c = arch.mac_rows, arch.mac_cols
+    if op == Op.MATMUL:
+        k = 16 * ins["k16"]
+        if ins["noout"]:
+            cyc = k + 5
+        elif ins["out32"]:
+            cyc = k + r * c // 4 + 5
+        else:
+            cyc = k + r + 7
+        return StaticCost(Kind.MATMUL, cyc, k * r * c, True, ins)
+    if op == Op.QLOAD:
+        return StaticCost(Kind.LOCAL, qparam_layout(c)["total"][1] // WORD_BYTES + 3, 0, True)
+    if op == Op.VOP:
+        kind, cyc = _vop_cycles(ins)
+        return StaticCost(kind, cyc, 0, True, ins)
+    if op == Op.LW:
+        return StaticCost(Kind.LOCAL, 2)
+    if op == Op.WAIT:
+        return StaticCost(Kind.WAIT, 1, ins=ins)
+    if op == Op.DMA:
+        return StaticCost(Kind.DMA, DMA_FETCH, ins=ins)
+    if op == Op.SIGNAL and ins["mode"] != SignalMode.SELF:
+        return StaticCost(Kind.SIGNAL, 1, ins=ins)
+    if op == Op.HALT:
+        return StaticCost(Kind.HALT, 1)
+    return StaticCost(Kind.LOCAL, 1)
+
+
+def matmul_cost(cost: StaticCost, regs: list[int], bank_bytes: int, arch) -> int:
+    """A MATMUL whose A and B share an SRAM bank reads (R + C) / 16 words per K step
+    through one bank instead of max(R, C) / 16 (measured: K = 256 noout on 4 x 16
+    takes 325 cycles, not 261)."""
+    ins = cost.ins
+    if regs[ins["rs1"]] // bank_bytes != regs[ins["rs2"]] // bank_bytes:
+        return cost.cycles
+    per = arch.mac_rows + arch.mac_cols
+    if per <= 16:
+        return cost.cycles
+    k = 16 * ins["k16"]
+    return cost.cycles + k * (per - 16) // 16
+
+
+def iterative_cost(cost: StaticCost, regs: list[int], sram: np.ndarray, vcfg) -> int:
+    """The cycles of a RECIP / SQRT VOP on the operands now in SRAM."""
+    ins = cost.ins
+    fn = VFn(ins["fn"])
+    n = 16 * ins["n16"]
+    tin = DType(ins["tin"])
+    a = regs[ins["rs1"]]
+    nbytes = n * tin.bytes
+    if a % 16 or a + nbytes > len(sram):
+        return cost.cycles  # faults in the unit: the functional step reports it
+    vals = sram[a : a + nbytes].view({1: "<i1", 2: "<i2", 4: "<i4"}[tin.bytes]).astype(np.int64)
+    slow = vals > 0
+    if fn == VFn.RECIP:
+        k = min(int(vcfg[VCfg.RECIP_K]) & 63, 62)
+        if k >= 31:
+            slow &= vals > (1 << (k - 31))
+    n_slow = int(np.count_nonzero(slow))
+    return cost.cycles + n_slow * ITER_ELEM[fn] + (n - n_slow)

@@ -1,0 +1,174 @@
+"""The DMA engine of one PE in the performance model, and the timed network.
+
+:class:`DmaTimer` turns a descriptor (``hw.isa.decode_desc``) issued at a cycle
+into the cycles its effects happen: when the DMA instruction retires (queue
+slot + descriptor fetch), when the engine has sent its last flit, and when the
+completion semaphore increments land (per target).  Packetization follows
+docs/dma.md: each row of ``count0`` words is cut into packets of at most
+``max_packet_flits`` payload flits plus one head flit each; the engine injects
+one flit per cycle.
+
+:class:`TimedNetwork` is a :class:`sim.network.ChipNetwork` whose data effects
+happen at once (programs are race-free, like for ChipSim) but whose semaphore
+increments are handed to the model's event queue at their arrival cycle.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from hw.isa import SignalMode
+from sim.network import ChipNetwork, DmaRefused, Dram, StandInNetwork
+
+__all__ = ["DmaTimer", "TimedNetwork", "TimedStandIn", "SELF_DRAIN", "WRITE_DRAIN"]
+
+SELF_DRAIN = 4  # SELF copy: last flit written and the semaphore incremented
+WRITE_DRAIN = 3  # remote write: tail arrival to the inbound semaphore increment
+WRITE_START = 3  # write packets: the packetizer's SRAM read before the head flit leaves
+SIGNAL_DRAIN = 3  # SIGNAL packet: ejection to the semaphore increment (RTL chip, measured)
+RESP_DRAIN = 2  # read response: tail arrival to the local semaphore increment
+
+
+class DmaTimer:
+    """Descriptor queue and executor timing of the PE at ``coords``."""
+
+    def __init__(self, arch, coords, fabric):
+        self.arch, self.coords, self.fabric = arch, tuple(coords), fabric
+        self.starts: deque[int] = deque()  # start cycles of accepted descriptors
+        self.engine_free = 0  # the executor can start the next descriptor
+        self.drained = 0  # every effect of every descriptor has happened
+        self.descriptors = 0
+        self.flits = 0
+        self._responders: dict[tuple[int, int], int] = {}
+
+    def accept(self, t: int, fetch: int) -> int:
+        """Cycle the DMA instruction issued at ``t`` retires (a queue slot is free
+        and the descriptor fetched)."""
+        q = self.starts
+        while q and q[0] <= t:
+            q.popleft()
+        if len(q) >= self.arch.dma_queue:
+            t = max(t, q[len(q) - self.arch.dma_queue])
+        return t + fetch
+
+    def run(self, d: dict, accepted: int) -> tuple[int, list[tuple[tuple, int]]]:
+        """Time the descriptor ``d`` accepted at ``accepted``.  Returns (the cycle
+        the local completion semaphore increments, or -1) and a list of (target
+        coords, cycle) for remote increments / arrivals."""
+        a, fab = self.arch, self.fabric
+        c0, rows = d["count0"], d["count1"] * d["count2"]
+        per_row = -(-c0 // a.max_packet_flits)
+        packets = rows * per_row
+        words = c0 * rows
+        flits = words + packets
+        s = max(accepted, self.engine_free)
+        self.starts.append(s)
+        self.descriptors += 1
+        mode = d["mode"]
+        local_done, remote = -1, []
+        if mode == SignalMode.SELF:
+            end = s + flits
+            self.engine_free = end
+            local_done = end + SELF_DRAIN
+            self.drained = max(self.drained, local_done)
+            return local_done, remote
+        self.flits += flits if not d["read"] else packets
+        target = (d["x0"], d["y0"])
+        if d["read"]:
+            route = fab.unicast(self.coords, target)
+            sent, tails = fab.send(route, packets, s)
+            self.engine_free = sent
+            first = tails[-1] - packets + 1
+            if target in fab.dram_nodes:
+                ready = fab.dram_read(fab.dram_nodes[target], 16 * words, packets, first)
+            else:
+                ready = max(first + 1, self._responder(target, first))
+            back = fab.unicast(target, self.coords)
+            _, rtails = fab.send(back, flits, ready)
+            if target not in fab.dram_nodes:
+                self._responders[target] = ready + flits
+            local_done = rtails[-1] + RESP_DRAIN
+            self.drained = max(self.drained, local_done)
+            return local_done, remote
+        if mode == SignalMode.RECT:
+            x0, y0, x1, y1 = d["x0"], d["y0"], d["x1"], d["y1"]
+            if x0 > x1 or y0 > y1:
+                return -1, remote
+            route = fab.rect(self.coords, x0, y0, x1, y1)
+        else:
+            route = fab.unicast(self.coords, target)
+        sent, tails = fab.send(route, flits, s + WRITE_START)
+        end = sent
+        for (link, _, _), tail in zip(route, tails, strict=True):
+            sink = fab.sink[link]
+            if sink is None:
+                continue
+            if sink[0] == "tile":
+                remote.append((sink[1], tail + WRITE_DRAIN))
+            else:  # the DRAM port's bandwidth holds the sender back (backpressure)
+                done = fab.dram_write(sink[1], 16 * words, tail - flits + 1)
+                remote.append((target, done))
+                end = max(end, done)
+        self.engine_free = end
+        self.drained = max(self.drained, end + WRITE_DRAIN)
+        return local_done, remote
+
+    def _responder(self, target, t: int) -> int:
+        return max(t, self._responders.get(target, 0))
+
+    def signal(self, t: int, mode: int, target: tuple[int, int, int, int]) -> list:
+        """A single-flit SIGNAL packet sent at ``t``: [(coords, arrival cycle)]."""
+        fab = self.fabric
+        x0, y0, x1, y1 = target
+        if mode == SignalMode.RECT:
+            if x0 > x1 or y0 > y1:
+                return []
+            route = fab.rect(self.coords, x0, y0, x1, y1)
+        else:
+            route = fab.unicast(self.coords, (x0, y0))
+        s = max(t, self.engine_free)
+        _, tails = fab.send(route, 1, s)
+        self.flits += 1
+        out = []
+        for (link, _, _), tail in zip(route, tails, strict=True):
+            sink = fab.sink[link]
+            if sink is not None and sink[0] == "tile":
+                out.append((sink[1], tail + SIGNAL_DRAIN))
+        return out
+
+
+class _Timed:
+    """Mixin: the data of a write lands now, its semaphore increment later."""
+
+    model = None  # the PerfSim, set by it
+
+    def targets(self, mode, target):
+        x0, y0, x1, y1 = target
+        if mode == SignalMode.NODE:
+            x1, y1 = x0, y0
+        a = self.arch
+        if mode in (SignalMode.NODE, SignalMode.RECT) and x1 < a.mesh_cols and y1 < a.mesh_rows:
+            for y in range(y0, y1 + 1):  # ChipSim has every PE: create the unloaded ones
+                for x in range(x0, x1 + 1):
+                    if (x, y) not in self.endpoints:
+                        self.model.blank_pe(self, (x, y))
+        return super().targets(mode, target)
+
+    def write(self, mode, target, addrs, rows, sem) -> None:
+        super().write(mode, target, addrs, rows, None)
+        if sem is not None:
+            self.model.remote_signal(self.targets(mode, target), sem, 1)
+
+    def signal(self, mode, target, sem, count) -> None:
+        eps = self.targets(mode, target)
+        if any(isinstance(ep, Dram) for ep in eps):
+            raise DmaRefused(f"signal refused by node {target[:2]}")
+        self.model.remote_signal(eps, sem, count)
+
+
+class TimedNetwork(_Timed, ChipNetwork):
+    """ChipNetwork with deferred semaphore increments."""
+
+
+class TimedStandIn(_Timed, StandInNetwork):
+    """StandInNetwork (one PE + DRAM port 0) with deferred semaphore increments."""
