@@ -179,16 +179,27 @@ def _dequantize(op, args, store):
     return (args[0].astype(np.float64) - q.zp) * q.scale
 
 
-def _requant(op, acc: np.ndarray, mult, shift) -> np.ndarray:
+# Every kernel below is a composition of PE operations (compiler.qmath wraps
+# sim.numerics); docs/compiler.md lists the sequence of each op.
+
+I32 = qmath.DType.I32
+VFn = qmath.VFn
+
+
+def _out(op) -> tuple[int, int, int, int]:
+    """(zp, lo, hi, bits) of the result; ReLU raises lo to the zero point."""
     out = op.results[0]
     lo, hi = int_range(out)
-    return qmath.requantize(acc, mult, shift, _q(out).zp, lo, hi)
+    zp = _q(out).zp
+    if str_attr(op, "act", "none") == "relu":
+        lo = max(lo, zp)
+    return zp, lo, hi, out.type.element_type.width.data
 
 
-@kernel("qnt.requantize")
-def _requantize(op, args, store):
-    acc = args[0].astype(np.int64) - _q(op.operands[0]).zp
-    return _requant(op, acc, int_attr(op, "multiplier"), int_attr(op, "shift"))
+def _requant(op, acc: np.ndarray, mult, shift) -> np.ndarray:
+    """VOP REQ (MULT, SHIFT, ZP, LO, HI) of int32 ``acc`` to the result type."""
+    zp, lo, hi, bits = _out(op)
+    return qmath.req(acc, mult, shift, zp, lo, hi, qmath.DTYPE_OF_BITS[bits])
 
 
 def _zp(value) -> int:
@@ -196,17 +207,32 @@ def _zp(value) -> int:
     return q.zp if q is not None else 0
 
 
-def _finish(op, acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    out = _requant(op, acc, mult, shift)
-    if str_attr(op, "act", "none") == "relu":
-        out = np.maximum(out, _q(op.results[0]).zp)
-    return out
+def _centred(op, i: int, x: np.ndarray) -> np.ndarray:
+    """VOP SUB (bscalar zero point), i8/i16 -> i32."""
+    return qmath.vop(VFn.SUB, x, _zp(op.operands[i]))
+
+
+@kernel("qnt.requantize")
+def _requantize(op, args, store):
+    return _requant(op, _centred(op, 0, args[0]), int_attr(op, "multiplier"),
+                    int_attr(op, "shift"))
 
 
 @kernel("qnt.rescale")
 def _rescale(op, args, store):
-    acc = args[0].astype(np.int64) - _q(op.operands[0]).zp
-    return _requant(op, acc, args[1].astype(np.int64), args[2].astype(np.int64))
+    # one REQ per channel (last axis) with that channel's MULT and SHIFT
+    return _requant(op, _centred(op, 0, args[0]), args[1].astype(np.int64),
+                    args[2].astype(np.int64))
+
+
+def _finish(op, acc: np.ndarray, bias, mult, shift, channel_axis: int = -1) -> np.ndarray:
+    """MAC output stage: ``acc`` is the exact accumulator, wrapped to int32 as the MAC
+    does; per-channel bias, multiplier and shift along ``channel_axis``."""
+    zp, lo, hi, bits = _out(op)
+    acc = np.moveaxis(qmath.wrap32(acc), channel_axis, -1)
+    y = qmath.mac_output(acc, bias.astype(np.int64), mult.astype(np.int64),
+                         shift.astype(np.int64), zp, lo, hi, bits)
+    return np.moveaxis(y, -1, channel_axis)
 
 
 @kernel("qnt.matmul")
@@ -214,52 +240,68 @@ def _qmatmul(op, args, store):
     a, b, bias, mult, shift = args
     a = a.astype(np.int64) - _zp(op.operands[0])
     b = b.astype(np.int64) - _zp(op.operands[1])
-    acc = qmath.int_matmul(a, b) + bias.astype(np.int64)
-    return _finish(op, acc, mult.astype(np.int64), shift.astype(np.int64))
+    return _finish(op, qmath.int_matmul(a, b), bias, mult, shift)
 
 
 @kernel("qnt.conv")
 def _qconv(op, args, store):
     x, w, bias, mult, shift = args
     x = x.astype(np.int64) - _zp(op.operands[0])
-    acc = _conv(op, x, w.astype(np.int64)).astype(np.int64) + _channel(op, bias.astype(np.int64))
-    return _finish(op, acc, _channel(op, mult.astype(np.int64)),
-                   _channel(op, shift.astype(np.int64)))
+    acc = _conv(op, x, w.astype(np.int64)).astype(np.int64)
+    axis = -1 if str_attr(op, "layout", "nchw") == "nhwc" else 1
+    return _finish(op, acc, bias, mult, shift, axis)
 
 
 @kernel("qnt.add")
 def _qadd(op, args, store):
-    a = args[0].astype(np.int64) - _zp(op.operands[0])
-    b = args[1].astype(np.int64) - _zp(op.operands[1])
-    acc = a * int_attr(op, "lhs_mult") + b * int_attr(op, "rhs_mult")
-    return _requant(op, acc, 1, int_attr(op, "shift"))
+    a = qmath.vop(VFn.MUL, _centred(op, 0, args[0]), int_attr(op, "lhs_mult"))
+    b = qmath.vop(VFn.MUL, _centred(op, 1, args[1]), int_attr(op, "rhs_mult"))
+    return _requant(op, qmath.vop(VFn.ADD, a, b), 1, int_attr(op, "shift"))
 
 
 @kernel("qnt.mul")
 def _qmul(op, args, store):
-    a = args[0].astype(np.int64) - _zp(op.operands[0])
-    b = args[1].astype(np.int64) - _zp(op.operands[1])
-    return _requant(op, a * b, int_attr(op, "multiplier"), int_attr(op, "shift"))
+    p = qmath.vop(VFn.MUL, _centred(op, 0, args[0]), _centred(op, 1, args[1]))
+    return _requant(op, p, int_attr(op, "multiplier"), int_attr(op, "shift"))
+
+
+def _opt(op, name: str) -> int | None:
+    return int_attr(op, name) if name in op.attributes else None
 
 
 @kernel("qnt.softmax")
 def _qsoftmax(op, args, store):
     bits = op.results[0].type.element_type.width.data
     return qmath.i_softmax(args[0], int_attr(op, "axis"), int_attr(op, "ln2"),
-                           int_attr(op, "b"), int_attr(op, "c"), bits)
+                           int_attr(op, "b"), int_attr(op, "c"), bits,
+                           _opt(op, "inv_mult"), _opt(op, "inv_shift"), _opt(op, "recip_k"),
+                           op.operands[0].type.element_type.width.data)
 
 
 @kernel("qnt.gelu")
 def _qgelu(op, args, store):
-    x = args[0].astype(np.int64) - _zp(op.operands[0])
-    acc = qmath.i_gelu(x, int_attr(op, "b"), int_attr(op, "c"), int_attr(op, "in_shift", 0))
-    return _requant(op, acc, int_attr(op, "multiplier"), int_attr(op, "shift"))
+    neg = qmath.i_gelu_neg(_centred(op, 0, args[0]), int_attr(op, "b"), int_attr(op, "c"),
+                           int_attr(op, "in_shift", 0))
+    return _requant(op, neg, -int_attr(op, "multiplier"), int_attr(op, "shift"))
+
+
+LN_KEYS = ("mean_mult", "mean_shift", "var_shift", "var_mult", "var_rshift", "eps_fine",
+           "eps_coarse", "recip_k", "norm_shift")
+
+
+def layernorm_consts(op) -> dict[str, int]:
+    """The op's layer-norm VCFG constants; computed from ``eps`` (256 * eps / scale**2)
+    for IR written without them."""
+    if all(k in op.attributes for k in LN_KEYS):
+        return {k: int_attr(op, k) for k in LN_KEYS}
+    n = shape_of(op.operands[0])[-1]
+    bits = op.operands[0].type.element_type.width.data
+    return qmath.layernorm_constants(n, bits, int_attr(op, "eps", 0) / 256)
 
 
 @kernel("qnt.layer_norm")
 def _qlayer_norm(op, args, store):
-    x = args[0].astype(np.int64) - _zp(op.operands[0])
-    acc = qmath.i_layernorm(x, args[1], args[2], int_attr(op, "eps", 0))
+    acc = qmath.i_layernorm(_centred(op, 0, args[0]), args[1], args[2], layernorm_consts(op))
     return _requant(op, acc, int_attr(op, "multiplier"), int_attr(op, "shift"))
 
 
@@ -270,9 +312,14 @@ def _qlut(op, args, store):
 
 @kernel("qnt.mean")
 def _qmean(op, args, store):
-    x = args[0].astype(np.int64) - _zp(op.operands[0])
-    acc = x.sum(axis=tuple(op.reduced_axes()), keepdims=bool(int_attr(op, "keepdims", 1)))
-    return _requant(op, acc, int_attr(op, "multiplier"), int_attr(op, "shift"))
+    x = _centred(op, 0, args[0])
+    axes = tuple(op.reduced_axes())
+    keep = [i for i in range(x.ndim) if i not in axes]
+    moved = np.transpose(x, keep + list(axes))
+    s = qmath.reduce_rows(VFn.RSUM, moved.reshape(*moved.shape[: len(keep)], -1))[..., 0]
+    if bool(int_attr(op, "keepdims", 1)):
+        s = np.expand_dims(s, axes)
+    return _requant(op, s, int_attr(op, "multiplier"), int_attr(op, "shift"))
 
 
 _ = _dtype

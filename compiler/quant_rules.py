@@ -21,6 +21,7 @@ from compiler import qmath
 from compiler.dialects import graph, qnt
 from compiler.dialects.base import int_attr, shape_of, str_attr
 from compiler.dialects.qnt import QParamsAttr, int_range, qparams, qtype
+from compiler.errors import QuantizeError
 
 Rule = Callable[["QuantBuilder", Operation], SSAValue | None]  # noqa: F821
 RULES: dict[type, Rule] = {}
@@ -191,8 +192,11 @@ def _mul(qb, op: Operation) -> SSAValue | None:
 @rule(graph.SoftmaxOp)
 def _softmax(qb, op: Operation) -> SSAValue | None:
     x = qb.q(op.operands[0])
-    consts = qmath.softmax_constants(qparams(x).scale)  # type: ignore[union-attr]
     bits = qb.opts.wide_bits if op.results[0] in qb.wide else 8
+    try:
+        consts = qmath.softmax_constants(qparams(x).scale, _width(x), bits)  # type: ignore[union-attr]
+    except ValueError as exc:
+        raise QuantizeError(f"softmax {op.results[0].name_hint or '?'}: {exc}") from None
     out_t = qtype(bits, shape_of(op.results[0]), 2.0**-bits, -(2 ** (bits - 1)))
     attrs = {"axis": _i(int_attr(op, "axis")), **{k: _i(v) for k, v in consts.items()}}
     return qb.emit(qnt.SoftmaxOp.create(operands=[x], result_types=[out_t], attributes=attrs), op)
@@ -201,7 +205,7 @@ def _softmax(qb, op: Operation) -> SSAValue | None:
 @rule(graph.GeluOp)
 def _gelu(qb, op: Operation) -> SSAValue | None:
     x = qb.q(op.operands[0])
-    in_shift, c = qmath.gelu_shift(qparams(x).scale, _width(x))  # type: ignore[union-attr]
+    in_shift, c = qmath.gelu_shift(qparams(x).scale, _width(x), qparams(x).zp)  # type: ignore[union-attr]
     out_t = qb.out_type(op.results[0])
     m, s = qmath.quantize_multiplier(c["out_scale"] / qparams(out_t).scale)  # type: ignore[union-attr]
     attrs = {"b": _i(c["b"]), "c": _i(c["c"]), "multiplier": _i(m), "shift": _i(s),
@@ -229,6 +233,8 @@ def _layer_norm(qb, op: Operation) -> SSAValue | None:
     m, s = qmath.quantize_multiplier(unit / qparams(out_t).scale)  # type: ignore[union-attr]
     eps = float(op.attributes["epsilon"].value.data)  # type: ignore[attr-defined]
     attrs = {"multiplier": _i(m), "shift": _i(s), "eps": _i(round(256 * eps / (sx * sx)))}
+    consts = qmath.layernorm_constants(width, _width(xq), eps / (sx * sx))
+    attrs.update({k: _i(v) for k, v in consts.items()})
     new = qnt.LayerNormOp.create(operands=[xq, g_v, b_v], result_types=[out_t], attributes=attrs)
     return qb.emit(new, op)
 

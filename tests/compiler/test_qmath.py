@@ -13,9 +13,11 @@ from compiler.interpreter import erf, softmax
 SEED = 7
 
 
-def test_rshift_round_is_half_up() -> None:
+def test_rshift_round_is_half_away_from_zero() -> None:
+    """The PE's rounding (sim.numerics.round_shift): 2.5 -> 3, -2.5 -> -3, -3.5 -> -4."""
     x = np.array([5, 6, 7, -5, -6, -7, 8], dtype=np.int64)
-    assert qmath.rshift_round(x, 1).tolist() == [3, 3, 4, -2, -3, -3, 4]
+    assert qmath.rshift_round(x, 1).tolist() == [3, 3, 4, -3, -3, -4, 4]
+    assert qmath.rshift_round(np.array([-6, -5, -3, 3, 5, 6]), 2).tolist() == [-2, -1, -1, 1, 1, 2]
     assert qmath.rshift_round(x, 0).tolist() == x.tolist()
 
 
@@ -29,6 +31,9 @@ def test_quantize_multiplier(real: float) -> None:
 def test_requantize_saturates() -> None:
     out = qmath.requantize(np.array([10**6, -(10**6), 0]), 2**30, 30, 5, -128, 127)
     assert out.tolist() == [127, -128, 5]
+    # sat32 before the zero point: (2**31 - 1) * 2**31 >> 30 saturates to 2**31 - 1, + (-10)
+    big = qmath.requantize(np.array([2**31 - 1]), 2**31 - 1, 30, -10, -(2**31), 2**31 - 1)
+    assert big.tolist() == [2**31 - 1 - 10]
 
 
 def test_isqrt_exact() -> None:
@@ -46,9 +51,11 @@ def test_i_softmax_close_to_float(scale: float, bound: float) -> None:
     rng = np.random.default_rng(SEED)
     print(f"seed={SEED}")
     q = rng.integers(-int(8 / scale), int(8 / scale), (16, 24))
-    c = qmath.softmax_constants(scale)
     for bits in (8, 16):
-        got = (qmath.i_softmax(q, -1, c["ln2"], c["b"], c["c"], bits) + 2 ** (bits - 1)) / 2**bits
+        c = qmath.softmax_constants(scale, 16, bits)
+        got = qmath.i_softmax(q, -1, c["ln2"], c["b"], c["c"], bits, c["inv_mult"],
+                              c["inv_shift"], c["recip_k"])
+        got = (got + 2 ** (bits - 1)) / 2**bits
         assert np.abs(got - softmax(q * scale, -1)).max() < bound
 
 
@@ -74,7 +81,8 @@ def test_i_layernorm_close_to_float() -> None:
     gamma, beta = rng.uniform(0.1, 2, 96), rng.standard_normal(96) * 0.1
     sg = gamma.max() / qmath.LN_GAMMA_MAX
     unit = sg / 2**qmath.LN_FRAC_BITS
-    acc = qmath.i_layernorm(q, np.rint(gamma / sg), np.rint(beta / unit), 0)
+    consts = qmath.layernorm_constants(96, 16, 0.0)
+    acc = qmath.i_layernorm(q, np.rint(gamma / sg), np.rint(beta / unit), consts)
     assert np.abs(acc).max() < 2**31
     xf = q * scale
     ref = (xf - xf.mean(-1, keepdims=True)) / xf.std(-1, keepdims=True) * gamma + beta

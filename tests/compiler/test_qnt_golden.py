@@ -1,12 +1,28 @@
 """Hand-computed integer results of qnt ops: the interpreter is the bit-exact reference,
-so its rounding (half up) and saturation are pinned down here."""
+so its rounding (half away from zero, as the PE's sim.numerics.round_shift) and
+saturation are pinned down here.  Expected values are recomputed with exact fractions
+(``ref_round``), independently of the code under test."""
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import numpy as np
 
 from compiler.interpreter import run
 from compiler.ir import parse_module
+
+
+def ref_round(num: int, den: int) -> int:
+    """num / den rounded half away from zero, with exact fractions."""
+    q = Fraction(num, den)
+    r = int(abs(q) + Fraction(1, 2))  # floor(|q| + 1/2)
+    return r if q >= 0 else -r
+
+
+def ref_clamp(v: int, lo: int = -128, hi: int = 127) -> int:
+    return min(max(v, lo), hi)
+
 
 X = "tensor<1x2xi8, #qnt.q<0.5, 2>>"
 Y = "tensor<1x2xi8, #qnt.q<0.25, -1>>"
@@ -25,7 +41,7 @@ func.func @main(%x: X) -> (Y, Y) {
 
 def test_matmul_golden() -> None:
     # x - zp = [8, -5]; acc = [8*1 - 5*3, 8*2 + 5] + bias = [-2, 16];
-    # * 2**30 >> 31 (half up) = [-1, 8]; + zp -1 = [-2, 7]; relu clamps at zp: [-1, 7]
+    # * 2**30 >> 31 (exact halves, no tie) = [-1, 8]; + zp -1 = [-2, 7]; relu clamps at zp: [-1, 7]
     y, r = run(parse_module(MATMUL), [np.array([[10, -3]], np.int8)])
     assert y.tolist() == [[-2, 7]]
     assert r.tolist() == [[-1, 7]]
@@ -42,9 +58,12 @@ ADD = ADD.replace("C", "tensor<3xi8, #qnt.q<1.0, 1>>")
 
 def test_add_golden_rounding_and_saturation() -> None:
     # [4*3 + (-8)*5, 1*3 + (-1)*5, 127*3 + 125*5] = [-28, -2, 1006]
-    # (x + 2) >> 2 = [-7 (-6.5 rounds up), 0 (-0.5 rounds up), 252]; + 1; saturate at 127
+    # / 4 = [-7, -0.5 (rounds away: -1), 251.5 (252)]; + 1; saturate at 127
+    acc = [4 * 3 + (-8) * 5, 1 * 3 + (-1) * 5, 127 * 3 + 125 * 5]
+    want = [ref_clamp(ref_round(v, 4) + 1) for v in acc]
+    assert want == [-6, 0, 127]
     y = run(parse_module(ADD), [np.array([4, 1, 127], np.int8), np.array([-6, 1, 127], np.int8)])
-    assert y[0].tolist() == [-6, 1, 127]
+    assert y[0].tolist() == want
 
 
 REQUANT = """
@@ -57,10 +76,12 @@ REQUANT = REQUANT.replace("OUT", "tensor<4xi8, #qnt.q<0.04, -3>>")
 
 
 def test_requantize_golden() -> None:
-    # (x - 100) * 2**30 >> 32 = (x - 100) / 4 rounded half up; + (-3); saturate to int8
+    # (x - 100) * 2**30 >> 32 = (x - 100) / 4 rounded half away; + (-3); saturate to int8
     x = np.array([106, 94, 1000, -2000], np.int16)
+    want = [ref_clamp(ref_round((int(v) - 100) * 2**30, 2**32) - 3) for v in x]
+    assert want == [-1, -5, 127, -128]  # 1.5->2, -1.5->-2, 225->127, -525->-128
     y = run(parse_module(REQUANT), [x])[0]
-    assert y.tolist() == [-1, -4, 127, -128]  # 1.5->2, -1.5->-1, 225->127, -525->-128
+    assert y.tolist() == want
 
 
 RESCALE = """
@@ -75,7 +96,11 @@ RESCALE = RESCALE.replace("OUT", "tensor<2x2xi8, #qnt.q<0.02, 1>>")
 
 
 def test_rescale_per_channel_golden() -> None:
-    # channel 0: x / 2, channel 1: x / 8 (half up), then + 1
+    # channel 0: x / 2, channel 1: x / 8 (half away from zero), then + 1
     x = np.array([[5, 12], [-5, -12]], np.int16)
+    shifts = (31, 33)
+    want = [[ref_clamp(ref_round(int(v) * 2**30, 2**s) + 1)
+             for v, s in zip(row, shifts, strict=True)] for row in x]
+    assert want == [[4, 3], [-2, -1]]  # 2.5->3, 1.5->2, -2.5->-3, -1.5->-2
     y = run(parse_module(RESCALE), [x])[0]
-    assert y.tolist() == [[4, 3], [-1, 0]]  # 2.5->3, 1.5->2, -2.5->-2, -1.5->-1
+    assert y.tolist() == want
