@@ -49,8 +49,9 @@ def load_samples(path: str | Path) -> list[Sample]:
     return [{k: a[i] for k, a in arrays.items()} for i in range(n)]
 
 
-def mse_range(values: np.ndarray, lo: float, hi: float, bits: int = 8,
-              steps: int = 20) -> tuple[float, float]:
+def mse_range(
+    values: np.ndarray, lo: float, hi: float, bits: int = 8, steps: int = 20
+) -> tuple[float, float]:
     """The clipping range ``alpha * (lo, hi)`` (alpha in (0, 1]) with the least
     quantization mean squared error on ``values`` for an asymmetric ``bits`` grid."""
     best, best_err = (lo, hi), np.inf
@@ -68,9 +69,13 @@ def mse_range(values: np.ndarray, lo: float, hi: float, bits: int = 8,
     return best
 
 
-def collect_ranges(module: ModuleOp, samples: Sequence[Sample], percentile: float = 100.0,
-                   mse_bits: int = 0, channels: dict | None = None
-                   ) -> dict[SSAValue, tuple[float, float]]:
+def collect_ranges(
+    module: ModuleOp,
+    samples: Sequence[Sample],
+    percentile: float = 100.0,
+    mse_bits: int = 0,
+    channels: dict | None = None,
+) -> dict[SSAValue, tuple[float, float]]:
     """(lo, hi) of every float value over all samples; lo <= 0 <= hi always.
 
     With ``mse_bits`` (8), each range is then narrowed to the MSE-optimal clipping
@@ -114,9 +119,13 @@ def collect_ranges(module: ModuleOp, samples: Sequence[Sample], percentile: floa
             record(arg, np.asarray(sample[name]))
         with np.errstate(all="ignore"):
             run(module, sample, observer=observe)
-    ranges = {v: (min(0.0, min(s[0] for s in ss)), max(0.0, max(s[1] for s in ss)))
-              for v, ss in stats.items()}
+    ranges = {
+        v: (min(0.0, min(s[0] for s in ss)), max(0.0, max(s[1] for s in ss)))
+        for v, ss in stats.items()
+    }
     if mse_bits:
-        ranges = {v: mse_range(np.concatenate(subsamples[v]), *r, bits=mse_bits)
-                  for v, r in ranges.items()}
+        ranges = {
+            v: mse_range(np.concatenate(subsamples[v]), *r, bits=mse_bits)
+            for v, r in ranges.items()
+        }
     return ranges

@@ -37,11 +37,16 @@ class CompileResult:
         self.store.save(folder / "weights.npz")
 
 
-def compile_model(model, arch: str = "small", until: str = "graph",
-                  input_shapes: Mapping[str, Sequence[int]] | None = None,
-                  dim_params: Mapping[str, int] | None = None,
-                  calibration: str | Sequence[dict] | None = None,
-                  print_after_all: bool = False, quant_options: str = "") -> CompileResult:
+def compile_model(
+    model,
+    arch: str = "small",
+    until: str = "graph",
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    dim_params: Mapping[str, int] | None = None,
+    calibration: str | Sequence[dict] | None = None,
+    print_after_all: bool = False,
+    quant_options: str = "",
+) -> CompileResult:
     """Import and run the graph (and quantization) pipelines, then layout and padding.
 
     ``quant_options`` are options of the quantize pass, space-separated, e.g.
@@ -55,13 +60,18 @@ def compile_model(model, arch: str = "small", until: str = "graph",
     times["graph_passes"] = graph.total()
     if until == "quantized":
         if calibration is None:
-            raise QuantizeError("--until quantized needs --calibration FILE.npz "
-                                "(one array per model input, axis 0 indexes samples)")
-        samples = load_samples(calibration) if isinstance(calibration, (str, Path)) else list(
-            calibration)
+            raise QuantizeError(
+                "--until quantized needs --calibration FILE.npz "
+                "(one array per model input, axis 0 indexes samples)"
+            )
+        samples = (
+            load_samples(calibration) if isinstance(calibration, (str, Path)) else list(calibration)
+        )
         set_samples(module, samples)
-        spec = [f"quantize{{{quant_options}}}" if quant_options else "quantize",
-                *QUANT_PIPELINE[1:]]
+        spec = [
+            f"quantize{{{quant_options}}}" if quant_options else "quantize",
+            *QUANT_PIPELINE[1:],
+        ]
         quant = run_pipeline(module, parse_passes(spec, arch), print_after_all)
         times["quantization"] = quant.total()
     lower = run_pipeline(module, parse_passes(LOWER_PIPELINE, arch), print_after_all)
@@ -76,13 +86,19 @@ def bench_minilm(batch: int = 1, seq: int = 128, arch: str = "small") -> dict:
     start = time.perf_counter()
     model = build_minilm(batch, seq)
     build = time.perf_counter() - start
-    result = compile_model(model, arch=arch, until="quantized",
-                           calibration=[calibration_batch(batch, seq)])
+    result = compile_model(
+        model, arch=arch, until="quantized", calibration=[calibration_batch(batch, seq)]
+    )
     times = {k: round(v, 3) for k, v in result.times.items()}
     return {
-        "model": "all-MiniLM-L6-v2", "batch": batch, "seq": seq, "arch": arch,
-        "build_onnx_s": round(build, 3), **{f"{k}_s": v for k, v in times.items()},
+        "model": "all-MiniLM-L6-v2",
+        "batch": batch,
+        "seq": seq,
+        "arch": arch,
+        "build_onnx_s": round(build, 3),
+        **{f"{k}_s": v for k, v in times.items()},
         "front_middle_total_s": round(sum(result.times.values()), 3),
         "float_ops_left": len(result.module.attributes["myelin.float_ops"].data),  # type: ignore[attr-defined]
-        "constants": len(result.store), "constant_bytes": result.store.nbytes(),
+        "constants": len(result.store),
+        "constant_bytes": result.store.nbytes(),
     }

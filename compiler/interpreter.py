@@ -54,8 +54,11 @@ def evaluate(op: Operation, args: list[np.ndarray], store: ConstantStore) -> np.
     return out.astype(_dtype(op.results[0]), copy=False)
 
 
-def run(module: ModuleOp, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray],
-        observer: Callable[[Operation, np.ndarray], None] | None = None) -> list[np.ndarray]:
+def run(
+    module: ModuleOp,
+    inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray],
+    observer: Callable[[Operation, np.ndarray], None] | None = None,
+) -> list[np.ndarray]:
     """Run the module's function; inputs by position or by argument name."""
     fn = main_func(module)
     store = store_of(module)

@@ -34,15 +34,20 @@ def _fused_matmul(op, args, store):
 
 
 def _conv_attrs(op) -> tuple[list[int], list[int], list[int], int]:
-    return (ints(op, "strides", [1, 1]), ints(op, "pads", [0] * 4),
-            ints(op, "dilations", [1, 1]), int_attr(op, "group", 1))
+    return (
+        ints(op, "strides", [1, 1]),
+        ints(op, "pads", [0] * 4),
+        ints(op, "dilations", [1, 1]),
+        int_attr(op, "group", 1),
+    )
 
 
 def _conv(op, x: np.ndarray, w: np.ndarray, pad_value: int = 0) -> np.ndarray:
     s, p, d, g = _conv_attrs(op)
     if str_attr(op, "layout", "nchw") == "nhwc":
-        out = kernels.conv2d(x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1), s, p, d, g,
-                             pad_value)
+        out = kernels.conv2d(
+            x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1), s, p, d, g, pad_value
+        )
         return out.transpose(0, 2, 3, 1)
     return kernels.conv2d(x, w, s, p, d, g, pad_value)
 
@@ -63,9 +68,15 @@ def _graph_conv(op, args, store):
 
 def _pool(op, x: np.ndarray, kind: str, pad_value) -> np.ndarray:
     return kernels.pool2d(
-        x, kind, ints(op, "kernel"), ints(op, "strides", [1, 1]), ints(op, "pads", [0] * 4),
-        bool(int_attr(op, "ceil_mode", 0)), bool(int_attr(op, "count_include_pad", 0)),
-        pad_value, ints(op, "dilations", [1, 1]),
+        x,
+        kind,
+        ints(op, "kernel"),
+        ints(op, "strides", [1, 1]),
+        ints(op, "pads", [0] * 4),
+        bool(int_attr(op, "ceil_mode", 0)),
+        bool(int_attr(op, "count_include_pad", 0)),
+        pad_value,
+        ints(op, "dilations", [1, 1]),
     )
 
 
@@ -214,15 +225,15 @@ def _centred(op, i: int, x: np.ndarray) -> np.ndarray:
 
 @kernel("qnt.requantize")
 def _requantize(op, args, store):
-    return _requant(op, _centred(op, 0, args[0]), int_attr(op, "multiplier"),
-                    int_attr(op, "shift"))
+    return _requant(op, _centred(op, 0, args[0]), int_attr(op, "multiplier"), int_attr(op, "shift"))
 
 
 @kernel("qnt.rescale")
 def _rescale(op, args, store):
     # one REQ per channel (last axis) with that channel's MULT and SHIFT
-    return _requant(op, _centred(op, 0, args[0]), args[1].astype(np.int64),
-                    args[2].astype(np.int64))
+    return _requant(
+        op, _centred(op, 0, args[0]), args[1].astype(np.int64), args[2].astype(np.int64)
+    )
 
 
 def _finish(op, acc: np.ndarray, bias, mult, shift, channel_axis: int = -1) -> np.ndarray:
@@ -230,8 +241,9 @@ def _finish(op, acc: np.ndarray, bias, mult, shift, channel_axis: int = -1) -> n
     does; per-channel bias, multiplier and shift along ``channel_axis``."""
     zp, lo, hi, bits = _out(op)
     acc = np.moveaxis(qmath.wrap32(acc), channel_axis, -1)
-    y = qmath.mac_output(acc, bias.astype(np.int64), mult.astype(np.int64),
-                         shift.astype(np.int64), zp, lo, hi, bits)
+    y = qmath.mac_output(
+        acc, bias.astype(np.int64), mult.astype(np.int64), shift.astype(np.int64), zp, lo, hi, bits
+    )
     return np.moveaxis(y, -1, channel_axis)
 
 
@@ -272,21 +284,39 @@ def _opt(op, name: str) -> int | None:
 @kernel("qnt.softmax")
 def _qsoftmax(op, args, store):
     bits = op.results[0].type.element_type.width.data
-    return qmath.i_softmax(args[0], int_attr(op, "axis"), int_attr(op, "ln2"),
-                           int_attr(op, "b"), int_attr(op, "c"), bits,
-                           _opt(op, "inv_mult"), _opt(op, "inv_shift"), _opt(op, "recip_k"),
-                           op.operands[0].type.element_type.width.data)
+    return qmath.i_softmax(
+        args[0],
+        int_attr(op, "axis"),
+        int_attr(op, "ln2"),
+        int_attr(op, "b"),
+        int_attr(op, "c"),
+        bits,
+        _opt(op, "inv_mult"),
+        _opt(op, "inv_shift"),
+        _opt(op, "recip_k"),
+        op.operands[0].type.element_type.width.data,
+    )
 
 
 @kernel("qnt.gelu")
 def _qgelu(op, args, store):
-    neg = qmath.i_gelu_neg(_centred(op, 0, args[0]), int_attr(op, "b"), int_attr(op, "c"),
-                           int_attr(op, "in_shift", 0))
+    neg = qmath.i_gelu_neg(
+        _centred(op, 0, args[0]), int_attr(op, "b"), int_attr(op, "c"), int_attr(op, "in_shift", 0)
+    )
     return _requant(op, neg, -int_attr(op, "multiplier"), int_attr(op, "shift"))
 
 
-LN_KEYS = ("mean_mult", "mean_shift", "var_shift", "var_mult", "var_rshift", "eps_fine",
-           "eps_coarse", "recip_k", "norm_shift")
+LN_KEYS = (
+    "mean_mult",
+    "mean_shift",
+    "var_shift",
+    "var_mult",
+    "var_rshift",
+    "eps_fine",
+    "eps_coarse",
+    "recip_k",
+    "norm_shift",
+)
 
 
 def layernorm_consts(op) -> dict[str, int]:

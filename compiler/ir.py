@@ -115,9 +115,11 @@ def dense_value(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
     typ = attr.get_type()
     assert isinstance(typ, TensorType)
     dt = np_dtype(typ.element_type)
-    return np.array(attr.get_values(), dtype=np.float64 if dt.kind == "f" else np.int64).astype(
-        dt
-    ).reshape(typ.get_shape())
+    return (
+        np.array(attr.get_values(), dtype=np.float64 if dt.kind == "f" else np.int64)
+        .astype(dt)
+        .reshape(typ.get_shape())
+    )
 
 
 def main_func(module: ModuleOp) -> func.FuncOp:

@@ -12,8 +12,15 @@ def _pad_nchw(x: np.ndarray, pads: list[int], value: float | int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
 
 
-def windows(x: np.ndarray, kernel: list[int], strides: list[int], pads: list[int],
-            dilations: list[int], pad_value: float | int, ceil: bool = False) -> np.ndarray:
+def windows(
+    x: np.ndarray,
+    kernel: list[int],
+    strides: list[int],
+    pads: list[int],
+    dilations: list[int],
+    pad_value: float | int,
+    ceil: bool = False,
+) -> np.ndarray:
     """Sliding windows of an NCHW tensor: shape (N, C, OH, OW, KH, KW)."""
     kh, kw = kernel
     sh, sw = strides
@@ -40,8 +47,15 @@ def windows(x: np.ndarray, kernel: list[int], strides: list[int], pads: list[int
     return view
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, strides: list[int], pads: list[int],
-           dilations: list[int], group: int, pad_value: float | int = 0) -> np.ndarray:
+def conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    strides: list[int],
+    pads: list[int],
+    dilations: list[int],
+    group: int,
+    pad_value: float | int = 0,
+) -> np.ndarray:
     """NCHW x OIHW grouped convolution in float64 (exact for integer inputs < 2**53)."""
     o, ci, kh, kw = w.shape
     win = windows(x.astype(np.float64), [kh, kw], strides, pads, dilations, pad_value)
@@ -55,9 +69,17 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides: list[int], pads: list[int],
     return np.concatenate(outs, axis=1)
 
 
-def pool2d(x: np.ndarray, kind: str, kernel: list[int], strides: list[int], pads: list[int],
-           ceil: bool, count_include_pad: bool, pad_value: float | int,
-           dil: list[int] | None = None) -> np.ndarray:
+def pool2d(
+    x: np.ndarray,
+    kind: str,
+    kernel: list[int],
+    strides: list[int],
+    pads: list[int],
+    ceil: bool,
+    count_include_pad: bool,
+    pad_value: float | int,
+    dil: list[int] | None = None,
+) -> np.ndarray:
     """Max or average pooling over NCHW; average excludes padding unless asked."""
     dil = dil or [1, 1]
     if kind == "max":
@@ -67,8 +89,9 @@ def pool2d(x: np.ndarray, kind: str, kernel: list[int], strides: list[int], pads
     if count_include_pad:
         # padding inside the declared pads counts; the extra ceil-mode overhang does not
         ones = np.ones((1, 1) + x.shape[2:])
-        padded = np.pad(ones, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])),
-                        constant_values=1)
+        padded = np.pad(
+            ones, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])), constant_values=1
+        )
         count = windows(padded, kernel, strides, [0, 0, 0, 0], dil, 0, ceil).sum(axis=(4, 5))
         count = count[:, :, : total.shape[2], : total.shape[3]]
     else:

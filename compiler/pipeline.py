@@ -27,8 +27,14 @@ GRAPH_PIPELINE = (
     "canonicalize", "cse", "dce", "fuse-ops",
 )  # fmt: skip
 QUANT_PIPELINE = ("quantize", "fuse-ops", "canonicalize", "cse", "dce")
-LOWER_PIPELINE = ("convert-layout", "fold-constants", "canonicalize", "pad-to-mac",
-                  "fold-constants", "dce")
+LOWER_PIPELINE = (
+    "convert-layout",
+    "fold-constants",
+    "canonicalize",
+    "pad-to-mac",
+    "fold-constants",
+    "dce",
+)
 
 
 @dataclass
@@ -54,8 +60,9 @@ def parse_passes(spec: str | Sequence[str], arch: str | None = None) -> list[Mod
     try:
         specs = list(parse_pipeline(text))
     except (Exception, ArgSpecParseError) as exc:  # xDSL's parse error is a BaseException
-        raise PassError(f"cannot parse pass pipeline {text!r}: "
-                        f"{str(exc).strip().splitlines()[-1]}") from None
+        raise PassError(
+            f"cannot parse pass pipeline {text!r}: {str(exc).strip().splitlines()[-1]}"
+        ) from None
     out = []
     for s in specs:
         if s.name not in registry:
@@ -69,10 +76,13 @@ def parse_passes(spec: str | Sequence[str], arch: str | None = None) -> list[Mod
     return out
 
 
-def run_pipeline(module: ModuleOp, passes: Sequence[ModulePass] | str,
-                 print_after_all: bool = False, out: TextIO | None = None,
-                 on_pass: Callable[[ModulePass, ModuleOp], None] | None = None
-                 ) -> PipelineResult:
+def run_pipeline(
+    module: ModuleOp,
+    passes: Sequence[ModulePass] | str,
+    print_after_all: bool = False,
+    out: TextIO | None = None,
+    on_pass: Callable[[ModulePass, ModuleOp], None] | None = None,
+) -> PipelineResult:
     """Run ``passes`` in order on ``module`` (in place), verifying after each pass."""
     if isinstance(passes, str):
         passes = parse_passes(passes)

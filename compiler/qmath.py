@@ -42,8 +42,13 @@ def vcfg(**regs: int) -> np.ndarray:
 _NO_CFG = vcfg()
 
 
-def vop(fn: VFn, a: np.ndarray, b: np.ndarray | int | None = None, tout: DType = DType.I32,
-        cfg: np.ndarray = _NO_CFG) -> np.ndarray:
+def vop(
+    fn: VFn,
+    a: np.ndarray,
+    b: np.ndarray | int | None = None,
+    tout: DType = DType.I32,
+    cfg: np.ndarray = _NO_CFG,
+) -> np.ndarray:
     """One elementwise VOP; an int ``b`` is the ``bscalar`` form (a register value)."""
     bv = None if b is None else np.asarray(b, dtype=I64)
     return numerics.vector_elementwise(fn, a, bv, tout, cfg)
@@ -68,8 +73,9 @@ def rshift_round(x: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
     return numerics.round_shift(x, shift)
 
 
-def requantize(acc: np.ndarray, mult: np.ndarray | int, shift: np.ndarray | int, zp: int,
-               lo: int, hi: int) -> np.ndarray:
+def requantize(
+    acc: np.ndarray, mult: np.ndarray | int, shift: np.ndarray | int, zp: int, lo: int, hi: int
+) -> np.ndarray:
     """``clamp(sat32(round_shift(acc * mult, shift)) + zp, lo, hi)`` (``numerics.requantize``,
     VOP REQ); ``acc`` and ``mult`` are int32 values."""
     return numerics.requantize(acc, mult, shift, zp, lo, hi)
@@ -134,10 +140,17 @@ def exp_inv(ln2: int, in_bits: int) -> tuple[int, int]:
     raise ValueError(f"no exact reciprocal multiplier for ln2 = {ln2}")
 
 
-def exp_cfg(ln2: int, b: int, c: int, inv_mult: int, inv_shift: int, recip_k: int = 0
-            ) -> np.ndarray:
-    return vcfg(exp_qln2=ln2, exp_inv_mult=inv_mult, exp_inv_shift=inv_shift, exp_qb=b,
-                exp_qc=c, recip_k=recip_k)
+def exp_cfg(
+    ln2: int, b: int, c: int, inv_mult: int, inv_shift: int, recip_k: int = 0
+) -> np.ndarray:
+    return vcfg(
+        exp_qln2=ln2,
+        exp_inv_mult=inv_mult,
+        exp_inv_shift=inv_shift,
+        exp_qb=b,
+        exp_qc=c,
+        recip_k=recip_k,
+    )
 
 
 def softmax_recip_k(ln2: int, b: int, c: int, out_bits: int) -> int:
@@ -159,13 +172,28 @@ def softmax_constants(scale: float, in_bits: int = 16, out_bits: int = 8) -> dic
     if b * b + c >= 2**31:
         raise ValueError(f"softmax input scale {scale!r} is too small for int32 i-exp")
     inv_mult, inv_shift = exp_inv(ln2, in_bits)
-    return {"ln2": ln2, "b": b, "c": c, "inv_mult": inv_mult, "inv_shift": inv_shift,
-            "recip_k": softmax_recip_k(ln2, b, c, out_bits)}
+    return {
+        "ln2": ln2,
+        "b": b,
+        "c": c,
+        "inv_mult": inv_mult,
+        "inv_shift": inv_shift,
+        "recip_k": softmax_recip_k(ln2, b, c, out_bits),
+    }
 
 
-def i_softmax(q: np.ndarray, axis: int, ln2: int, b: int, c: int, bits: int = 8,
-              inv_mult: int | None = None, inv_shift: int | None = None,
-              recip_k: int | None = None, in_bits: int = 16) -> np.ndarray:
+def i_softmax(
+    q: np.ndarray,
+    axis: int,
+    ln2: int,
+    b: int,
+    c: int,
+    bits: int = 8,
+    inv_mult: int | None = None,
+    inv_shift: int | None = None,
+    recip_k: int | None = None,
+    in_bits: int = 16,
+) -> np.ndarray:
     """Softmax of int codes ``q`` along ``axis`` as PE operations; result codes of scale
     2**-bits, zero point -2**(bits-1).  Per row::
 
@@ -199,8 +227,9 @@ def gelu_constants(scale: float) -> dict[str, int | float]:
     return {"b": max(b, 1), "c": max(c, 1), "out_scale": scale * ERF_A * s_e * s_e / 2}
 
 
-def gelu_shift(scale: float, bits: int, zp: int | None = None
-               ) -> tuple[int, dict[str, int | float]]:
+def gelu_shift(
+    scale: float, bits: int, zp: int | None = None
+) -> tuple[int, dict[str, int | float]]:
     """Smallest input right-shift (SRA) keeping i-GELU's ``x * (E + c)`` within int32 for
     every code of ``bits`` with zero point ``zp`` (None: any), and the constants for the
     shifted scale."""
@@ -256,11 +285,17 @@ def layernorm_constants(n: int, in_bits: int, eps_code2: float) -> dict[str, int
     j = max(0, (n.bit_length() - 1) // 2)
     mean_mult, mean_shift = quantize_multiplier(1.0 / n)
     var_mult, var_rshift = quantize_multiplier(4.0**j / n)
-    return {"mean_mult": mean_mult, "mean_shift": mean_shift, "var_shift": k,
-            "var_mult": var_mult, "var_rshift": var_rshift,
-            "eps_fine": min(round(eps_code2 * 4.0**j), I32_MAX),
-            "eps_coarse": min(round(eps_code2 * 4.0 ** (j - k)), I32_MAX),
-            "recip_k": LN_RECIP_K, "norm_shift": LN_RECIP_K - LN_FRAC_BITS - j}
+    return {
+        "mean_mult": mean_mult,
+        "mean_shift": mean_shift,
+        "var_shift": k,
+        "var_mult": var_mult,
+        "var_rshift": var_rshift,
+        "eps_fine": min(round(eps_code2 * 4.0**j), I32_MAX),
+        "eps_coarse": min(round(eps_code2 * 4.0 ** (j - k)), I32_MAX),
+        "recip_k": LN_RECIP_K,
+        "norm_shift": LN_RECIP_K - LN_FRAC_BITS - j,
+    }
 
 
 def _ln_std(v: np.ndarray, k: dict[str, int], eps: int) -> np.ndarray:
@@ -268,8 +303,9 @@ def _ln_std(v: np.ndarray, k: dict[str, int], eps: int) -> np.ndarray:
     return vop(VFn.SQRT, req(v, k["var_mult"], k["var_rshift"], eps, 1, I32_MAX))
 
 
-def i_layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, consts: dict[str, int]
-                ) -> np.ndarray:
+def i_layernorm(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, consts: dict[str, int]
+) -> np.ndarray:
     """int32 layer norm over the last axis of zero-point-free codes ``x`` (int32), as PE
     operations per row (``consts`` from :func:`layernorm_constants`)::
 
@@ -307,8 +343,16 @@ def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out.astype(I64)
 
 
-def mac_output(acc: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray,
-               zp: int, lo: int, hi: int, out_bits: int) -> np.ndarray:
+def mac_output(
+    acc: np.ndarray,
+    bias: np.ndarray,
+    mult: np.ndarray,
+    shift: np.ndarray,
+    zp: int,
+    lo: int,
+    hi: int,
+    out_bits: int,
+) -> np.ndarray:
     """The MAC output stage on int32 accumulators whose last axis is the channel:
     ``clamp(sat32(round_shift(sat32(acc + bias[c]) * mult[c], shift[c])) + zp, lo, hi)``.
     int8 results are ``numerics.output_stage``; int16 results are the same function done
@@ -322,6 +366,13 @@ def mac_output(acc: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.nd
     if out_bits == 8:
         y = numerics.output_stage(flat, b, m, s, zp, lo, hi).astype(I64)
     else:
-        y = req(vop(VFn.ADD, flat, b[None, :]), m[None, :], s[None, :], zp, lo, hi,
-                DTYPE_OF_BITS[out_bits])
+        y = req(
+            vop(VFn.ADD, flat, b[None, :]),
+            m[None, :],
+            s[None, :],
+            zp,
+            lo,
+            hi,
+            DTYPE_OF_BITS[out_bits],
+        )
     return y.reshape(acc.shape)

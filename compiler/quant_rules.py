@@ -58,8 +58,17 @@ def per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def _accumulating(qb, op: Operation, x: SSAValue, w_val: np.ndarray | None, w: SSAValue,
-                  bias: np.ndarray | None, channel_axis: int, cls, attrs: dict) -> SSAValue:
+def _accumulating(
+    qb,
+    op: Operation,
+    x: SSAValue,
+    w_val: np.ndarray | None,
+    w: SSAValue,
+    bias: np.ndarray | None,
+    channel_axis: int,
+    cls,
+    attrs: dict,
+) -> SSAValue:
     k = shape_of(x)[-1] if cls is qnt.MatMulOp else 1 << 20
     smooth = _smoothing(qb, x, w_val) if cls is qnt.MatMulOp else None
     if smooth is not None:
@@ -114,8 +123,16 @@ def _smoothing(qb, x: SSAValue, w_val: np.ndarray | None) -> np.ndarray | None:
     return np.clip(s / np.exp(np.mean(np.log(s))), 1e-3, 1e3)
 
 
-def _smoothed_matmul(qb, op: Operation, x: SSAValue, s: np.ndarray, wq: np.ndarray,
-                     sw: np.ndarray, bias: np.ndarray | None, attrs: dict) -> SSAValue:
+def _smoothed_matmul(
+    qb,
+    op: Operation,
+    x: SSAValue,
+    s: np.ndarray,
+    wq: np.ndarray,
+    sw: np.ndarray,
+    bias: np.ndarray | None,
+    attrs: dict,
+) -> SSAValue:
     """x (16-bit) -> qnt.rescale by 1/s per channel to int8 -> qnt.matmul with W * s."""
     x16 = qb.q(x)
     q16 = qparams(x16)
@@ -134,8 +151,9 @@ def _smoothed_matmul(qb, op: Operation, x: SSAValue, s: np.ndarray, wq: np.ndarr
     w_v = qb.const(wq, "w")
     b_v = qb.const(b_int.astype(np.int32), "bias")
     mo, so = mult_shift(qb, s8 * sw / qparams(out_t).scale, "out")  # type: ignore[union-attr]
-    new = qnt.MatMulOp.create(operands=[x8, w_v, b_v, mo, so], result_types=[out_t],
-                              attributes=attrs)
+    new = qnt.MatMulOp.create(
+        operands=[x8, w_v, b_v, mo, so], result_types=[out_t], attributes=attrs
+    )
     return qb.emit(new, op)
 
 
@@ -150,8 +168,17 @@ def _matmul(qb, op: Operation) -> SSAValue | None:
     bias = qb.value(op.operands[2]) if isinstance(op, graph.FusedMatMulOp) else None
     if isinstance(op, graph.FusedMatMulOp) and bias is None:
         return None
-    return _accumulating(qb, op, op.operands[0], w_val, op.operands[1], bias, 1, qnt.MatMulOp,
-                         {"act": StringAttr(act)})
+    return _accumulating(
+        qb,
+        op,
+        op.operands[0],
+        w_val,
+        op.operands[1],
+        bias,
+        1,
+        qnt.MatMulOp,
+        {"act": StringAttr(act)},
+    )
 
 
 @rule(graph.ConvOp)
@@ -160,8 +187,9 @@ def _conv(qb, op: Operation) -> SSAValue | None:
     if w_val is None or bias is None:
         return None
     axis = 3 if str_attr(op, "layout", "nchw") == "nhwc" else 0
-    return _accumulating(qb, op, op.operands[0], w_val, op.operands[1], bias, axis, qnt.ConvOp,
-                         dict(op.attributes))
+    return _accumulating(
+        qb, op, op.operands[0], w_val, op.operands[1], bias, axis, qnt.ConvOp, dict(op.attributes)
+    )
 
 
 @rule(graph.AddOp, graph.SubOp)
@@ -174,8 +202,11 @@ def _add(qb, op: Operation) -> SSAValue | None:
     rb = qparams(b).scale / so * (-1 if isinstance(op, graph.SubOp) else 1)  # type: ignore[union-attr]
     big = max(abs(ra), abs(rb))
     shift = int(min(30, max(0, math.floor(math.log2((2**14 - 1) / big)))))
-    attrs = {"lhs_mult": _i(round(ra * 2**shift)), "rhs_mult": _i(round(rb * 2**shift)),
-             "shift": _i(shift)}
+    attrs = {
+        "lhs_mult": _i(round(ra * 2**shift)),
+        "rhs_mult": _i(round(rb * 2**shift)),
+        "shift": _i(shift),
+    }
     return qb.emit(qnt.AddOp.create(operands=[a, b], result_types=[out_t], attributes=attrs), op)
 
 
@@ -208,8 +239,13 @@ def _gelu(qb, op: Operation) -> SSAValue | None:
     in_shift, c = qmath.gelu_shift(qparams(x).scale, _width(x), qparams(x).zp)  # type: ignore[union-attr]
     out_t = qb.out_type(op.results[0])
     m, s = qmath.quantize_multiplier(c["out_scale"] / qparams(out_t).scale)  # type: ignore[union-attr]
-    attrs = {"b": _i(c["b"]), "c": _i(c["c"]), "multiplier": _i(m), "shift": _i(s),
-             "in_shift": _i(in_shift)}
+    attrs = {
+        "b": _i(c["b"]),
+        "c": _i(c["c"]),
+        "multiplier": _i(m),
+        "shift": _i(s),
+        "in_shift": _i(in_shift),
+    }
     return qb.emit(qnt.GeluOp.create(operands=[x], result_types=[out_t], attributes=attrs), op)
 
 
@@ -272,8 +308,14 @@ def _mean(qb, op: Operation) -> SSAValue | None:
     return qb.emit(qnt.MeanOp.create(operands=[x], result_types=[out_t], attributes=attrs), op)
 
 
-_LAYOUT = (graph.ReshapeOp, graph.TransposeOp, graph.SliceOp, graph.ExpandOp, graph.PadOp,
-           graph.MaxPoolOp)
+_LAYOUT = (
+    graph.ReshapeOp,
+    graph.TransposeOp,
+    graph.SliceOp,
+    graph.ExpandOp,
+    graph.PadOp,
+    graph.MaxPoolOp,
+)
 
 
 @rule(*_LAYOUT)
@@ -289,8 +331,9 @@ def _gather(qb, op: Operation) -> SSAValue | None:
     bits = qb.opts.wide_bits if op.results[0] in qb.wide else qb.opts.bits
     data = qb.q(op.operands[0], bits=bits)
     out_t = _retype(op.results[0], data)
-    new = graph.GatherOp.create(operands=[data, op.operands[1]], result_types=[out_t],
-                                attributes=dict(op.attributes))
+    new = graph.GatherOp.create(
+        operands=[data, op.operands[1]], result_types=[out_t], attributes=dict(op.attributes)
+    )
     return qb.emit(new, op)
 
 
@@ -298,8 +341,9 @@ def _gather(qb, op: Operation) -> SSAValue | None:
 def _concat(qb, op: Operation) -> SSAValue | None:
     out_t = qb.out_type(op.results[0])
     parts = [qb.requantize(qb.q(v), out_t) for v in op.operands]
-    new = graph.ConcatOp.create(operands=parts, result_types=[out_t],
-                                attributes=dict(op.attributes))
+    new = graph.ConcatOp.create(
+        operands=parts, result_types=[out_t], attributes=dict(op.attributes)
+    )
     return qb.emit(new, op)
 
 
@@ -312,8 +356,11 @@ def _where(qb, op: Operation) -> SSAValue | None:
     assert params is not None
     other = b if lead is a else a
     bits = lq.type.element_type.width.data  # type: ignore[attr-defined]
-    oq = qb.q(other, bits=bits, like=params) if qb.value(other) is not None else qb.requantize(
-        qb.q(other), lq.type)
+    oq = (
+        qb.q(other, bits=bits, like=params)
+        if qb.value(other) is not None
+        else qb.requantize(qb.q(other), lq.type)
+    )
     operands = [cond, lq, oq] if lead is a else [cond, oq, lq]
     new = graph.WhereOp.create(operands=operands, result_types=[_retype(op.results[0], lq)])
     return qb.emit(new, op)

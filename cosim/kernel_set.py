@@ -48,7 +48,12 @@ def _gemm(arch: ArchConfig) -> KernelRun:
     m, n = max(m, arch.mac_rows), max(n, 2 * arch.mac_cols)
     case = gemm_case(arch, m, n, k, seed=1)
     return KernelRun(
-        "gemm", f"{m}x{n}x{k} int8", 1, case.image, case.ideal_cycles, m * n * k,
+        "gemm",
+        f"{m}x{n}x{k} int8",
+        1,
+        case.image,
+        case.ideal_cycles,
+        m * n * k,
         lambda sram: bool(np.array_equal(case.output(sram), case.expected)),
         4 * case.ideal_cycles + 100_000,
     )
@@ -60,7 +65,12 @@ def _softmax(arch: ArchConfig) -> KernelRun:
     rows, n = 8, 64
     case = softmax_case(arch, rows, n, 0.05, seed=2)
     return KernelRun(
-        "softmax", f"{rows}x{n} int8 (I-BERT)", 1, case.image, case.ideal_cycles, 0,
+        "softmax",
+        f"{rows}x{n} int8 (I-BERT)",
+        1,
+        case.image,
+        case.ideal_cycles,
+        0,
         lambda sram: bool(np.array_equal(case.output(sram), case.expected)),
         200 * case.ideal_cycles + 100_000,
     )

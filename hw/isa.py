@@ -400,8 +400,23 @@ D_SEM = Field("sem", 296, 5)
 D_READ = Field("read", 304, 1)  # 1: remote -> local (signals the local sem)
 D_SIGNAL = Field("signal", 305, 1)  # write: signal the remote sem on completion
 DESC_FIELDS = (
-    D_LOCAL, D_REMOTE, D_COUNT0, D_COUNT1, D_COUNT2, D_LSTRIDE1, D_LSTRIDE2,
-    D_RSTRIDE1, D_RSTRIDE2, D_MODE, D_X0, D_Y0, D_X1, D_Y1, D_SEM, D_READ, D_SIGNAL,
+    D_LOCAL,
+    D_REMOTE,
+    D_COUNT0,
+    D_COUNT1,
+    D_COUNT2,
+    D_LSTRIDE1,
+    D_LSTRIDE2,
+    D_RSTRIDE1,
+    D_RSTRIDE2,
+    D_MODE,
+    D_X0,
+    D_Y0,
+    D_X1,
+    D_Y1,
+    D_SEM,
+    D_READ,
+    D_SIGNAL,
 )
 
 
@@ -474,8 +489,20 @@ H_COUNT = Field("count", 55, 8)
 H_ADDR = Field("addr", 64, 32)  # destination byte address (READ_REQ: source address)
 H_RET = Field("ret_addr", 96, 32)  # READ_REQ: return address; KEY: the key
 HEAD_FIELDS = (
-    H_KIND, H_ROUTE, H_X0, H_Y0, H_X1, H_Y1, H_SRC_X, H_SRC_Y, H_LEN, H_SEM,
-    H_SIGNAL, H_COUNT, H_ADDR, H_RET,
+    H_KIND,
+    H_ROUTE,
+    H_X0,
+    H_Y0,
+    H_X1,
+    H_Y1,
+    H_SRC_X,
+    H_SRC_Y,
+    H_LEN,
+    H_SEM,
+    H_SIGNAL,
+    H_COUNT,
+    H_ADDR,
+    H_RET,
 )
 COORD_BITS = 6
 

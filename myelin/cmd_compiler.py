@@ -46,14 +46,22 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     load_arch(args.arch)  # validate early
     result = compile_model(
-        args.model, arch=args.arch, until=args.until, input_shapes=_shapes(args.input_shape),
-        dim_params=_dims(args.dim), calibration=args.calibration,
-        print_after_all=args.print_after_all, quant_options=args.quant_options or "")
+        args.model,
+        arch=args.arch,
+        until=args.until,
+        input_shapes=_shapes(args.input_shape),
+        dim_params=_dims(args.dim),
+        calibration=args.calibration,
+        print_after_all=args.print_after_all,
+        quant_options=args.quant_options or "",
+    )
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     result.write(out)
-    print(f"wrote {out / 'model.mlir'} and {out / 'weights.npz'} "
-          f"({len(result.store)} constants, {result.store.nbytes()} bytes)")
+    print(
+        f"wrote {out / 'model.mlir'} and {out / 'weights.npz'} "
+        f"({len(result.store)} constants, {result.store.nbytes()} bytes)"
+    )
     return 0
 
 
@@ -116,8 +124,9 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     p.add_argument("--arch", default="small", help="preset name or .toml/.json file")
     p.add_argument("--until", choices=["graph", "quantized"], default="graph")
     p.add_argument("--calibration", help=".npz with one array per input (axis 0 = samples)")
-    p.add_argument("--quant-options", metavar="OPTS",
-                   help="quantize pass options, e.g. mac-input-bits=16")
+    p.add_argument(
+        "--quant-options", metavar="OPTS", help="quantize pass options, e.g. mac-input-bits=16"
+    )
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...")
     p.add_argument("--dim", action="append", metavar="NAME=SIZE", help="size of a dim_param")
     p.add_argument("--print-after-all", action="store_true", help="print IR after each pass")
@@ -130,8 +139,11 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     p.add_argument("--arch", default=None, help="arch preset given to every pass")
     p.add_argument("--weights", help="constant store (.npz) for graph.weight refs")
     p.add_argument("--print-after-all", action="store_true")
-    p.add_argument("--split-input-file", action="store_true",
-                   help="process chunks separated by '// -----' independently")
+    p.add_argument(
+        "--split-input-file",
+        action="store_true",
+        help="process chunks separated by '// -----' independently",
+    )
     p.add_argument("-o", "--output", help="output file (default stdout)")
     p.set_defaults(func=cmd_opt)
 

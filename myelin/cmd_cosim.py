@@ -33,10 +33,16 @@ def _run_one(arch, run, on: str) -> dict:
     ref.load(run.image)
     res = ref.run(10**8)
     if not res.halted:
-        raise SimulationError(f"kernel {run.name} on the reference simulator: {res.status} "
-                              f"{res.error.name} at pc {res.error_pc}: {res.error_msg}")
-    row = {"kernel": run.name, "shape": run.shape, "pes": run.pes,
-           "roofline_cycles": run.roofline_cycles}
+        raise SimulationError(
+            f"kernel {run.name} on the reference simulator: {res.status} "
+            f"{res.error.name} at pc {res.error_pc}: {res.error_msg}"
+        )
+    row = {
+        "kernel": run.name,
+        "shape": run.shape,
+        "pes": run.pes,
+        "roofline_cycles": run.roofline_cycles,
+    }
     if on == "isa":
         cycles, sram, agree = res.cycles, ref.sram, True
     else:
@@ -44,19 +50,25 @@ def _run_one(arch, run, on: str) -> dict:
         from cosim.runner import run_pe_programs
         from hw.isa import PeError
 
-        runs, _ = run_pe_programs(arch, [run.image], max_cycles=run.max_cycles,
-                                  name=f"cosim-{run.name}")
+        runs, _ = run_pe_programs(
+            arch, [run.image], max_cycles=run.max_cycles, name=f"cosim-{run.name}"
+        )
         out = runs[0]
         if out.get("hang") or out.get("status") != Status.HALTED:
             why = out.get("hang") or f"error {PeError(out.get('error', 0)).name}"
-            raise SimulationError(f"kernel {run.name} on RTL did not halt: {why} "
-                                  f"(pc {out.get('pc')}, status {out.get('status')})")
+            raise SimulationError(
+                f"kernel {run.name} on RTL did not halt: {why} "
+                f"(pc {out.get('pc')}, status {out.get('status')})"
+            )
         cycles, sram = int(out["cycles"]), out["sram"]
         agree = bool((sram[: arch.sram_bytes] == ref.sram).all())
-    row.update(cycles=int(cycles),
-               utilization=round(run.macs / (cycles * arch.macs_per_cycle * run.pes), 4)
-               if run.macs else None,
-               bit_exact=run.check(sram) and agree)
+    row.update(
+        cycles=int(cycles),
+        utilization=round(run.macs / (cycles * arch.macs_per_cycle * run.pes), 4)
+        if run.macs
+        else None,
+        bit_exact=run.check(sram) and agree,
+    )
     return row
 
 
@@ -85,13 +97,28 @@ def cmd_cosim(args: argparse.Namespace) -> int:
         print(json.dumps({"arch": arch.name, "on": args.on, "kernels": rows}, indent=2))
     else:
         table = Table(title=f"Myelin kernels on {args.on.upper()} - arch {arch.name}")
-        for col in ("kernel", "shape", "PEs", "cycles", "roofline", "MAC util.", "bit-exact",
-                    "wall s"):
+        for col in (
+            "kernel",
+            "shape",
+            "PEs",
+            "cycles",
+            "roofline",
+            "MAC util.",
+            "bit-exact",
+            "wall s",
+        ):
             table.add_column(col, justify="right" if col not in ("kernel", "shape") else "left")
         for r in rows:
             util = "-" if r["utilization"] is None else f"{r['utilization']:.3f}"
-            table.add_row(r["kernel"], r["shape"], str(r["pes"]), str(r["cycles"]),
-                          str(r["roofline_cycles"]), util, "yes" if r["bit_exact"] else "NO",
-                          str(r["wall_s"]))
+            table.add_row(
+                r["kernel"],
+                r["shape"],
+                str(r["pes"]),
+                str(r["cycles"]),
+                str(r["roofline_cycles"]),
+                util,
+                "yes" if r["bit_exact"] else "NO",
+                str(r["wall_s"]),
+            )
         console.print(table)
     return 0 if all(r["bit_exact"] for r in rows) else 1

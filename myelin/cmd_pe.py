@@ -21,8 +21,13 @@ def register(sub, bench_sub) -> None:
     p.add_argument("source", help="assembly file (.s)")
     p.add_argument("-o", "--output", required=True, help="image directory to write")
     p.add_argument("--arch", default="tiny", help="preset name or config file")
-    p.add_argument("--data", action="append", default=[], metavar="ADDR:FILE",
-                   help="add an SRAM segment from a binary file (repeatable)")
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="ADDR:FILE",
+        help="add an SRAM segment from a binary file (repeatable)",
+    )
     p.set_defaults(func=cmd_asm)
 
     p = sub.add_parser("disasm", help="print the assembly of an image or .bin file")
@@ -33,12 +38,26 @@ def register(sub, bench_sub) -> None:
     p.add_argument("program", help="image directory or assembly file (.s)")
     p.add_argument("--arch", default="tiny", help="preset name or config file")
     p.add_argument("--on", choices=("isa", "rtl"), default="isa", help="executor")
-    p.add_argument("--data", action="append", default=[], metavar="ADDR:FILE",
-                   help="add an SRAM segment from a binary file (repeatable)")
-    p.add_argument("--dump", action="append", default=[], metavar="ADDR:BYTES",
-                   help="print SRAM bytes after the run (repeatable)")
-    p.add_argument("--max-cycles", type=int, default=10_000_000,
-                   help="give up (error) after this many cycles/instructions")
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="ADDR:FILE",
+        help="add an SRAM segment from a binary file (repeatable)",
+    )
+    p.add_argument(
+        "--dump",
+        action="append",
+        default=[],
+        metavar="ADDR:BYTES",
+        help="print SRAM bytes after the run (repeatable)",
+    )
+    p.add_argument(
+        "--max-cycles",
+        type=int,
+        default=10_000_000,
+        help="give up (error) after this many cycles/instructions",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_run)
 
@@ -97,7 +116,7 @@ def cmd_disasm(args: argparse.Namespace) -> int:
         raw = _read(p, "instruction file")
         if len(raw) % 8:
             raise ImageError(f"{str(p)!r} holds {len(raw)} bytes, not a multiple of 8")
-        words = [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]
+        words = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]
     print(disassemble(words))
     return 0
 
@@ -135,10 +154,15 @@ def _run_isa(arch, image, limit: int, dumps) -> dict:
     sim.load(image)
     res = sim.run(max_instructions=limit)
     return {
-        "executor": "isa", "status": res.status, "error": res.error.name,
-        "error_pc": res.error_pc, "message": res.error_msg,
-        "instructions": res.instructions, "cycles_estimate": res.cycles,
-        "regs": [r & 0xFFFFFFFF for r in sim.regs], "semaphores": list(sim.sems),
+        "executor": "isa",
+        "status": res.status,
+        "error": res.error.name,
+        "error_pc": res.error_pc,
+        "message": res.error_msg,
+        "instructions": res.instructions,
+        "cycles_estimate": res.cycles,
+        "regs": [r & 0xFFFFFFFF for r in sim.regs],
+        "semaphores": list(sim.sems),
         "dump": _dump_values(sim.read_sram, dumps),
     }
 
@@ -158,8 +182,15 @@ def _print_result(result: dict) -> None:
     table = Table(title=f"run on {result['executor']}")
     table.add_column("what")
     table.add_column("value")
-    for key in ("status", "error", "error_pc", "message", "instructions", "cycles",
-                "cycles_estimate"):
+    for key in (
+        "status",
+        "error",
+        "error_pc",
+        "message",
+        "instructions",
+        "cycles",
+        "cycles_estimate",
+    ):
         if key in result and result[key] not in (None, ""):
             table.add_row(key, str(result[key]))
     table.add_row("regs", " ".join(f"x{i}={v:#x}" for i, v in enumerate(result["regs"]) if v))

@@ -157,8 +157,9 @@ def vector_elementwise(
     elif fn == VFn.MOV:
         r = a
     elif fn == VFn.REQ:
-        r = requantize(a, cfg[VCfg.MULT], int(cfg[VCfg.SHIFT]) & 63, cfg[VCfg.ZP],
-                       cfg[VCfg.LO], cfg[VCfg.HI])
+        r = requantize(
+            a, cfg[VCfg.MULT], int(cfg[VCfg.SHIFT]) & 63, cfg[VCfg.ZP], cfg[VCfg.LO], cfg[VCfg.HI]
+        )
     elif fn == VFn.EXP:
         r = _iexp(a, cfg)
     elif fn == VFn.ERF:

@@ -13,7 +13,10 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 def myelin(*args, cwd=None):
     proc = subprocess.run(
         [sys.executable, "-m", "myelin.cli", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd or ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=120,
     )
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -87,8 +90,9 @@ def test_program_larger_than_imem(tmp_path):
 def test_data_larger_than_sram(program, tmp_path):
     blob = tmp_path / "blob.bin"
     blob.write_bytes(bytes(40000))
-    expect_error(["run", program, "--arch", "tiny", "--data", f"0x100:{blob}"],
-                 "SRAM segment", "0x8000")
+    expect_error(
+        ["run", program, "--arch", "tiny", "--data", f"0x100:{blob}"], "SRAM segment", "0x8000"
+    )
 
 
 def test_missing_file():

@@ -200,7 +200,7 @@ class GeluOp(UnaryOp):
 
     def check(self) -> None:
         if str_attr(self, "approximate", "none") not in ("none", "tanh"):
-            raise VerifyException("'graph.gelu' approximate must be \"none\" or \"tanh\"")
+            raise VerifyException('\'graph.gelu\' approximate must be "none" or "tanh"')
 
 
 @irdl_op_definition
@@ -287,9 +287,9 @@ class ConvOp(TensorOp):
 
     def check(self) -> None:
         if str_attr(self, "act", "none") not in ("none", "relu"):
-            raise VerifyException("'graph.conv' act must be \"none\" or \"relu\"")
+            raise VerifyException('\'graph.conv\' act must be "none" or "relu"')
         if str_attr(self, "layout", "nchw") not in ("nchw", "nhwc"):
-            raise VerifyException("'graph.conv' layout must be \"nchw\" or \"nhwc\"")
+            raise VerifyException('\'graph.conv\' layout must be "nchw" or "nhwc"')
         if len(ints(self, "pads", [0] * 4)) != 4 or len(ints(self, "strides", [1, 1])) != 2:
             raise VerifyException("'graph.conv' needs 2 strides and 4 pads")
 
@@ -316,8 +316,14 @@ class PoolOp(TensorOp):
         k, s = ints(self, "kernel"), ints(self, "strides", [1, 1])
         p, ceil = ints(self, "pads", [0] * 4), bool(int_attr(self, "ceil_mode", 0))
         d = ints(self, "dilations", [1, 1])
-        return [(n, c, pool_out(h, k[0], s[0], p[0], p[2], d[0], ceil),
-                 pool_out(w, k[1], s[1], p[1], p[3], d[1], ceil))]
+        return [
+            (
+                n,
+                c,
+                pool_out(h, k[0], s[0], p[0], p[2], d[0], ceil),
+                pool_out(w, k[1], s[1], p[1], p[3], d[1], ceil),
+            )
+        ]
 
 
 @irdl_op_definition

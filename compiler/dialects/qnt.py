@@ -213,7 +213,7 @@ class _Accumulating(TensorOp):
         _need_int(self, self.multiplier, "multiplier", (32,))
         _need_int(self, self.shift, "shift", (32,))
         if str_attr(self, "act", "none") not in ("none", "relu"):
-            raise VerifyException(f"'{self.name}' act must be \"none\" or \"relu\"")
+            raise VerifyException(f'\'{self.name}\' act must be "none" or "relu"')
         for what, v in (("multiplier", self.multiplier), ("shift", self.shift)):
             n = shape_of(v)
             if len(n) != 1 or n[0] not in (1, out_channels):
@@ -249,7 +249,8 @@ class MatMulOp(_Accumulating):
         if not weights and k * (1 << (bits[0] - 1)) * (1 << (bits[1] - 1)) >= 2**31:
             raise VerifyException(
                 f"'qnt.matmul' int32 accumulator can overflow: K = {k} with "
-                f"i{bits[0]} x i{bits[1]} operands (i16 operands need K < 512)")
+                f"i{bits[0]} x i{bits[1]} operands (i16 operands need K < 512)"
+            )
 
     def infer_shapes(self) -> list[Shape]:
         return [matmul_shape(shape_of(self.lhs), shape_of(self.rhs))]
@@ -336,8 +337,10 @@ class SoftmaxOp(TensorOp):
         assert q is not None
         bits = self.result.type.element_type.width.data  # type: ignore[attr-defined]
         if q.scale != 2.0**-bits or q.zp != -(2 ** (bits - 1)):
-            raise VerifyException(f"'qnt.softmax' result must be #qnt.q<{2.0**-bits!r}, "
-                                  f"{-(2 ** (bits - 1))}> for i{bits}")
+            raise VerifyException(
+                f"'qnt.softmax' result must be #qnt.q<{2.0**-bits!r}, "
+                f"{-(2 ** (bits - 1))}> for i{bits}"
+            )
         if int_attr(self, "ln2") < 1 or int_attr(self, "b") < 0 or int_attr(self, "c") < 0:
             raise VerifyException("'qnt.softmax' needs ln2 >= 1 and b, c >= 0")
 

@@ -86,8 +86,10 @@ class Importer:
     # -- values -------------------------------------------------------------------
     def value(self, name: str) -> SSAValue:
         if name not in self.values:
-            raise self.error(f"input {name!r} is not produced by any node, initializer or "
-                             "graph input", ModelFormatError)
+            raise self.error(
+                f"input {name!r} is not produced by any node, initializer or graph input",
+                ModelFormatError,
+            )
         return self.values[name]
 
     def const(self, name: str) -> np.ndarray | None:
@@ -100,19 +102,20 @@ class Importer:
             raise self.error(f"{what} (input {name!r}) must be a compile-time constant", ShapeError)
         return val
 
-    def constant(self, array: np.ndarray, hint: str, inline_limit: int = MAX_INLINE_ELEMENTS
-                 ) -> SSAValue:
+    def constant(
+        self, array: np.ndarray, hint: str, inline_limit: int = MAX_INLINE_ELEMENTS
+    ) -> SSAValue:
         """Materialize a compile-time constant (store entry above ``inline_limit``)."""
         array = np.asarray(array)
         try:
             typ = tensor_type(array.shape, array.dtype)
         except KeyError:
             raise UnsupportedError(
-                f"constant {hint!r}: data type {array.dtype} is not supported") from None
+                f"constant {hint!r}: data type {array.dtype} is not supported"
+            ) from None
         if array.size > inline_limit:
             ref = self.store.add(hint, array)
-            op: Operation = graph.WeightOp.create(result_types=[typ],
-                                                  attributes={"ref": _str(ref)})
+            op: Operation = graph.WeightOp.create(result_types=[typ], attributes={"ref": _str(ref)})
         else:
             op = graph.ConstantOp.create(result_types=[typ], attributes={"value": dense(array)})
         self.builder.insert(op)
@@ -179,8 +182,10 @@ def load_model(path_or_model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf raises DecodeError and friends
-        raise ModelFormatError(f"cannot parse ONNX model {str(path)!r}: {type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else 'truncated'}") from None
+        raise ModelFormatError(
+            f"cannot parse ONNX model {str(path)!r}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'truncated'}"
+        ) from None
     if not model.graph.node and not model.graph.output:
         raise ModelFormatError(f"{str(path)!r} holds no ONNX graph (empty or not a model)")
     return model
@@ -193,8 +198,10 @@ def model_opset(model: onnx.ModelProto) -> int:
         raise UnsupportedError("model imports no default-domain (ai.onnx) opset")
     opset = versions[0]
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UnsupportedError(f"opset {opset} is not supported (supported: {MIN_OPSET}.."
-                               f"{MAX_OPSET}); convert the model with onnx.version_converter")
+        raise UnsupportedError(
+            f"opset {opset} is not supported (supported: {MIN_OPSET}.."
+            f"{MAX_OPSET}); convert the model with onnx.version_converter"
+        )
     for o in model.opset_import:
         if o.domain not in ("", "ai.onnx"):
             raise UnsupportedError(f"operator domain {o.domain!r} is not supported")
@@ -230,12 +237,14 @@ def topo_order(graph_proto: onnx.GraphProto, known: set[str]) -> list[int]:
                 if inp not in producers:
                     raise ModelFormatError(
                         f"node {_label(node, i)!r} ({node.op_type}): input {inp!r} is not "
-                        "produced by any node, initializer or graph input")
+                        "produced by any node, initializer or graph input"
+                    )
                 j = producers[inp]
                 if state[j] == 1:
                     raise ModelFormatError(
                         f"node {_label(node, i)!r} ({node.op_type}): graph has a cycle "
-                        f"through tensor {inp!r}")
+                        f"through tensor {inp!r}"
+                    )
                 if state[j] == 0:
                     stack.append((j, False))
     return order
@@ -254,10 +263,12 @@ CONST_SLOTS: dict[str, tuple[int, ...]] = {
 }  # fmt: skip
 
 
-def import_onnx(model: str | Path | onnx.ModelProto,
-                input_shapes: Mapping[str, Sequence[int]] | None = None,
-                dim_params: Mapping[str, int] | None = None,
-                frozen_inputs: Mapping[str, np.ndarray] | None = None) -> ModuleOp:
+def import_onnx(
+    model: str | Path | onnx.ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    dim_params: Mapping[str, int] | None = None,
+    frozen_inputs: Mapping[str, np.ndarray] | None = None,
+) -> ModuleOp:
     """Import an ONNX model.
 
     ``input_shapes`` / ``dim_params`` resolve dynamic dims; ``frozen_inputs`` binds
@@ -276,15 +287,18 @@ def import_onnx(model: str | Path | onnx.ModelProto,
         arr = numpy_helper.to_array(t)
         onnx_dtype(t.data_type, f"initializer {t.name!r}")
         imp.values[t.name] = imp.constant(arr, t.name, INIT_INLINE_LIMIT)
-    args = _add_inputs(imp, [i for i in g.input if i.name not in inits], input_shapes or {},
-                       dim_params or {})
+    args = _add_inputs(
+        imp, [i for i in g.input if i.name not in inits], input_shapes or {}, dim_params or {}
+    )
     for index in topo_order(g, set(imp.values)):
         node = g.node[index]
         imp.node, imp.node_label = node, _label(node, index)
         handler = HANDLERS.get(node.op_type)
         if handler is None or node.domain not in ("", "ai.onnx"):
-            raise imp.error(f"operator {node.domain + '.' if node.domain else ''}"
-                            f"{node.op_type} is not supported")
+            raise imp.error(
+                f"operator {node.domain + '.' if node.domain else ''}"
+                f"{node.op_type} is not supported"
+            )
         outs = handler(imp, node)
         for name, val in zip(node.output, outs, strict=False):
             if name:
@@ -328,7 +342,8 @@ def _add_inputs(imp: Importer, inputs, shapes, dim_params) -> list[SSAValue]:
                     what = repr(d.dim_param) if d.HasField("dim_param") else "unknown"
                     raise ShapeError(
                         f"graph input {vi.name!r}: dimension {k} is {what}; give it a size "
-                        f"with --input-shape {vi.name}=... or --dim NAME=SIZE")
+                        f"with --input-shape {vi.name}=... or --dim NAME=SIZE"
+                    )
         arg = imp.block.insert_arg(tensor_type(shape, dtype), len(imp.block.args))
         _hint(arg, vi.name)
         imp.values[vi.name] = arg

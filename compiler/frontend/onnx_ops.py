@@ -78,8 +78,13 @@ def _norm(imp: Importer, axis: int, rank: int) -> int:
 
 # ---- elementwise -----------------------------------------------------------------
 
-_BIN = {"Add": graph.AddOp, "Sub": graph.SubOp, "Mul": graph.MulOp, "Div": graph.DivOp,
-        "Pow": graph.PowOp}
+_BIN = {
+    "Add": graph.AddOp,
+    "Sub": graph.SubOp,
+    "Mul": graph.MulOp,
+    "Div": graph.DivOp,
+    "Pow": graph.PowOp,
+}
 
 
 def binary(imp: Importer, cls, a: SSAValue, b: SSAValue, hint: str) -> SSAValue:
@@ -105,12 +110,16 @@ def _binary(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
 def cast(imp: Importer, v: SSAValue, elem: Attribute, hint: str) -> SSAValue:
     if imp.elem(v) == elem:
         return v
-    return imp.emit(graph.CastOp.create(operands=[v], result_types=[like(imp, v, elem=elem)]),
-                    hint)
+    return imp.emit(graph.CastOp.create(operands=[v], result_types=[like(imp, v, elem=elem)]), hint)
 
 
-_UNARY = {"Erf": graph.ErfOp, "Tanh": graph.TanhOp, "Sigmoid": graph.SigmoidOp,
-          "Sqrt": graph.SqrtOp, "Exp": graph.ExpOp}
+_UNARY = {
+    "Erf": graph.ErfOp,
+    "Tanh": graph.TanhOp,
+    "Sigmoid": graph.SigmoidOp,
+    "Sqrt": graph.SqrtOp,
+    "Exp": graph.ExpOp,
+}
 
 
 @handles(*_UNARY)
@@ -134,8 +143,11 @@ def _gelu(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
         raise imp.error(f"approximate={a['approximate']!r} is not supported")
     x = imp.value(inputs(imp, node, 1, 1)[0])
     _need_float(imp, x)
-    op = graph.GeluOp.create(operands=[x], result_types=[like(imp, x)],
-                             attributes={"approximate": StringAttr(str(a["approximate"]))})
+    op = graph.GeluOp.create(
+        operands=[x],
+        result_types=[like(imp, x)],
+        attributes={"approximate": StringAttr(str(a["approximate"]))},
+    )
     return [imp.emit(op, out_hint(node))]
 
 
@@ -145,8 +157,10 @@ def relu(imp: Importer, x: SSAValue, hint: str, lo: float = 0.0, hi: float = 3.4
         props = {"min_val": FloatAttr(lo, elem), "max_val": FloatAttr(hi, elem)}
     else:
         info = np.iinfo(np_dtype(elem))
-        props = {"min_val": IntegerAttr(int(max(lo, info.min)), elem),
-                 "max_val": IntegerAttr(int(min(hi, info.max)), elem)}
+        props = {
+            "min_val": IntegerAttr(int(max(lo, info.min)), elem),
+            "max_val": IntegerAttr(int(min(hi, info.max)), elem),
+        }
     op = ClampOp.create(operands=[x], result_types=[like(imp, x)], properties=props)
     return imp.emit(op, hint)
 
@@ -184,8 +198,9 @@ def _softmax(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
     x = imp.value(inputs(imp, node, 1, 1)[0])
     _need_float(imp, x)
     axis = _norm(imp, int(a["axis"]), len(imp.shape(x)))  # type: ignore[arg-type]
-    op = graph.SoftmaxOp.create(operands=[x], result_types=[like(imp, x)],
-                                attributes={"axis": _iattr(axis)})
+    op = graph.SoftmaxOp.create(
+        operands=[x], result_types=[like(imp, x)], attributes={"axis": _iattr(axis)}
+    )
     return [imp.emit(op, out_hint(node))]
 
 
@@ -212,8 +227,9 @@ def _matmul(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
 
 def transpose(imp: Importer, x: SSAValue, perm: list[int], hint: str) -> SSAValue:
     shape = [imp.shape(x)[p] for p in perm]
-    op = graph.TransposeOp.create(operands=[x], result_types=[like(imp, x, shape)],
-                                  attributes={"perm": i64_array(perm)})
+    op = graph.TransposeOp.create(
+        operands=[x], result_types=[like(imp, x, shape)], attributes={"perm": i64_array(perm)}
+    )
     return imp.emit(op, hint)
 
 
@@ -245,8 +261,14 @@ def _gemm(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
     return [y]
 
 
-def _pads(imp: Importer, a: dict, spatial: list[int], kernel: list[int], strides: list[int],
-          dil: list[int]) -> list[int]:
+def _pads(
+    imp: Importer,
+    a: dict,
+    spatial: list[int],
+    kernel: list[int],
+    strides: list[int],
+    dil: list[int],
+) -> list[int]:
     """ONNX pads [x1_begin, x2_begin, x1_end, x2_end] after auto_pad resolution."""
     auto = a.get("auto_pad", "NOTSET")
     if auto in ("NOTSET", ""):
@@ -270,8 +292,18 @@ def _pads(imp: Importer, a: dict, spatial: list[int], kernel: list[int], strides
 
 @handles("Conv")
 def _conv(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
-    a = attrs(imp, node, {"auto_pad": "NOTSET", "dilations": None, "group": 1,
-                          "kernel_shape": None, "pads": None, "strides": None})
+    a = attrs(
+        imp,
+        node,
+        {
+            "auto_pad": "NOTSET",
+            "dilations": None,
+            "group": 1,
+            "kernel_shape": None,
+            "pads": None,
+            "strides": None,
+        },
+    )
     names = inputs(imp, node, 2, 3)
     x, w = imp.value(names[0]), imp.value(names[1])
     if len(imp.shape(x)) != 4:
@@ -281,25 +313,40 @@ def _conv(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
     dil = list(a["dilations"] or [1, 1])
     pads = _pads(imp, a, list(imp.shape(x)[2:]), kernel, strides, dil)
     b = opt_input(node, 2)
-    bias = imp.value(b) if b else imp.constant(
-        np.zeros(imp.shape(w)[0], np_dtype(imp.elem(w))), names[1] + "_zero_bias")
-    op = graph.ConvOp.create(operands=[x, w, bias], result_types=[like(imp, x, [0, 0, 0, 0])],
-                             attributes={"strides": i64_array(strides),
-                                         "pads": i64_array(pads[:1] + pads[1:2] + pads[2:]),
-                                         "dilations": i64_array(dil),
-                                         "group": _iattr(int(a["group"]))})  # type: ignore[arg-type]
+    bias = (
+        imp.value(b)
+        if b
+        else imp.constant(np.zeros(imp.shape(w)[0], np_dtype(imp.elem(w))), names[1] + "_zero_bias")
+    )
+    op = graph.ConvOp.create(
+        operands=[x, w, bias],
+        result_types=[like(imp, x, [0, 0, 0, 0])],
+        attributes={
+            "strides": i64_array(strides),
+            "pads": i64_array(pads[:1] + pads[1:2] + pads[2:]),
+            "dilations": i64_array(dil),
+            "group": _iattr(int(a["group"])),
+        },
+    )  # type: ignore[arg-type]
     try:
         shape = op.infer_shapes()[0]
     except Exception as exc:
         raise imp.error(str(exc), ShapeError) from None
-    op = graph.ConvOp.create(operands=[x, w, bias], result_types=[like(imp, x, shape)],
-                             attributes=dict(op.attributes))
+    op = graph.ConvOp.create(
+        operands=[x, w, bias], result_types=[like(imp, x, shape)], attributes=dict(op.attributes)
+    )
     return [imp.emit(op, out_hint(node))]
 
 
 def _pool_common(imp: Importer, node: onnx.NodeProto, extra: dict) -> tuple[SSAValue, dict]:
-    known = {"auto_pad": "NOTSET", "ceil_mode": 0, "kernel_shape": None, "pads": None,
-             "strides": None, **extra}
+    known = {
+        "auto_pad": "NOTSET",
+        "ceil_mode": 0,
+        "kernel_shape": None,
+        "pads": None,
+        "strides": None,
+        **extra,
+    }
     a = attrs(imp, node, known)
     x = imp.value(inputs(imp, node, 1, 1)[0])
     rank = len(imp.shape(x))
@@ -319,8 +366,12 @@ def _pool_common(imp: Importer, node: onnx.NodeProto, extra: dict) -> tuple[SSAV
     if a.get("storage_order", 0):
         raise imp.error("storage_order=1 is not supported")
     pads = _pads(imp, a, list(imp.shape(x)[2:]), kernel, strides, dil)
-    at = {"kernel": i64_array(kernel), "strides": i64_array(strides), "pads": i64_array(pads),
-          "ceil_mode": _iattr(int(a["ceil_mode"]))}  # type: ignore[arg-type]
+    at = {
+        "kernel": i64_array(kernel),
+        "strides": i64_array(strides),
+        "pads": i64_array(pads),
+        "ceil_mode": _iattr(int(a["ceil_mode"])),
+    }  # type: ignore[arg-type]
     if dil != [1, 1]:
         at["dilations"] = i64_array(dil)
     return x, at
@@ -371,16 +422,23 @@ def _gap(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
 
 
 def reduce(imp: Importer, cls, x: SSAValue, axes: list[int], keep: bool, hint: str) -> SSAValue:
-    op = cls.create(operands=[x], result_types=[like(imp, x)],
-                    attributes={"axes": i64_array(axes), "keepdims": _iattr(int(keep))})
+    op = cls.create(
+        operands=[x],
+        result_types=[like(imp, x)],
+        attributes={"axes": i64_array(axes), "keepdims": _iattr(int(keep))},
+    )
     shape = op.infer_shapes()[0]
-    op = cls.create(operands=[x], result_types=[like(imp, x, shape)],
-                    attributes=dict(op.attributes))
+    op = cls.create(
+        operands=[x], result_types=[like(imp, x, shape)], attributes=dict(op.attributes)
+    )
     return imp.emit(op, hint)
 
 
-_REDUCE = {"ReduceMean": (graph.ReduceMeanOp, 18), "ReduceSum": (graph.ReduceSumOp, 13),
-           "ReduceMax": (graph.ReduceMaxOp, 18)}
+_REDUCE = {
+    "ReduceMean": (graph.ReduceMeanOp, 18),
+    "ReduceSum": (graph.ReduceSumOp, 13),
+    "ReduceMax": (graph.ReduceMaxOp, 18),
+}
 
 
 @handles(*_REDUCE)
@@ -411,29 +469,46 @@ def _layernorm(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
     _need_float(imp, x)
     axis = _norm(imp, int(a["axis"]), len(imp.shape(x)))  # type: ignore[arg-type]
     b = opt_input(node, 2)
-    beta = imp.value(b) if b else imp.constant(
-        np.zeros(imp.shape(g), np_dtype(imp.elem(g))), names[1] + "_zero_bias")
+    beta = (
+        imp.value(b)
+        if b
+        else imp.constant(np.zeros(imp.shape(g), np_dtype(imp.elem(g))), names[1] + "_zero_bias")
+    )
     op = graph.LayerNormOp.create(
-        operands=[x, g, beta], result_types=[like(imp, x)],
-        attributes={"axis": _iattr(axis), "epsilon": FloatAttr(float(a["epsilon"]), f32)})  # type: ignore[arg-type]
+        operands=[x, g, beta],
+        result_types=[like(imp, x)],
+        attributes={"axis": _iattr(axis), "epsilon": FloatAttr(float(a["epsilon"]), f32)},
+    )  # type: ignore[arg-type]
     outs = [imp.emit(op, out_hint(node))]
     if len(node.output) > 1:
         outs += _layernorm_stats(imp, x, axis, float(a["epsilon"]), node)  # type: ignore[arg-type]
     return outs
 
 
-def _layernorm_stats(imp: Importer, x: SSAValue, axis: int, eps: float,
-                     node: onnx.NodeProto) -> list[SSAValue]:
+def _layernorm_stats(
+    imp: Importer, x: SSAValue, axis: int, eps: float, node: onnx.NodeProto
+) -> list[SSAValue]:
     """The optional Mean and InvStdDev outputs, as graph arithmetic."""
     axes = list(range(axis, len(imp.shape(x))))
     mean = reduce(imp, graph.ReduceMeanOp, x, axes, True, out_hint(node, 1))
     cen = binary(imp, graph.SubOp, x, mean, "centered")
-    var = reduce(imp, graph.ReduceMeanOp, binary(imp, graph.MulOp, cen, cen, "sq"), axes, True,
-                 "var")
-    std = imp.emit(graph.SqrtOp.create(operands=[binary(imp, graph.AddOp, var, scalar(
-        imp, eps, var, "eps"), "var_eps")], result_types=[like(imp, var)]), "std")
-    inv = binary(imp, graph.DivOp, scalar(imp, 1.0, std, "one"), std,
-                 out_hint(node, 2) if len(node.output) > 2 else "inv_std")
+    var = reduce(
+        imp, graph.ReduceMeanOp, binary(imp, graph.MulOp, cen, cen, "sq"), axes, True, "var"
+    )
+    std = imp.emit(
+        graph.SqrtOp.create(
+            operands=[binary(imp, graph.AddOp, var, scalar(imp, eps, var, "eps"), "var_eps")],
+            result_types=[like(imp, var)],
+        ),
+        "std",
+    )
+    inv = binary(
+        imp,
+        graph.DivOp,
+        scalar(imp, 1.0, std, "one"),
+        std,
+        out_hint(node, 2) if len(node.output) > 2 else "inv_std",
+    )
     return [mean, inv]
 
 

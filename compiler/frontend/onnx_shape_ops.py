@@ -39,8 +39,7 @@ def reshape(imp: Importer, x: SSAValue, shape: list[int], hint: str) -> SSAValue
         return x
     if int(np.prod(imp.shape(x))) != int(np.prod(shape)):
         raise imp.error(f"cannot reshape {list(imp.shape(x))} to {list(shape)}", ShapeError)
-    return imp.emit(graph.ReshapeOp.create(operands=[x], result_types=[like(imp, x, shape)]),
-                    hint)
+    return imp.emit(graph.ReshapeOp.create(operands=[x], result_types=[like(imp, x, shape)]), hint)
 
 
 @handles("Identity")
@@ -140,22 +139,33 @@ def _concat(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
     axis = _norm(imp, int(a["axis"]), rank)  # type: ignore[arg-type]
     shape = list(imp.shape(vals[0]))
     shape[axis] = sum(imp.shape(v)[axis] for v in vals)
-    op = graph.ConcatOp.create(operands=vals, result_types=[like(imp, vals[0], shape)],
-                               attributes={"axis": IntegerAttr(axis, i64)})
+    op = graph.ConcatOp.create(
+        operands=vals,
+        result_types=[like(imp, vals[0], shape)],
+        attributes={"axis": IntegerAttr(axis, i64)},
+    )
     return [imp.emit(op, out_hint(node))]
 
 
 def slice_op(imp: Importer, x: SSAValue, starts, ends, steps, hint: str) -> SSAValue:
     src = imp.shape(x)
-    shape = [len(range(b, e if e >= 0 or s > 0 else -(d + 1), s))
-             for b, e, s, d in zip(starts, ends, steps, src, strict=True)]
+    shape = [
+        len(range(b, e if e >= 0 or s > 0 else -(d + 1), s))
+        for b, e, s, d in zip(starts, ends, steps, src, strict=True)
+    ]
     ends = [e if e >= 0 else -(d + 1) for e, d in zip(ends, src, strict=True)]
     unchanged = zip(starts, ends, steps, src, strict=True)
     if all(b == 0 and e == d and s == 1 for b, e, s, d in unchanged):
         return x
-    op = graph.SliceOp.create(operands=[x], result_types=[like(imp, x, shape)],
-                              attributes={"starts": i64_array(starts), "ends": i64_array(ends),
-                                          "steps": i64_array(steps)})
+    op = graph.SliceOp.create(
+        operands=[x],
+        result_types=[like(imp, x, shape)],
+        attributes={
+            "starts": i64_array(starts),
+            "ends": i64_array(ends),
+            "steps": i64_array(steps),
+        },
+    )
     return imp.emit(op, hint)
 
 
@@ -225,8 +235,11 @@ def _gather(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
         raise imp.error(f"index out of range for axis of size {imp.shape(data)[axis]}", ShapeError)
     src = imp.shape(data)
     shape = list(src[:axis]) + list(imp.shape(idx)) + list(src[axis + 1 :])
-    op = graph.GatherOp.create(operands=[data, idx], result_types=[like(imp, data, shape)],
-                               attributes={"axis": IntegerAttr(axis, i64)})
+    op = graph.GatherOp.create(
+        operands=[data, idx],
+        result_types=[like(imp, data, shape)],
+        attributes={"axis": IntegerAttr(axis, i64)},
+    )
     return [imp.emit(op, out_hint(node))]
 
 
@@ -254,9 +267,16 @@ def _shape(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
     return [imp.constant(shp[int(a["start"]) : a["end"]], out_hint(node))]  # type: ignore[misc,arg-type]
 
 
-_CONST_KEYS = {"value": None, "value_float": None, "value_floats": None, "value_int": None,
-               "value_ints": None, "sparse_value": None, "value_string": None,
-               "value_strings": None}
+_CONST_KEYS = {
+    "value": None,
+    "value_float": None,
+    "value_floats": None,
+    "value_int": None,
+    "value_ints": None,
+    "sparse_value": None,
+    "value_string": None,
+    "value_strings": None,
+}
 
 
 @handles("Constant")
@@ -280,8 +300,14 @@ def _constant(imp: Importer, node: onnx.NodeProto) -> list[SSAValue]:
 # ---- ONNX quantization ops (imported as exact graph arithmetic) ---------------------
 
 
-def _qparam(imp: Importer, node: onnx.NodeProto, i: int, x_rank: int, axis: int,
-            default: np.ndarray | None = None) -> np.ndarray:
+def _qparam(
+    imp: Importer,
+    node: onnx.NodeProto,
+    i: int,
+    x_rank: int,
+    axis: int,
+    default: np.ndarray | None = None,
+) -> np.ndarray:
     name = opt_input(node, i)
     if name is None:
         assert default is not None

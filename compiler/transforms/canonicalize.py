@@ -51,14 +51,17 @@ def _merge_chain(node: Operation) -> Operation | None:
     """A single op replacing ``node`` applied to the result of a same-kind op."""
     src = node.operands[0].owner if node.operands else None
     if isinstance(node, graph.ReshapeOp) and isinstance(src, graph.ReshapeOp):
-        return graph.ReshapeOp.create(operands=[src.operands[0]],
-                                      result_types=[node.results[0].type])
+        return graph.ReshapeOp.create(
+            operands=[src.operands[0]], result_types=[node.results[0].type]
+        )
     if isinstance(node, graph.TransposeOp) and isinstance(src, graph.TransposeOp):
         inner, outer = ints(src, "perm"), ints(node, "perm")
         perm = [inner[p] for p in outer]
-        return graph.TransposeOp.create(operands=[src.operands[0]],
-                                        result_types=[node.results[0].type],
-                                        attributes={"perm": i64_array(perm)})
+        return graph.TransposeOp.create(
+            operands=[src.operands[0]],
+            result_types=[node.results[0].type],
+            attributes={"perm": i64_array(perm)},
+        )
     return None
 
 

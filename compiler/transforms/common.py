@@ -40,8 +40,9 @@ def const_value(value: SSAValue, store: ConstantStore) -> np.ndarray | None:
     return None
 
 
-def make_constant(array: np.ndarray, store: ConstantStore, hint: str,
-                  typ: Attribute | None = None) -> Operation:
+def make_constant(
+    array: np.ndarray, store: ConstantStore, hint: str, typ: Attribute | None = None
+) -> Operation:
     """A graph.constant (small) or graph.weight (store entry) op holding ``array``."""
     typ = typ or tensor_type(array.shape, array.dtype)
     if array.size > MAX_INLINE_ELEMENTS:
@@ -49,8 +50,9 @@ def make_constant(array: np.ndarray, store: ConstantStore, hint: str,
         return graph.WeightOp.create(result_types=[typ], attributes={"ref": StringAttr(ref)})
     attr = dense(array)
     if attr.type != typ:  # an encoded (quantized) type cannot be written inline
-        return graph.WeightOp.create(result_types=[typ], attributes={
-            "ref": StringAttr(store.add(hint, array))})
+        return graph.WeightOp.create(
+            result_types=[typ], attributes={"ref": StringAttr(store.add(hint, array))}
+        )
     return graph.ConstantOp.create(result_types=[typ], attributes={"value": attr})
 
 
@@ -80,7 +82,8 @@ def sync_signature(module: ModuleOp) -> None:
     ret = fn.body.block.last_op
     assert isinstance(ret, func.ReturnOp)
     fn.function_type = func.FunctionType.from_lists(
-        [a.type for a in fn.body.block.args], [v.type for v in ret.operands])
+        [a.type for a in fn.body.block.args], [v.type for v in ret.operands]
+    )
 
 
 def uses(value: SSAValue) -> list[Operation]:

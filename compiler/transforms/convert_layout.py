@@ -28,8 +28,11 @@ def transposed(v: SSAValue, perm: list[int]) -> Operation:
     t = v.type
     assert isinstance(t, TensorType)
     shape = [shape_of(v)[p] for p in perm]
-    return graph.TransposeOp.create(operands=[v], result_types=[
-        TensorType(t.element_type, shape, t.encoding)], attributes={"perm": i64_array(perm)})
+    return graph.TransposeOp.create(
+        operands=[v],
+        result_types=[TensorType(t.element_type, shape, t.encoding)],
+        attributes={"perm": i64_array(perm)},
+    )
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,10 @@ class ConvertLayoutPass(ModulePass):
         if self.layout == "nchw":
             return
         for node in list(op.walk()):
-            if isinstance(node, (graph.ConvOp, qnt.ConvOp)) and str_attr(
-                    node, "layout", "nchw") == "nchw":
+            if (
+                isinstance(node, (graph.ConvOp, qnt.ConvOp))
+                and str_attr(node, "layout", "nchw") == "nchw"
+            ):
                 self._convert(node)
 
     def _convert(self, conv: Operation) -> None:
@@ -56,8 +61,7 @@ class ConvertLayoutPass(ModulePass):
         out = conv.results[0]
         out_t = out.type
         assert isinstance(out_t, TensorType)
-        nhwc_t = TensorType(out_t.element_type, [shape_of(out)[p] for p in TO_NHWC],
-                            out_t.encoding)
+        nhwc_t = TensorType(out_t.element_type, [shape_of(out)[p] for p in TO_NHWC], out_t.encoding)
         attrs = dict(conv.attributes)
         attrs["layout"] = StringAttr("nhwc")
         operands = [x_t.results[0], w_t.results[0], *conv.operands[2:]]

@@ -36,8 +36,9 @@ class DecomposeCompositesPass(ModulePass):
                 if c is None or c.dtype.kind != "f" or np.any(c == 0):
                     continue
                 k = make_constant((1.0 / c).astype(c.dtype), store, "reciprocal")
-                mul = graph.MulOp.create(operands=[node.lhs, k.results[0]],
-                                         result_types=[node.result.type])
+                mul = graph.MulOp.create(
+                    operands=[node.lhs, k.results[0]], result_types=[node.result.type]
+                )
                 replace(node, [k, mul], mul.results[0])
             elif isinstance(node, graph.PowOp):
                 c = const_value(node.rhs, store)
@@ -45,13 +46,17 @@ class DecomposeCompositesPass(ModulePass):
                     continue
                 if np_dtype(node.lhs.type.element_type).kind != "f":  # type: ignore[attr-defined]
                     continue
-                mul = graph.MulOp.create(operands=[node.lhs, node.lhs],
-                                         result_types=[node.result.type])
+                mul = graph.MulOp.create(
+                    operands=[node.lhs, node.lhs], result_types=[node.result.type]
+                )
                 replace(node, [mul], mul.results[0])
             elif isinstance(node, graph.FusedMatMulOp) and str_attr(node, "act", "none") == "gelu":
-                mm = graph.FusedMatMulOp.create(operands=list(node.operands),
-                                                result_types=[node.result.type],
-                                                attributes={"act": StringAttr("none")})
-                gelu = graph.GeluOp.create(operands=[mm.results[0]],
-                                           result_types=[node.result.type])
+                mm = graph.FusedMatMulOp.create(
+                    operands=list(node.operands),
+                    result_types=[node.result.type],
+                    attributes={"act": StringAttr("none")},
+                )
+                gelu = graph.GeluOp.create(
+                    operands=[mm.results[0]], result_types=[node.result.type]
+                )
                 replace(node, [mm, gelu], gelu.results[0])

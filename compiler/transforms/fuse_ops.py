@@ -29,8 +29,10 @@ from compiler.transforms.common import const_value, make_constant, ops, replace,
 
 
 def _clamp_bounds(op: Operation) -> tuple[float, float]:
-    return (float(op.properties["min_val"].value.data),  # type: ignore[attr-defined]
-            float(op.properties["max_val"].value.data))  # type: ignore[attr-defined]
+    return (
+        float(op.properties["min_val"].value.data),  # type: ignore[attr-defined]
+        float(op.properties["max_val"].value.data),
+    )  # type: ignore[attr-defined]
 
 
 def _is_relu(op: Operation | None) -> bool:
@@ -94,8 +96,10 @@ class FuseOpsPass(ModulePass):
             return
         b_op = make_constant(b.reshape(width), store, "bias")
         new = graph.FusedMatMulOp.create(
-            operands=[mm.lhs, mm.rhs, b_op.results[0]], result_types=[mm.result.type],
-            attributes={"act": StringAttr("none")})
+            operands=[mm.lhs, mm.rhs, b_op.results[0]],
+            result_types=[mm.result.type],
+            attributes={"act": StringAttr("none")},
+        )
         new.results[0].name_hint = add.result.name_hint
         replace(add, [b_op, new], new.results[0])
 
@@ -113,9 +117,11 @@ class FuseOpsPass(ModulePass):
         if extra.ndim >= 3 and extra.shape[-2:] != (1, 1):
             return
         b_op = make_constant((old + extra.reshape(ch)).astype(old.dtype), store, "bias")
-        new = graph.ConvOp.create(operands=[conv.input, conv.weight, b_op.results[0]],
-                                  result_types=[conv.result.type],
-                                  attributes=dict(conv.attributes))
+        new = graph.ConvOp.create(
+            operands=[conv.input, conv.weight, b_op.results[0]],
+            result_types=[conv.result.type],
+            attributes=dict(conv.attributes),
+        )
         replace(add, [b_op, new], new.results[0])
 
     def _activation(self, node: Operation) -> None:
@@ -125,14 +131,21 @@ class FuseOpsPass(ModulePass):
         quant = node.name.startswith("qnt.")
         if (quant and _is_qrelu(user, node)) or (not quant and _is_relu(user)):
             act = "relu"
-        elif self.fuse_gelu and isinstance(node, graph.FusedMatMulOp) and isinstance(
-                user, graph.GeluOp) and str_attr(user, "approximate", "none") == "none":
+        elif (
+            self.fuse_gelu
+            and isinstance(node, graph.FusedMatMulOp)
+            and isinstance(user, graph.GeluOp)
+            and str_attr(user, "approximate", "none") == "none"
+        ):
             act = "gelu"
         else:
             return
         assert user is not None
-        new = type(node).create(operands=list(node.operands), result_types=[user.results[0].type],
-                                attributes=_with(node, act=act))
+        new = type(node).create(
+            operands=list(node.operands),
+            result_types=[user.results[0].type],
+            attributes=_with(node, act=act),
+        )
         new.results[0].name_hint = user.results[0].name_hint
         replace(user, [new], new.results[0])
         _erase_if_dead(node)
@@ -152,8 +165,9 @@ class FuseOpsPass(ModulePass):
         m_op = make_constant(np.array([p[0] for p in pairs], np.int32), store, "multiplier")
         s_op = make_constant(np.array([p[1] for p in pairs], np.int32), store, "shift")
         operands = [*node.operands[:3], m_op.results[0], s_op.results[0]]
-        new = type(node).create(operands=operands, result_types=[user.result.type],
-                                attributes=dict(node.attributes))
+        new = type(node).create(
+            operands=operands, result_types=[user.result.type], attributes=dict(node.attributes)
+        )
         new.results[0].name_hint = user.result.name_hint
         replace(user, [m_op, s_op, new], new.results[0])
         _erase_if_dead(node)

@@ -36,6 +36,8 @@ class InferShapesPass(ModulePass):
                 if DYN in shape_of(res) and list(shape) != list(shape_of(res)):
                     set_type(res, TensorType(typ.element_type, shape, typ.encoding))
                 if self.require_static and DYN in shape_of(node.results[0]):
-                    raise ShapeError(f"op '{node.name}': result shape "
-                                     f"{list(shape_of(node.results[0]))} cannot be resolved")
+                    raise ShapeError(
+                        f"op '{node.name}': result shape "
+                        f"{list(shape_of(node.results[0]))} cannot be resolved"
+                    )
         sync_signature(op)

@@ -37,14 +37,24 @@ def _retyped(v: SSAValue, shape: list[int]) -> TensorType:
 
 def _pad_op(v: SSAValue, high: list[int]) -> Operation:
     shape = [d + h for d, h in zip(shape_of(v), high, strict=True)]
-    return graph.PadOp.create(operands=[v], result_types=[_retyped(v, shape)], attributes={
-        "low": i64_array([0] * len(high)), "high": i64_array(high)})
+    return graph.PadOp.create(
+        operands=[v],
+        result_types=[_retyped(v, shape)],
+        attributes={"low": i64_array([0] * len(high)), "high": i64_array(high)},
+    )
 
 
 def _slice_op(v: SSAValue, shape: list[int]) -> Operation:
     rank = len(shape)
-    return graph.SliceOp.create(operands=[v], result_types=[_retyped(v, shape)], attributes={
-        "starts": i64_array([0] * rank), "ends": i64_array(shape), "steps": i64_array([1] * rank)})
+    return graph.SliceOp.create(
+        operands=[v],
+        result_types=[_retyped(v, shape)],
+        attributes={
+            "starts": i64_array([0] * rank),
+            "ends": i64_array(shape),
+            "steps": i64_array([1] * rank),
+        },
+    )
 
 
 def _pad_vector(v: SSAValue, n: int, store: ConstantStore, edge: bool) -> SSAValue | Operation:
@@ -87,8 +97,9 @@ class PadToMacPass(ModulePass):
             lhs = pad.results[0]
         operands = [lhs]
         if pn:
-            w_op = make_constant(np.pad(w, ((0, 0), (0, pn))), store, "w_padded",
-                                 _retyped(rhs, [w.shape[0], n + pn]))
+            w_op = make_constant(
+                np.pad(w, ((0, 0), (0, pn))), store, "w_padded", _retyped(rhs, [w.shape[0], n + pn])
+            )
             new_ops.append(w_op)
             operands.append(w_op.results[0])
             for i, v in enumerate(mm.operands[2:]):
@@ -100,8 +111,11 @@ class PadToMacPass(ModulePass):
         else:
             operands += list(mm.operands[1:])
         shape = list(out[:-2]) + [m + pm, n + pn]
-        new = type(mm).create(operands=operands, result_types=[_retyped(mm.results[0], shape)],
-                              attributes=dict(mm.attributes))
+        new = type(mm).create(
+            operands=operands,
+            result_types=[_retyped(mm.results[0], shape)],
+            attributes=dict(mm.attributes),
+        )
         back = _slice_op(new.results[0], list(out))
         back.results[0].name_hint = mm.results[0].name_hint
         replace(mm, [*new_ops, new, back], back.results[0])

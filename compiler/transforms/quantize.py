@@ -63,8 +63,10 @@ class QuantBuilder:
     def out_type(self, v: SSAValue, bits: int | None = None) -> TensorType:
         bits = bits or (self.opts.wide_bits if v in self.wide else self.opts.bits)
         if v not in self.ranges:
-            raise QuantizeError(f"no calibration range for value %{v.name_hint or '?'} "
-                                f"({v.type}); was it produced by the calibrated graph?")
+            raise QuantizeError(
+                f"no calibration range for value %{v.name_hint or '?'} "
+                f"({v.type}); was it produced by the calibrated graph?"
+            )
         lo, hi = self.ranges[v]
         if bits == 8 and v in self.ranges8:
             lo, hi = self.ranges8[v]
@@ -109,8 +111,11 @@ class QuantBuilder:
         val = self.value(v)
         if val is not None:
             return self._q_const(val, bits, like)
-        typ = self.out_type(v, bits) if like is None else qtype(
-            bits, shape_of(v), like.scale, like.zp)
+        typ = (
+            self.out_type(v, bits)
+            if like is None
+            else qtype(bits, shape_of(v), like.scale, like.zp)
+        )
         quant = qnt.QuantizeOp.create(operands=[v], result_types=[typ])
         self._insert(quant)
         return quant.results[0]
@@ -134,8 +139,9 @@ class QuantBuilder:
         m, s = qmath.quantize_multiplier(real)
         from compiler.quant_rules import _i
 
-        req = qnt.RequantizeOp.create(operands=[v], result_types=[typ],
-                                      attributes={"multiplier": _i(m), "shift": _i(s)})
+        req = qnt.RequantizeOp.create(
+            operands=[v], result_types=[typ], attributes={"multiplier": _i(m), "shift": _i(s)}
+        )
         self._insert(req)
         return req.results[0]
 
@@ -177,8 +183,7 @@ def wide_values(module: ModuleOp) -> set[SSAValue]:
                 owner = v.owner
                 if not isinstance(owner, _SCORE_PATH):
                     break
-                live = [x for x in owner.operands if const_value(x, store) is None
-                        and _is_float(x)]
+                live = [x for x in owner.operands if const_value(x, store) is None and _is_float(x)]
                 if len(live) != 1:
                     break
                 v = live[0]
@@ -242,16 +247,19 @@ class QuantizePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.range_method not in ("minmax", "mse"):
-            raise QuantizeError(f"quantize: range-method must be minmax or mse, "
-                                f"not {self.range_method!r}")
+            raise QuantizeError(
+                f"quantize: range-method must be minmax or mse, not {self.range_method!r}"
+            )
         for key in ("bits", "wide_bits", "mac_input_bits"):
             if getattr(self, key) not in (8, 16):
                 raise QuantizeError(f"quantize: {key} must be 8 or 16, not {getattr(self, key)}")
         samples = samples_of(op)
         if samples is None:
             if not self.calibration:
-                raise QuantizeError("quantize needs calibration inputs: pass "
-                                    "--calibration FILE.npz (one array per model input)")
+                raise QuantizeError(
+                    "quantize needs calibration inputs: pass "
+                    "--calibration FILE.npz (one array per model input)"
+                )
             samples = load_samples(self.calibration)
         channels: dict = {}
         ranges = collect_ranges(op, samples, self.percentile, channels=channels)

@@ -89,8 +89,9 @@ def _match_layernorm(div: graph.DivOp, store: ConstantStore):
     if eps is None or not isinstance(var, graph.ReduceMeanOp):
         return None
     sq = var.input.owner
-    is_pow = isinstance(sq, graph.PowOp) and sq.lhs is sub.result and _near(
-        _scalar(sq.rhs, store), 2.0)
+    is_pow = (
+        isinstance(sq, graph.PowOp) and sq.lhs is sub.result and _near(_scalar(sq.rhs, store), 2.0)
+    )
     is_mul = isinstance(sq, graph.MulOp) and sq.lhs is sub.result and sq.rhs is sub.result
     if not (is_pow or is_mul) or not _is_mean_last(var, var.input):
         return None
@@ -130,8 +131,9 @@ class RaiseCompositesPass(ModulePass):
         x, last = found
         if last.results[0].type != x.type:
             return
-        new = graph.GeluOp.create(operands=[x], result_types=[x.type],
-                                  attributes={"approximate": StringAttr("none")})
+        new = graph.GeluOp.create(
+            operands=[x], result_types=[x.type], attributes={"approximate": StringAttr("none")}
+        )
         replace(last, [new], new.results[0])
 
     def _layernorm(self, div: graph.DivOp, store: ConstantStore) -> None:
@@ -143,14 +145,22 @@ class RaiseCompositesPass(ModulePass):
         dt = np.float32
         if last.results[0].type != x.type:
             return
-        g_val = np.ones(width, dt) if gamma is None else np.broadcast_to(
-            const_value(gamma, store), (width,)).astype(dt)
-        b_val = np.zeros(width, dt) if beta is None else np.broadcast_to(
-            const_value(beta, store), (width,)).astype(dt)
+        g_val = (
+            np.ones(width, dt)
+            if gamma is None
+            else np.broadcast_to(const_value(gamma, store), (width,)).astype(dt)
+        )
+        b_val = (
+            np.zeros(width, dt)
+            if beta is None
+            else np.broadcast_to(const_value(beta, store), (width,)).astype(dt)
+        )
         g_op = make_constant(g_val, store, "ln_gamma")
         b_op = make_constant(b_val, store, "ln_beta")
         pre = [g_op, b_op]
         new = graph.LayerNormOp.create(
-            operands=[x, g_op.results[0], b_op.results[0]], result_types=[x.type],
-            attributes={"axis": IntegerAttr(-1, i64), "epsilon": FloatAttr(eps, f32)})
+            operands=[x, g_op.results[0], b_op.results[0]],
+            result_types=[x.type],
+            attributes={"axis": IntegerAttr(-1, i64), "epsilon": FloatAttr(eps, f32)},
+        )
         replace(last, [*pre, new], new.results[0])

@@ -66,7 +66,8 @@ def ref_softmax(q: np.ndarray, scale: float) -> np.ndarray:
         r = numerics.vector_elementwise(VFn.RECIP, np.array([s]), None, DType.I32, cfg)[0]
         p = numerics.vector_elementwise(VFn.MUL, e, np.full_like(e, r), DType.I32, cfg)
         out[i] = numerics.vector_elementwise(
-            VFn.SRA, p, np.full_like(p, RECIP_K - 7), DType.I8, cfg)
+            VFn.SRA, p, np.full_like(p, RECIP_K - 7), DType.I8, cfg
+        )
     return out
 
 
@@ -84,26 +85,30 @@ def _layout(arch: ArchConfig, rows: int, n: int) -> dict[str, int]:
     lay["r"] = lay["s"] + 16
     lay["end"] = lay["r"] + 16
     if lay["end"] > arch.sram_bytes:
-        raise ImageError(f"softmax {rows}x{n} needs {lay['end']} bytes of SRAM, more than "
-                         f"{arch.name!r} has ({arch.sram_bytes})")
+        raise ImageError(
+            f"softmax {rows}x{n} needs {lay['end']} bytes of SRAM, more than "
+            f"{arch.name!r} has ({arch.sram_bytes})"
+        )
     return lay
 
 
 def kernel_text(arch: ArchConfig, rows: int, n: int, scale: float) -> str:
     lay = _layout(arch, rows, n)
     n16 = n // 16
-    cfg = "\n".join(f"    vcfg cfg={VCfg(reg).name.lower()}, imm={value}"
-                    for reg, value in softmax_constants(scale).items())
+    cfg = "\n".join(
+        f"    vcfg cfg={VCfg(reg).name.lower()}, imm={value}"
+        for reg, value in softmax_constants(scale).items()
+    )
     return f"""
 {cfg}
-    li x1, {lay['q']}            # this row's logits
-    li x2, {lay['p']}            # this row's probabilities
-    li x3, {lay['x']}
-    li x4, {lay['d']}
-    li x5, {lay['e']}
-    li x6, {lay['t']}
-    li x7, {lay['s']}
-    li x8, {lay['r']}
+    li x1, {lay["q"]}            # this row's logits
+    li x2, {lay["p"]}            # this row's probabilities
+    li x3, {lay["x"]}
+    li x4, {lay["d"]}
+    li x5, {lay["e"]}
+    li x6, {lay["t"]}
+    li x7, {lay["s"]}
+    li x8, {lay["r"]}
     li x11, {RECIP_K - 7}
     lstride x1, level=0, slot=0, imm={n}
     lstride x2, level=0, slot=1, imm={n}
@@ -147,13 +152,18 @@ class SoftmaxCase:
         return raw.view(np.int8).reshape(self.rows, self.n)
 
 
-def softmax_case(arch: ArchConfig, rows: int, n: int, scale: float = 0.05,
-                 seed: int = 0) -> SoftmaxCase:
+def softmax_case(
+    arch: ArchConfig, rows: int, n: int, scale: float = 0.05, seed: int = 0
+) -> SoftmaxCase:
     rng = np.random.default_rng(seed)
     q = rng.integers(-128, 128, (rows, n), dtype=np.int8)
     text = kernel_text(arch, rows, n, scale)
     lay = _layout(arch, rows, n)
-    image = ProgramImage(assemble(text), sram=[(lay["q"], q.tobytes())],
-                         name=f"softmax-{rows}x{n}", meta={"rows": rows, "n": n, "seed": seed})
+    image = ProgramImage(
+        assemble(text),
+        sram=[(lay["q"], q.tobytes())],
+        name=f"softmax-{rows}x{n}",
+        meta={"rows": rows, "n": n, "seed": seed},
+    )
     image.check(arch)
     return SoftmaxCase(arch, rows, n, scale, q, image, lay, ref_softmax(q, scale), text)

@@ -20,7 +20,6 @@ faults (address out of range or misaligned), after which the unit drops ``busy``
 without further writes.
 """
 
-
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

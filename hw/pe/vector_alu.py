@@ -33,7 +33,12 @@ from hw.arch import ArchConfig
 from hw.isa import DType, VCfg, VFn
 
 __all__ = [
-    "VectorAlu", "VectorLane", "cfg_layout", "check_arch", "lane_vector", "operand_layout",
+    "VectorAlu",
+    "VectorLane",
+    "cfg_layout",
+    "check_arch",
+    "lane_vector",
+    "operand_layout",
     "sat_to",
 ]
 
@@ -71,8 +76,11 @@ def _clip(v, lo, hi):
 def sat_to(v, tout):
     """``numerics.sat(v, tout)`` for a signed value ``v``; ``tout`` a DType code."""
     ranges = {t: (-(1 << (8 * t.bytes - 1)), (1 << (8 * t.bytes - 1)) - 1) for t in DType}
-    return Mux(tout == DType.I8, _clip(v, *ranges[DType.I8]),
-               Mux(tout == DType.I16, _clip(v, *ranges[DType.I16]), _clip(v, *ranges[DType.I32])))
+    return Mux(
+        tout == DType.I8,
+        _clip(v, *ranges[DType.I8]),
+        Mux(tout == DType.I16, _clip(v, *ranges[DType.I16]), _clip(v, *ranges[DType.I32])),
+    )
 
 
 def round_shift(x, s):
@@ -94,15 +102,17 @@ class VectorLane(wiring.Component):
     """
 
     def __init__(self):
-        super().__init__({
-            "en": In(1),
-            "a": In(signed(32)),
-            "b": In(signed(32)),
-            "fn": In(FN_BITS),
-            "tout": In(TYPE_BITS),
-            "cfg": In(cfg_layout()),
-            "result": Out(signed(32)),
-        })
+        super().__init__(
+            {
+                "en": In(1),
+                "a": In(signed(32)),
+                "b": In(signed(32)),
+                "fn": In(FN_BITS),
+                "tout": In(TYPE_BITS),
+                "cfg": In(cfg_layout()),
+                "result": Out(signed(32)),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -141,11 +151,19 @@ class VectorLane(wiring.Component):
                 m.d.comb += simple.eq(_abs(a))
             with m.Default():
                 m.d.comb += simple.eq(a)
-        s1 = {"prod": Signal(signed(64)), "simple": Signal(signed(64)),
-              "x": Signal(signed(32)), "a": Signal(signed(32))}
+        s1 = {
+            "prod": Signal(signed(64)),
+            "simple": Signal(signed(64)),
+            "x": Signal(signed(32)),
+            "a": Signal(signed(32)),
+        }
         with m.If(self.en):
-            m.d.sync += [s1["prod"].eq((op1 * op2)[0:64]), s1["simple"].eq(simple),
-                         s1["x"].eq(x), s1["a"].eq(a)]
+            m.d.sync += [
+                s1["prod"].eq((op1 * op2)[0:64]),
+                s1["simple"].eq(simple),
+                s1["x"].eq(x),
+                s1["a"].eq(a),
+            ]
         return s1
 
     def _stage2(self, m, s1):
@@ -166,11 +184,20 @@ class VectorLane(wiring.Component):
         absa = _abs(s1["a"])
         t_erf = _clip(Mux(absa < -qb, absa, -qb) + qb, I32_MIN, I32_MAX)
 
-        s2 = {"r": Signal(signed(64)), "t": Signal(signed(32)), "z": Signal(SHIFT_BITS),
-              "neg": Signal(), "zero": Signal()}
+        s2 = {
+            "r": Signal(signed(64)),
+            "t": Signal(signed(32)),
+            "z": Signal(SHIFT_BITS),
+            "neg": Signal(),
+            "zero": Signal(),
+        }
         with m.If(self.en):
-            m.d.sync += [s2["z"].eq(z), s2["neg"].eq(s1["a"] < 0), s2["zero"].eq(s1["a"] == 0),
-                         s2["t"].eq(Mux(fn == VFn.EXP, t_exp, t_erf))]
+            m.d.sync += [
+                s2["z"].eq(z),
+                s2["neg"].eq(s1["a"] < 0),
+                s2["zero"].eq(s1["a"] == 0),
+                s2["t"].eq(Mux(fn == VFn.EXP, t_exp, t_erf)),
+            ]
             with m.Switch(fn):
                 with m.Case(VFn.MUL):
                     m.d.sync += s2["r"].eq(prod)
@@ -188,8 +215,13 @@ class VectorLane(wiring.Component):
         neg = Signal()
         zero = Signal()
         with m.If(self.en):
-            m.d.sync += [sq.eq(s2["t"] * s2["t"]), r.eq(s2["r"]), z.eq(s2["z"]),
-                         neg.eq(s2["neg"]), zero.eq(s2["zero"])]
+            m.d.sync += [
+                sq.eq(s2["t"] * s2["t"]),
+                r.eq(s2["r"]),
+                z.eq(s2["z"]),
+                neg.eq(s2["neg"]),
+                zero.eq(s2["zero"]),
+            ]
         poly = sq + cfg[VCfg.EXP_QC]
         erf = sq + cfg[VCfg.ERF_QC]
         final = Signal(signed(66))
@@ -215,13 +247,15 @@ class VectorAlu(wiring.Component):
     def __init__(self, arch: ArchConfig):
         check_arch(self, arch)
         self.arch = arch
-        super().__init__({
-            "inp": In(stream.Signature(operand_layout(arch))),
-            "out": Out(stream.Signature(lane_vector(arch))),
-            "fn": In(FN_BITS),
-            "tout": In(TYPE_BITS),
-            "cfg": In(cfg_layout()),
-        })
+        super().__init__(
+            {
+                "inp": In(stream.Signature(operand_layout(arch))),
+                "out": Out(stream.Signature(lane_vector(arch))),
+                "fn": In(FN_BITS),
+                "tout": In(TYPE_BITS),
+                "cfg": In(cfg_layout()),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -238,9 +272,12 @@ class VectorAlu(wiring.Component):
         for i in range(self.arch.vec_lanes):
             lane = m.submodules[f"lane{i}"] = VectorLane()
             m.d.comb += [
-                lane.en.eq(advance), lane.a.eq(self.inp.payload.a[i]),
-                lane.b.eq(self.inp.payload.b[i]), lane.fn.eq(self.fn),
-                lane.tout.eq(self.tout), lane.cfg.eq(self.cfg),
+                lane.en.eq(advance),
+                lane.a.eq(self.inp.payload.a[i]),
+                lane.b.eq(self.inp.payload.b[i]),
+                lane.fn.eq(self.fn),
+                lane.tout.eq(self.tout),
+                lane.cfg.eq(self.cfg),
                 self.out.payload[i].eq(lane.result),
             ]
         return m

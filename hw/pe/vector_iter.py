@@ -43,12 +43,14 @@ class VectorIter(wiring.Component):
     def __init__(self, arch: ArchConfig):
         check_arch(self, arch)
         self.arch = arch
-        super().__init__({
-            "inp": In(stream.Signature(lane_vector(arch))),
-            "out": Out(stream.Signature(lane_vector(arch))),
-            "sqrt": In(1),
-            "k": In(K_BITS),
-        })
+        super().__init__(
+            {
+                "inp": In(stream.Signature(lane_vector(arch))),
+                "out": Out(stream.Signature(lane_vector(arch))),
+                "sqrt": In(1),
+                "k": In(K_BITS),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -64,8 +66,7 @@ class VectorIter(wiring.Component):
         finish = Signal()
 
         a = elems[0]
-        m.d.comb += [self.inp.ready.eq((left == 0) & ~self.out.valid),
-                     self.out.payload.eq(elems)]
+        m.d.comb += [self.inp.ready.eq((left == 0) & ~self.out.valid), self.out.payload.eq(elems)]
         with m.If(self.inp.valid & self.inp.ready):
             m.d.sync += [elems.eq(self.inp.payload), left.eq(lanes), iters.eq(0)]
         with m.If(self.out.valid & self.out.ready):
@@ -92,11 +93,14 @@ class VectorIter(wiring.Component):
         with m.Elif(~self.sqrt & recip_sat):
             m.d.comb += [finish.eq(1), result.eq(I32_MAX)]
         with m.Elif(self.sqrt):
-            m.d.sync += [rem.eq(a), quo.eq(0), one.eq(1 << (2 * SQRT_BITS - 2)),
-                         iters.eq(SQRT_BITS)]
+            m.d.sync += [
+                rem.eq(a),
+                quo.eq(0),
+                one.eq(1 << (2 * SQRT_BITS - 2)),
+                iters.eq(SQRT_BITS),
+            ]
         with m.Else():
-            m.d.sync += [rem.eq(top), quo.eq(0), bit.eq(RECIP_BITS - 1),
-                         iters.eq(RECIP_BITS)]
+            m.d.sync += [rem.eq(top), quo.eq(0), bit.eq(RECIP_BITS - 1), iters.eq(RECIP_BITS)]
 
     def _iterate(self, m, a, rem, quo, bit, one, iters, result, finish):
         m.d.sync += iters.eq(iters - 1)
@@ -111,7 +115,10 @@ class VectorIter(wiring.Component):
         with m.Else():
             shifted = Cat(bit == self.k, rem)  # 2 * rem + (dividend bit)
             take = shifted >= a
-            m.d.sync += [rem.eq(Mux(take, shifted - a, shifted)), quo.eq(Cat(take, quo)),
-                         bit.eq(bit - 1)]
+            m.d.sync += [
+                rem.eq(Mux(take, shifted - a, shifted)),
+                quo.eq(Cat(take, quo)),
+                bit.eq(bit - 1),
+            ]
             m.d.comb += result.eq(Cat(take, quo))
         m.d.comb += finish.eq(last)

@@ -46,13 +46,15 @@ class VectorReader(wiring.Component):
     def __init__(self, arch: ArchConfig):
         check_arch(self, arch)
         self.arch = arch
-        super().__init__({
-            "start": In(1),
-            "base": In(word_addr_bits(arch)),
-            "count": In(COUNT_BITS),
-            "port": Out(SramPort(arch)),
-            "words": Out(stream.Signature(arch.sram_port_bits)),
-        })
+        super().__init__(
+            {
+                "start": In(1),
+                "base": In(word_addr_bits(arch)),
+                "count": In(COUNT_BITS),
+                "port": Out(SramPort(arch)),
+                "words": Out(stream.Signature(arch.sram_port_bits)),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -84,7 +86,7 @@ def _element(arch, word, dtype, lane):
     """Lane ``lane``'s element of type ``dtype`` within its word, sign-extended."""
     bits = 8 * DType(dtype).bytes
     offset = lane % (arch.word_bytes // DType(dtype).bytes)
-    return word[offset * bits:(offset + 1) * bits].as_signed()
+    return word[offset * bits : (offset + 1) * bits].as_signed()
 
 
 def _word_of(arch, dtype, lane):
@@ -99,11 +101,13 @@ class VectorUnpack(wiring.Component):
     def __init__(self, arch: ArchConfig):
         check_arch(self, arch)
         self.arch = arch
-        super().__init__({
-            "words": In(stream.Signature(arch.sram_port_bits)),
-            "tin": In(2),
-            "vec": Out(stream.Signature(lane_vector(arch))),
-        })
+        super().__init__(
+            {
+                "words": In(stream.Signature(arch.sram_port_bits)),
+                "tin": In(2),
+                "vec": Out(stream.Signature(lane_vector(arch))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -121,8 +125,10 @@ class VectorUnpack(wiring.Component):
             with m.Switch(self.tin):
                 for dtype in DType:
                     with m.Case(dtype):
-                        m.d.comb += [value.eq(_element(arch, word, dtype, lane)),
-                                     mine.eq(index == _word_of(arch, dtype, lane))]
+                        m.d.comb += [
+                            value.eq(_element(arch, word, dtype, lane)),
+                            mine.eq(index == _word_of(arch, dtype, lane)),
+                        ]
             m.d.comb += merged[lane].eq(Mux(mine, value, part[lane]))
         with m.If(self.vec.valid & self.vec.ready):
             m.d.sync += self.vec.valid.eq(0)
@@ -136,7 +142,7 @@ class VectorUnpack(wiring.Component):
 def _tree(values, op):
     while len(values) > 1:
         pairs = [op(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
-        values = pairs + values[len(pairs) * 2:]
+        values = pairs + values[len(pairs) * 2 :]
     return values[0]
 
 
@@ -149,23 +155,28 @@ class VectorWriter(wiring.Component):
     def __init__(self, arch: ArchConfig):
         check_arch(self, arch)
         self.arch = arch
-        super().__init__({
-            "start": In(1),
-            "base": In(word_addr_bits(arch)),
-            "steps": In(N16_BITS),
-            "tout": In(2),
-            "reduce": In(2),
-            "vec": In(stream.Signature(lane_vector(arch))),
-            "port": Out(SramPort(arch)),
-            "done": Out(1),
-        })
+        super().__init__(
+            {
+                "start": In(1),
+                "base": In(word_addr_bits(arch)),
+                "steps": In(N16_BITS),
+                "tout": In(2),
+                "reduce": In(2),
+                "vec": In(stream.Signature(lane_vector(arch))),
+                "port": Out(SramPort(arch)),
+                "done": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
         steps_left = Signal(N16_BITS)
         addr = Signal.like(self.base)
-        m.d.comb += [self.port.addr.eq(addr), self.port.we.eq(1),
-                     self.port.wmask.eq(Const(-1, len(self.port.wmask)))]
+        m.d.comb += [
+            self.port.addr.eq(addr),
+            self.port.we.eq(1),
+            self.port.wmask.eq(Const(-1, len(self.port.wmask))),
+        ]
         with m.If(self.start):
             m.d.sync += [addr.eq(self.base), steps_left.eq(self.steps)]
         with m.If(self.reduce == Reduce.NONE):
@@ -181,9 +192,11 @@ class VectorWriter(wiring.Component):
         index = Signal(2)
         last = index == (Const(1, 3) << self.tout)[0:3] - 1
         accepted = port.valid & port.ready
-        m.d.comb += [port.valid.eq(full),
-                     self.vec.ready.eq(~full | (accepted & last)),
-                     self.done.eq(accepted & last & (steps_left == 1))]
+        m.d.comb += [
+            port.valid.eq(full),
+            self.vec.ready.eq(~full | (accepted & last)),
+            self.done.eq(accepted & last & (steps_left == 1)),
+        ]
         with m.Switch(Cat(index, self.tout)):
             for dtype in DType:
                 per_word = arch.word_bytes // dtype.bytes
@@ -208,9 +221,12 @@ class VectorWriter(wiring.Component):
         with m.If(self.start):
             m.d.sync += [acc.eq(Mux(self.reduce == Reduce.MAX, I32_MIN, 0)), result.eq(0)]
         total = Mux(acc < I32_MIN, I32_MIN, Mux(acc > I32_MAX, I32_MAX, acc))
-        m.d.comb += [port.valid.eq(result), port.wdata.eq(total[0:32]),
-                     self.vec.ready.eq(~result),
-                     self.done.eq(port.valid & port.ready)]
+        m.d.comb += [
+            port.valid.eq(result),
+            port.wdata.eq(total[0:32]),
+            self.vec.ready.eq(~result),
+            self.done.eq(port.valid & port.ready),
+        ]
         with m.If(self.vec.valid & self.vec.ready):
             with m.If(self.reduce == Reduce.MAX):
                 best = _tree(elems + [acc], lambda x, y: Mux(x > y, x, y))

@@ -57,15 +57,17 @@ class VectorUnit(wiring.Component):
             self._MustUse__silence = True
             raise ValueError(f"arch.word_bytes must be {1 << WORD_SHIFT}, not {arch.word_bytes!r}")
         self.arch = arch
-        super().__init__({
-            "cmd": In(stream.Signature(VecCmd)),
-            "cfg": In(stream.Signature(VecCfgWrite)),
-            "busy": Out(1),
-            "error": Out(1),
-            "port_a": Out(SramPort(arch)),
-            "port_b": Out(SramPort(arch)),
-            "port_d": Out(SramPort(arch)),
-        })
+        super().__init__(
+            {
+                "cmd": In(stream.Signature(VecCmd)),
+                "cfg": In(stream.Signature(VecCfgWrite)),
+                "busy": Out(1),
+                "error": Out(1),
+                "port_a": Out(SramPort(arch)),
+                "port_b": Out(SramPort(arch)),
+                "port_d": Out(SramPort(arch)),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -123,14 +125,16 @@ class VectorUnit(wiring.Component):
             writer.base.eq(cmd.d_addr[WORD_SHIFT:]),
             writer.steps.eq(cmd.n16),
             writer.tout.eq(cmd.tout),
-            writer.reduce.eq(Mux(cmd.fn == VFn.RSUM, Reduce.SUM,
-                                 Mux(cmd.fn == VFn.RMAX, Reduce.MAX, Reduce.NONE))),
+            writer.reduce.eq(
+                Mux(
+                    cmd.fn == VFn.RSUM, Reduce.SUM, Mux(cmd.fn == VFn.RMAX, Reduce.MAX, Reduce.NONE)
+                )
+            ),
             alu.fn.eq(Mux(is_iter | is_reduce, VFn.MOV, cmd.fn)),
             alu.tout.eq(Mux(is_reduce, DType.I32, cmd.tout)),
             alu.cfg.eq(cfg),
             it.sqrt.eq(cmd.fn == VFn.SQRT),
-            it.k.eq(Mux(cfg[VCfg.RECIP_K][0:6] > RECIP_K_MAX, RECIP_K_MAX,
-                        cfg[VCfg.RECIP_K][0:6])),
+            it.k.eq(Mux(cfg[VCfg.RECIP_K][0:6] > RECIP_K_MAX, RECIP_K_MAX, cfg[VCfg.RECIP_K][0:6])),
         ]
         self._route(m, cmd, unpack_a.vec, unpack_b.vec, it, alu.inp, is_iter, use_b)
         return m
@@ -151,12 +155,13 @@ class VectorUnit(wiring.Component):
             return (addr[0:WORD_SHIFT] != 0) | (addr + nbytes > size)
 
         n_bytes = cmd.n16 << WORD_SHIFT
-        d_bytes = Mux(_in_fn(cmd.fn, (VFn.RSUM, VFn.RMAX)), 1 << WORD_SHIFT,
-                      n_bytes << cmd.tout)
+        d_bytes = Mux(_in_fn(cmd.fn, (VFn.RSUM, VFn.RMAX)), 1 << WORD_SHIFT, n_bytes << cmd.tout)
         fault = Signal()
-        m.d.comb += fault.eq(bad(cmd.a_addr, n_bytes << cmd.tin)
-                             | (~cmd.bscalar & bad(cmd.b, n_bytes << cmd.tin))
-                             | bad(cmd.d_addr, d_bytes))
+        m.d.comb += fault.eq(
+            bad(cmd.a_addr, n_bytes << cmd.tin)
+            | (~cmd.bscalar & bad(cmd.b, n_bytes << cmd.tin))
+            | bad(cmd.d_addr, d_bytes)
+        )
         return fault
 
     def _route(self, m, cmd, vec_a, vec_b, it, alu_in, is_iter, use_b):
@@ -165,8 +170,9 @@ class VectorUnit(wiring.Component):
         scalar = cmd.b.as_signed()
         m.d.comb += [
             it.inp.payload.eq(vec_a.payload),
-            alu_in.payload.b.eq(Mux(use_b, vec_b.payload.as_value(),
-                                    Cat(scalar for _ in range(lanes)))),
+            alu_in.payload.b.eq(
+                Mux(use_b, vec_b.payload.as_value(), Cat(scalar for _ in range(lanes)))
+            ),
         ]
         with m.If(is_iter):
             m.d.comb += [

@@ -44,8 +44,11 @@ def all_cases() -> dict[str, object]:
 
 
 def in_scope() -> list[str]:
-    return sorted(n for n, c in all_cases().items()
-                  if {node.op_type for node in c.model.graph.node} <= IN_SCOPE_OPS)
+    return sorted(
+        n
+        for n, c in all_cases().items()
+        if {node.op_type for node in c.model.graph.node} <= IN_SCOPE_OPS
+    )
 
 
 def exclusions() -> dict[str, str]:
@@ -62,8 +65,9 @@ def _fits(node: onnx.NodeProto, opset: int) -> bool:
     """True when the node uses only attributes and inputs that ``opset`` defines."""
     schema = onnx.defs.get_schema(node.op_type, opset)
     variadic = any(i.option == i.option.Variadic for i in schema.inputs)
-    return ({a.name for a in node.attribute} <= set(schema.attributes)
-            and (variadic or len(node.input) <= len(schema.inputs)))
+    return {a.name for a in node.attribute} <= set(schema.attributes) and (
+        variadic or len(node.input) <= len(schema.inputs)
+    )
 
 
 def retarget(model: onnx.ModelProto) -> onnx.ModelProto | None:

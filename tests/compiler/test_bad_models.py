@@ -49,7 +49,12 @@ def test_cli_exit_code_2_without_traceback(name: str, tmp_path: Path, capsys) ->
 def test_cli_subprocess_no_traceback(tmp_path: Path) -> None:
     path = tmp_path / "cycle.onnx"
     path.write_bytes(CORPUS["cycle.onnx"][0])
-    proc = subprocess.run([sys.executable, "-m", "myelin.cli", "compile", str(path)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "myelin.cli", "compile", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "cycle" in proc.stderr

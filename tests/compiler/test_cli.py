@@ -25,8 +25,9 @@ def cnn_file(tmp_path: Path) -> Path:
 
 def test_compile_graph_writes_ir_and_store(cnn_file: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    assert main(["compile", str(cnn_file), "--arch", "small", "--until", "graph",
-                 "-o", str(out)]) == 0
+    assert (
+        main(["compile", str(cnn_file), "--arch", "small", "--until", "graph", "-o", str(out)]) == 0
+    )
     text = (out / "model.mlir").read_text()
     module = parse_module(text)
     assert any(op.name == "graph.conv" for op in module.walk())
@@ -39,8 +40,22 @@ def test_compile_quantized_with_print_after_all(cnn_file: Path, tmp_path: Path, 
     rng = np.random.default_rng(SEED)
     np.savez(calib, x=rng.standard_normal((4, 1, 3, 8, 8)).astype(np.float32))
     out = tmp_path / "q"
-    assert main(["compile", str(cnn_file), "--until", "quantized", "--calibration", str(calib),
-                 "--print-after-all", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compile",
+                str(cnn_file),
+                "--until",
+                "quantized",
+                "--calibration",
+                str(calib),
+                "--print-after-all",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "// -----// IR Dump After quantize //----- //" in printed
     assert "// -----// IR Dump After fold-constants //----- //" in printed

@@ -14,10 +14,16 @@ PARTS = [SUITE / "dialects" / "graph", SUITE / "dialects" / "qnt", SUITE / "pass
 
 
 def test_lit_filecheck_suite() -> None:
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep
-               + os.environ.get("PATH", ""))
+    env = dict(
+        os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    )
     lit = [sys.executable, "-c", "from lit.main import main; main()"]
-    proc = subprocess.run([*lit, "-q", "-j", "2", *map(str, PARTS)],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [*lit, "-q", "-j", "2", *map(str, PARTS)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sum(len(list(p.rglob("*.mlir"))) for p in PARTS) >= 15

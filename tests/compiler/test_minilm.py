@@ -34,17 +34,21 @@ def test_minilm_quantized_embeddings_match_float(options: str, bound: float) -> 
     assert mask.sum(axis=1).max() < SEQ  # no sentence is truncated
     model = build_minilm(batch, SEQ)
     ref = ort.InferenceSession(model.SerializeToString()).run(
-        None, {"input_ids": ids, "attention_mask": mask})[0]
+        None, {"input_ids": ids, "attention_mask": mask}
+    )[0]
     start = time.perf_counter()
-    result = compile_model(model, until="quantized", calibration=[calibration_batch(batch, SEQ)],
-                           quant_options=options)
+    result = compile_model(
+        model, until="quantized", calibration=[calibration_batch(batch, SEQ)], quant_options=options
+    )
     elapsed = time.perf_counter() - start
     assert list(result.module.attributes["myelin.float_ops"].data) == []
     got = run(result.module, {"input_ids": ids, "attention_mask": mask})[0]
     cos = (sentence_embeddings(got, mask) * sentence_embeddings(ref, mask)).sum(axis=1)
-    print(f"[{options or 'default'}] cosine min {cos.min():.4f} mean {cos.mean():.4f}; "
-          f"compile {elapsed:.1f} s; "
-          f"times {result.times}")
+    print(
+        f"[{options or 'default'}] cosine min {cos.min():.4f} mean {cos.mean():.4f}; "
+        f"compile {elapsed:.1f} s; "
+        f"times {result.times}"
+    )
     assert cos.min() >= bound
 
 
@@ -52,7 +56,8 @@ def test_minilm_float_graph_matches_onnxruntime() -> None:
     ids, mask = tokenize(SENTENCES[:2], SEQ)
     model = build_minilm(2, SEQ)
     ref = ort.InferenceSession(model.SerializeToString()).run(
-        None, {"input_ids": ids, "attention_mask": mask})[0]
+        None, {"input_ids": ids, "attention_mask": mask}
+    )[0]
     result = compile_model(model)
     got = run(result.module, {"input_ids": ids, "attention_mask": mask})[0]
     np.testing.assert_allclose(got, ref, atol=1e-3, rtol=1e-3)

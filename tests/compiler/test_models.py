@@ -58,9 +58,23 @@ def test_transformer_block_quantized_is_integer_only_and_accurate(options: str) 
     names = {op.name for op in module.walk()}
     for kernel in ("qnt.softmax", "qnt.gelu", "qnt.layer_norm", "qnt.matmul", "qnt.add"):
         assert kernel in names
-    float_compute = {n for n in names if n.startswith("graph.") and n not in (
-        "graph.weight", "graph.constant", "graph.reshape", "graph.transpose", "graph.gather",
-        "graph.where", "graph.cast", "graph.slice", "graph.pad")}
+    float_compute = {
+        n
+        for n in names
+        if n.startswith("graph.")
+        and n
+        not in (
+            "graph.weight",
+            "graph.constant",
+            "graph.reshape",
+            "graph.transpose",
+            "graph.gather",
+            "graph.where",
+            "graph.cast",
+            "graph.slice",
+            "graph.pad",
+        )
+    }
     assert ("qnt.rescale" in names) == (options == "smooth=true")
     assert float_compute == set()
     feeds = bert_inputs(rng)
@@ -75,8 +89,10 @@ def test_cnn_float_and_quantized() -> None:
     x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
     ref = ort_run(model, {"x": x})
     fl = compile_model(model)
-    assert any(op.name == "graph.conv" and op.attributes["layout"].data == "nhwc"
-               for op in fl.module.walk())
+    assert any(
+        op.name == "graph.conv" and op.attributes["layout"].data == "nhwc"
+        for op in fl.module.walk()
+    )
     np.testing.assert_allclose(run(fl.module, [x])[0], ref, atol=1e-5, rtol=1e-4)
     calib = [{"x": rng.standard_normal((2, 3, 16, 16)).astype(np.float32)} for _ in range(8)]
     q = compile_model(model, until="quantized", calibration=calib)

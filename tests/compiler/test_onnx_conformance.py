@@ -47,15 +47,23 @@ def run_case(name: str) -> None:
     for g, e in zip(got, expected, strict=True):
         e = np.asarray(e)
         assert g.shape == e.shape, f"{name}: shape {g.shape} != {e.shape}"
-        np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64),
-                                   rtol=max(case.rtol, 1e-4), atol=max(case.atol, 1e-5),
-                                   equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(
+            g.astype(np.float64),
+            e.astype(np.float64),
+            rtol=max(case.rtol, 1e-4),
+            atol=max(case.atol, 1e-5),
+            equal_nan=True,
+            err_msg=name,
+        )
 
 
 def test_in_scope_list_is_explicit() -> None:
     """onnx_in_scope.txt lists every in-scope test; a new onnx release shows up here."""
-    listed = [line for line in (Path(__file__).parent / "onnx_in_scope.txt").read_text()
-              .splitlines() if line and not line.startswith("#")]
+    listed = [
+        line
+        for line in (Path(__file__).parent / "onnx_in_scope.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert listed == IN_SCOPE
 
 

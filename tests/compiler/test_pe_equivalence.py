@@ -50,9 +50,17 @@ class PeProgram:
         else:
             self.lines += [f"li x4, {reg_from}", "lw x5, 0(x4)", f"vcfg cfg={name}, rs1=x5, imm=0"]
 
-    def vop(self, fn: str, a: int, n: int, tin: str = "i32", tout: str = "i32",
-            b: int | None = None, scalar: int | None = None, scalar_at: int | None = None
-            ) -> int:
+    def vop(
+        self,
+        fn: str,
+        a: int,
+        n: int,
+        tin: str = "i32",
+        tout: str = "i32",
+        b: int | None = None,
+        scalar: int | None = None,
+        scalar_at: int | None = None,
+    ) -> int:
         """One VOP into a new buffer; B is a buffer, an immediate scalar or the int32 word
         at ``scalar_at`` (LW).  Returns D's address."""
         reduce = fn in ("rsum", "rmax")
@@ -65,12 +73,15 @@ class PeProgram:
             self.lines += [f"li x4, {scalar_at}", "lw x2, 0(x4)"]
         else:
             self.lines.append(f"li x2, {a if b is None else b}")
-        self.lines.append(f"vop rd=x3, rs1=x1, rs2=x2, n16={-(-n // 16)}, fn={fn}, tin={tin}, "
-                          f"tout={tout}, bscalar={bscalar}")
+        self.lines.append(
+            f"vop rd=x3, rs1=x1, rs2=x2, n16={-(-n // 16)}, fn={fn}, tin={tin}, "
+            f"tout={tout}, bscalar={bscalar}"
+        )
         return d
 
-    def req(self, a: int, n: int, mult, shift, zp, lo, hi, tout: str = "i32",
-            mult_at: int | None = None) -> int:
+    def req(
+        self, a: int, n: int, mult, shift, zp, lo, hi, tout: str = "i32", mult_at: int | None = None
+    ) -> int:
         if mult_at is None:
             self.vcfg("mult", mult)
         else:
@@ -115,8 +126,10 @@ def test_requantize_is_sub_req(seed: int) -> None:
     mult, shift = qmath.quantize_multiplier(float(rng.uniform(0.001, 0.5)))
     x = rand(rng, "i16", (n,))
     ti, to = q("i16", [n], 0.01, zin), q("i8", [n], 0.2, zout)
-    body = (f"  %y = qnt.requantize %x {{multiplier = {mult} : i64, shift = {shift} : i64}} "
-            f": ({ti}) -> {to}")
+    body = (
+        f"  %y = qnt.requantize %x {{multiplier = {mult} : i64, shift = {shift} : i64}} "
+        f": ({ti}) -> {to}"
+    )
     want = interp(body, f"%x: {ti}", to, [x])
     p = PeProgram()
     t = p.vop("sub", p.data(x, "i16"), n, tin="i16", scalar=zin)
@@ -132,8 +145,10 @@ def test_add_is_sub_mul_add_req(seed: int) -> None:
     lm, rm, sh = int(rng.integers(-9000, 9000)), int(rng.integers(-9000, 9000)), 13
     a, b = rand(rng, "i16", (n,)), rand(rng, "i16", (n,))
     ta, tb, to = q("i16", [n], 0.1, za), q("i16", [n], 0.1, zb), q("i16", [n], 0.1, zo)
-    body = (f"  %y = qnt.add %a, %b {{lhs_mult = {lm} : i64, rhs_mult = {rm} : i64, "
-            f"shift = {sh} : i64}} : ({ta}, {tb}) -> {to}")
+    body = (
+        f"  %y = qnt.add %a, %b {{lhs_mult = {lm} : i64, rhs_mult = {rm} : i64, "
+        f"shift = {sh} : i64}} : ({ta}, {tb}) -> {to}"
+    )
     want = interp(body, f"%a: {ta}, %b: {tb}", to, [a, b])
     p = PeProgram()
     ta_ = p.vop("mul", p.vop("sub", p.data(a, "i16"), n, tin="i16", scalar=za), n, scalar=lm)
@@ -150,8 +165,10 @@ def test_mul_is_sub_sub_mul_req(seed: int) -> None:
     mult, shift = qmath.quantize_multiplier(float(rng.uniform(1e-4, 1e-2)))
     a, b = rand(rng, "i8", (n,)), rand(rng, "i8", (n,))
     ta, tb, to = q("i8", [n], 0.1, za), q("i8", [n], 0.1, zb), q("i8", [n], 0.5, zo)
-    body = (f"  %y = qnt.mul %a, %b {{multiplier = {mult} : i64, shift = {shift} : i64}} "
-            f": ({ta}, {tb}) -> {to}")
+    body = (
+        f"  %y = qnt.mul %a, %b {{multiplier = {mult} : i64, shift = {shift} : i64}} "
+        f": ({ta}, {tb}) -> {to}"
+    )
     want = interp(body, f"%a: {ta}, %b: {tb}", to, [a, b])
     p = PeProgram()
     sa = p.vop("sub", p.data(a, "i8"), n, tin="i8", scalar=za)
@@ -168,8 +185,10 @@ def test_mean_is_sub_rsum_req(seed: int) -> None:
     mult, shift = qmath.quantize_multiplier(1.0 / n)
     x = rand(rng, "i8", (1, n))
     ti, to = q("i8", [1, n], 0.1, zin), q("i8", [1, 1], 0.1, zo)
-    body = (f"  %y = qnt.mean %x {{axes = array<i64: 1>, keepdims = 1 : i64, "
-            f"multiplier = {mult} : i64, shift = {shift} : i64}} : ({ti}) -> {to}")
+    body = (
+        f"  %y = qnt.mean %x {{axes = array<i64: 1>, keepdims = 1 : i64, "
+        f"multiplier = {mult} : i64, shift = {shift} : i64}} : ({ti}) -> {to}"
+    )
     want = interp(body, f"%x: {ti}", to, [x])
     p = PeProgram()
     s = p.vop("rsum", p.vop("sub", p.data(x, "i8"), n, tin="i8", scalar=zin), n)
@@ -177,8 +196,10 @@ def test_mean_is_sub_rsum_req(seed: int) -> None:
     assert np.array_equal(p.read(p.run(), y, 1, "i8"), want.reshape(-1))
 
 
-@pytest.mark.parametrize(("seed", "tin", "tout", "scale"), [
-    (1, "i8", "i8", 0.05), (2, "i16", "i16", 0.002), (3, "i16", "i8", 0.001)])
+@pytest.mark.parametrize(
+    ("seed", "tin", "tout", "scale"),
+    [(1, "i8", "i8", 0.05), (2, "i16", "i16", 0.002), (3, "i16", "i8", 0.001)],
+)
 def test_softmax_row(seed: int, tin: str, tout: str, scale: float) -> None:
     rng = np.random.default_rng(seed)
     print(f"seed={seed}")
@@ -194,9 +215,14 @@ def test_softmax_row(seed: int, tin: str, tout: str, scale: float) -> None:
     xa = p.data(x, tin)
     m = p.vop("rmax", xa, n, tin=tin)
     d = p.vop("sub", xa, n, tin=tin, scalar_at=m)
-    for name, key in (("exp_qln2", "ln2"), ("exp_inv_mult", "inv_mult"),
-                      ("exp_inv_shift", "inv_shift"), ("exp_qb", "b"), ("exp_qc", "c"),
-                      ("recip_k", "recip_k")):
+    for name, key in (
+        ("exp_qln2", "ln2"),
+        ("exp_inv_mult", "inv_mult"),
+        ("exp_inv_shift", "inv_shift"),
+        ("exp_qb", "b"),
+        ("exp_qc", "c"),
+        ("recip_k", "recip_k"),
+    ):
         p.vcfg(name, c[key])
     e = p.vop("exp", d, n)
     r = p.vop("recip", p.vop("rsum", e, n), 16)
@@ -216,8 +242,10 @@ def test_gelu_row(seed: int, tin: str, scale: float) -> None:
     mult, shift = qmath.quantize_multiplier(c["out_scale"] / 0.02)
     x = rand(rng, tin, (n,))
     ti, to = q(tin, [n], scale, zin), q("i8", [n], 0.02, zo)
-    body = (f"  %y = qnt.gelu %x {{b = {c['b']} : i64, c = {c['c']} : i64, multiplier = {mult} "
-            f": i64, shift = {shift} : i64, in_shift = {in_shift} : i64}} : ({ti}) -> {to}")
+    body = (
+        f"  %y = qnt.gelu %x {{b = {c['b']} : i64, c = {c['c']} : i64, multiplier = {mult} "
+        f": i64, shift = {shift} : i64, in_shift = {in_shift} : i64}} : ({ti}) -> {to}"
+    )
     want = interp(body, f"%x: {ti}", to, [x])
     p = PeProgram()
     xs = p.vop("sra", p.vop("sub", p.data(x, tin), n, tin=tin, scalar=zin), n, scalar=in_shift)
@@ -239,12 +267,18 @@ def test_layer_norm_row(seed: int, spread: float) -> None:
     k = qmath.layernorm_constants(n, 16, float(rng.uniform(0, 50)))
     mult, shift = qmath.quantize_multiplier(1 / 4096 / 13000 * 40)
     ti, to = q("i16", [1, n], 0.01, zin), q("i8", [1, n], 0.02, zo)
-    g, b = (f"graph.constant {{value = dense<{v.tolist()}> : tensor<{n}x{t}>}} : tensor<{n}x{t}>"
-            for v, t in ((gamma, "i16"), (beta, "i32")))
-    attrs = ", ".join(f"{key} = {v} : i64" for key, v in
-                      {"multiplier": mult, "shift": shift, "eps": 0, **k}.items())
-    body = (f"  %g = {g}\n  %b = {b}\n  %y = qnt.layer_norm %x, %g, %b {{{attrs}}} : "
-            f"({ti}, tensor<{n}xi16>, tensor<{n}xi32>) -> {to}")
+    g, b = (
+        f"graph.constant {{value = dense<{v.tolist()}> : tensor<{n}x{t}>}} : tensor<{n}x{t}>"
+        for v, t in ((gamma, "i16"), (beta, "i32"))
+    )
+    attrs = ", ".join(
+        f"{key} = {v} : i64"
+        for key, v in {"multiplier": mult, "shift": shift, "eps": 0, **k}.items()
+    )
+    body = (
+        f"  %g = {g}\n  %b = {b}\n  %y = qnt.layer_norm %x, %g, %b {{{attrs}}} : "
+        f"({ti}, tensor<{n}xi16>, tensor<{n}xi32>) -> {to}"
+    )
     want = interp(body, f"%x: {ti}", to, [x])
     p = PeProgram()
     xc = p.vop("sub", p.data(x, "i16"), n, tin="i16", scalar=zin)
@@ -253,10 +287,10 @@ def test_layer_norm_row(seed: int, spread: float) -> None:
     vf = p.vop("rsum", p.vop("mul", c, n, b=c), n)
     c2 = p.vop("sra", c, n, scalar=k["var_shift"])
     vc = p.vop("rsum", p.vop("mul", c2, n, b=c2), n)
-    sf = p.vop("sqrt", p.req(vf, 16, k["var_mult"], k["var_rshift"], k["eps_fine"], 1, I32_MAX),
-               16)
-    sc = p.vop("sqrt", p.req(vc, 16, k["var_mult"], k["var_rshift"], k["eps_coarse"], 1,
-                             I32_MAX), 16)
+    sf = p.vop("sqrt", p.req(vf, 16, k["var_mult"], k["var_rshift"], k["eps_fine"], 1, I32_MAX), 16)
+    sc = p.vop(
+        "sqrt", p.req(vc, 16, k["var_mult"], k["var_rshift"], k["eps_coarse"], 1, I32_MAX), 16
+    )
     sc = p.vop("shl", sc, 16, scalar=k["var_shift"])
     flag = p.vop("max", p.vop("sub", vf, 16, scalar=I32_MAX - 1), 16, scalar=0)
     std = p.vop("add", sf, 16, b=p.vop("mul", p.vop("sub", sc, 16, b=sf), 16, b=flag))
@@ -283,11 +317,17 @@ def test_matmul_is_mac_output_stage(seed: int, act: str) -> None:
     tx, to = q("i8", [r, k], 0.1, zx), q("i8", [r, cols], 0.1, zo)
     consts = "\n".join(
         f"  %{nm} = graph.constant {{value = dense<{v.tolist()}> : tensor<{t}>}} : tensor<{t}>"
-        for nm, v, t in (("w", w, f"{k}x{cols}xi8"), ("b", bias, f"{cols}xi32"),
-                         ("m", mult, f"{cols}xi32"), ("s", shift, f"{cols}xi32")))
+        for nm, v, t in (
+            ("w", w, f"{k}x{cols}xi8"),
+            ("b", bias, f"{cols}xi32"),
+            ("m", mult, f"{cols}xi32"),
+            ("s", shift, f"{cols}xi32"),
+        )
+    )
     ct = f"tensor<{k}x{cols}xi8>, tensor<{cols}xi32>, tensor<{cols}xi32>, tensor<{cols}xi32>"
-    body = (f"{consts}\n  %y = qnt.matmul %x, %w, %b, %m, %s {{act = \"{act}\"}} : "
-            f"({tx}, {ct}) -> {to}")
+    body = (
+        f'{consts}\n  %y = qnt.matmul %x, %w, %b, %m, %s {{act = "{act}"}} : ({tx}, {ct}) -> {to}'
+    )
     want = interp(body, f"%x: {tx}", to, [x])
     lay = qparam_layout(cols)
     block = np.zeros(lay["total"][1], np.uint8)
@@ -301,8 +341,14 @@ def test_matmul_is_mac_output_stage(seed: int, act: str) -> None:
     p = PeProgram()
     a_t, b_kc, qp = p.data(x.T.copy(), "i8"), p.data(w, "i8"), p.data(block.view(np.int8), "i8")
     out = p.alloc(r * cols)
-    p.lines += [f"li x1, {a_t}", f"li x2, {b_kc}", f"li x3, {out}", f"li x4, {qp}",
-                "qload x4, 0", f"matmul rs1=x1, rs2=x2, rs3=x3, k16={k // 16}, ldc={cols}"]
+    p.lines += [
+        f"li x1, {a_t}",
+        f"li x2, {b_kc}",
+        f"li x3, {out}",
+        f"li x4, {qp}",
+        "qload x4, 0",
+        f"matmul rs1=x1, rs2=x2, rs3=x3, k16={k // 16}, ldc={cols}",
+    ]
     got = p.read(p.run(), out, r * cols, "i8").reshape(r, cols)
     assert np.array_equal(got, want)
 
@@ -317,10 +363,12 @@ def test_rescale_is_req_per_channel(seed: int) -> None:
     mult, shift = [m for m, _ in pairs], [s for _, s in pairs]
     x = rand(rng, "i16", (rows, ch))
     ti, to = q("i16", [rows, ch], 0.01, zin), q("i8", [rows, ch], 0.3, zo)
-    body = (f"  %m = graph.constant {{value = dense<{mult}> : tensor<{ch}xi32>}} : "
-            f"tensor<{ch}xi32>\n  %s = graph.constant {{value = dense<{shift}> : "
-            f"tensor<{ch}xi32>}} : tensor<{ch}xi32>\n  %y = qnt.rescale %x, %m, %s : "
-            f"({ti}, tensor<{ch}xi32>, tensor<{ch}xi32>) -> {to}")
+    body = (
+        f"  %m = graph.constant {{value = dense<{mult}> : tensor<{ch}xi32>}} : "
+        f"tensor<{ch}xi32>\n  %s = graph.constant {{value = dense<{shift}> : "
+        f"tensor<{ch}xi32>}} : tensor<{ch}xi32>\n  %y = qnt.rescale %x, %m, %s : "
+        f"({ti}, tensor<{ch}xi32>, tensor<{ch}xi32>) -> {to}"
+    )
     want = interp(body, f"%x: {ti}", to, [x])
     p = PeProgram()
     outs = []
@@ -339,9 +387,18 @@ def lut_program(x_at: int, table_at: int, out_at: int, n: int) -> list[str]:
     for word in range(n // 4):
         lines += [f"lw x4, {4 * word}(x1)", "li x7, 0"]
         for j in range(4):
-            lines += [f"shli x5, x4, {24 - 8 * j}", "shri x5, x5, 24", "addi x5, x5, 128",
-                      "shli x5, x5, 24", "shri x5, x5, 22", "add x5, x5, x2", "lw x6, 0(x5)",
-                      "shli x6, x6, 24", f"shri x6, x6, {24 - 8 * j}", "add x7, x7, x6"]
+            lines += [
+                f"shli x5, x4, {24 - 8 * j}",
+                "shri x5, x5, 24",
+                "addi x5, x5, 128",
+                "shli x5, x5, 24",
+                "shri x5, x5, 22",
+                "add x5, x5, x2",
+                "lw x6, 0(x5)",
+                "shli x6, x6, 24",
+                f"shri x6, x6, {24 - 8 * j}",
+                "add x7, x7, x6",
+            ]
         lines.append(f"sw x7, {4 * word}(x3)")
     return lines
 
@@ -353,8 +410,10 @@ def test_lut_is_a_scalar_table_walk(seed: int) -> None:
     n = 16
     x, table = rand(rng, "i8", (n,)), rand(rng, "i8", (256,))
     ti, to = q("i8", [n], 0.05, 3), q("i8", [n], 0.01, -2)
-    body = (f"  %t = graph.constant {{value = dense<{table.tolist()}> : tensor<256xi8>}} : "
-            f"tensor<256xi8>\n  %y = qnt.lut %x, %t : ({ti}, tensor<256xi8>) -> {to}")
+    body = (
+        f"  %t = graph.constant {{value = dense<{table.tolist()}> : tensor<256xi8>}} : "
+        f"tensor<256xi8>\n  %y = qnt.lut %x, %t : ({ti}, tensor<256xi8>) -> {to}"
+    )
     want = interp(body, f"%x: {ti}", to, [x])
     p = PeProgram()
     xa, ta, out = p.data(x, "i8"), p.data(table, "i32"), p.alloc(n)
@@ -377,17 +436,25 @@ def test_matmul_i16_result_is_out32_add_req(seed: int) -> None:
     tx, to = q("i8", [tokens, k], 0.1, zx), q("i16", [tokens, ch], 0.01, zo)
     consts = "\n".join(
         f"  %{nm} = graph.constant {{value = dense<{v}> : tensor<{t}>}} : tensor<{t}>"
-        for nm, v, t in (("w", w.tolist(), f"{k}x{ch}xi8"), ("b", bias.tolist(), f"{ch}xi32"),
-                         ("m", mult, f"{ch}xi32"), ("s", shift, f"{ch}xi32")))
+        for nm, v, t in (
+            ("w", w.tolist(), f"{k}x{ch}xi8"),
+            ("b", bias.tolist(), f"{ch}xi32"),
+            ("m", mult, f"{ch}xi32"),
+            ("s", shift, f"{ch}xi32"),
+        )
+    )
     ct = f"tensor<{k}x{ch}xi8>, tensor<{ch}xi32>, tensor<{ch}xi32>, tensor<{ch}xi32>"
-    body = (f"{consts}\n  %y = qnt.matmul %x, %w, %b, %m, %s {{act = \"none\"}} : "
-            f"({tx}, {ct}) -> {to}")
+    body = f'{consts}\n  %y = qnt.matmul %x, %w, %b, %m, %s {{act = "none"}} : ({tx}, {ct}) -> {to}'
     want = interp(body, f"%x: {tx}", to, [x])
     folded = bias - zx * w.astype(np.int64).sum(axis=0)
     p = PeProgram()
     a_kr, b_kc, acc = p.data(w, "i8"), p.data(x.T.copy(), "i8"), p.alloc(ch * tokens * 4)
-    p.lines += [f"li x1, {a_kr}", f"li x2, {b_kc}", f"li x3, {acc}",
-                f"matmul rs1=x1, rs2=x2, rs3=x3, k16={k // 16}, ldc={4 * tokens}, out32=1"]
+    p.lines += [
+        f"li x1, {a_kr}",
+        f"li x2, {b_kc}",
+        f"li x3, {acc}",
+        f"matmul rs1=x1, rs2=x2, rs3=x3, k16={k // 16}, ldc={4 * tokens}, out32=1",
+    ]
     outs = []
     for r in range(ch):
         t = p.vop("add", acc + 4 * tokens * r, tokens, scalar=int(folded[r]))

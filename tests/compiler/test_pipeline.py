@@ -63,11 +63,14 @@ def test_verification_after_every_pass_names_the_pass() -> None:
         run_pipeline(module, [BreakTypesPass()])
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("nope", "unknown pass 'nope'"),
-    ("dce{prune-store=maybe}", "bad options"),
-    ("dce{", "cannot parse pass pipeline"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("nope", "unknown pass 'nope'"),
+        ("dce{prune-store=maybe}", "bad options"),
+        ("dce{", "cannot parse pass pipeline"),
+    ],
+)
 def test_bad_pipeline_specs(spec: str, message: str) -> None:
     with pytest.raises(PassError, match=message):
         parse_passes(spec)
@@ -78,4 +81,4 @@ def test_pad_to_mac_rejects_unknown_arch() -> None:
 
     module = parse_module(SRC)
     with pytest.raises(ConfigError):
-        run_pipeline(module, parse_passes("pad-to-mac{arch=\"nosuch\"}"))
+        run_pipeline(module, parse_passes('pad-to-mac{arch="nosuch"}'))

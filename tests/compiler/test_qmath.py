@@ -39,8 +39,13 @@ def test_requantize_saturates() -> None:
 def test_isqrt_exact() -> None:
     rng = np.random.default_rng(SEED)
     print(f"seed={SEED}")
-    n = np.concatenate([rng.integers(0, 2**62, 1000), np.arange(0, 1000),
-                        np.array([2**62 - 1, (2**31 - 1) ** 2, (2**31 - 1) ** 2 - 1])])
+    n = np.concatenate(
+        [
+            rng.integers(0, 2**62, 1000),
+            np.arange(0, 1000),
+            np.array([2**62 - 1, (2**31 - 1) ** 2, (2**31 - 1) ** 2 - 1]),
+        ]
+    )
     r = qmath.isqrt(n)
     assert all(int(a) == math.isqrt(int(b)) for a, b in zip(r, n, strict=True))
 
@@ -53,8 +58,9 @@ def test_i_softmax_close_to_float(scale: float, bound: float) -> None:
     q = rng.integers(-int(8 / scale), int(8 / scale), (16, 24))
     for bits in (8, 16):
         c = qmath.softmax_constants(scale, 16, bits)
-        got = qmath.i_softmax(q, -1, c["ln2"], c["b"], c["c"], bits, c["inv_mult"],
-                              c["inv_shift"], c["recip_k"])
+        got = qmath.i_softmax(
+            q, -1, c["ln2"], c["b"], c["c"], bits, c["inv_mult"], c["inv_shift"], c["recip_k"]
+        )
         got = (got + 2 ** (bits - 1)) / 2**bits
         assert np.abs(got - softmax(q * scale, -1)).max() < bound
 

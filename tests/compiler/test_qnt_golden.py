@@ -27,7 +27,8 @@ def ref_clamp(v: int, lo: int = -128, hi: int = 127) -> int:
 X = "tensor<1x2xi8, #qnt.q<0.5, 2>>"
 Y = "tensor<1x2xi8, #qnt.q<0.25, -1>>"
 ARGS = "tensor<2x2xi8>, tensor<2xi32>, tensor<1xi32>, tensor<1xi32>"
-MATMUL = """
+MATMUL = (
+    """
 func.func @main(%x: X) -> (Y, Y) {
   %w = graph.constant {value = dense<[[1, 2], [3, -1]]> : tensor<2x2xi8>} : tensor<2x2xi8>
   %b = graph.constant {value = dense<[5, -5]> : tensor<2xi32>} : tensor<2xi32>
@@ -36,7 +37,10 @@ func.func @main(%x: X) -> (Y, Y) {
   %y = qnt.matmul %x, %w, %b, %m, %s {act = "none"} : (X, ARGS) -> Y
   %r = qnt.matmul %x, %w, %b, %m, %s {act = "relu"} : (X, ARGS) -> Y
   func.return %y, %r : Y, Y
-}""".replace("ARGS", ARGS).replace("X", X).replace("Y", Y)
+}""".replace("ARGS", ARGS)
+    .replace("X", X)
+    .replace("Y", Y)
+)
 
 
 def test_matmul_golden() -> None:
@@ -99,8 +103,10 @@ def test_rescale_per_channel_golden() -> None:
     # channel 0: x / 2, channel 1: x / 8 (half away from zero), then + 1
     x = np.array([[5, 12], [-5, -12]], np.int16)
     shifts = (31, 33)
-    want = [[ref_clamp(ref_round(int(v) * 2**30, 2**s) + 1)
-             for v, s in zip(row, shifts, strict=True)] for row in x]
+    want = [
+        [ref_clamp(ref_round(int(v) * 2**30, 2**s) + 1) for v, s in zip(row, shifts, strict=True)]
+        for row in x
+    ]
     assert want == [[4, 3], [-2, -1]]  # 2.5->3, 1.5->2, -2.5->-3, -1.5->-2
     y = run(parse_module(RESCALE), [x])[0]
     assert y.tolist() == want

@@ -22,8 +22,20 @@ from sim.numerics import vector_elementwise
 ARCH = preset("tiny")
 LANES = ARCH.vec_lanes
 I32 = [-(2**31), 2**31 - 1, 0, -1, 1, 2, -2, 127, -128, 2**15, -(2**15), 63, 64, 31, 32, 33]
-PIPELINED = [VFn.ADD, VFn.SUB, VFn.MUL, VFn.MIN, VFn.MAX, VFn.SHL, VFn.SRA, VFn.MOV,
-             VFn.REQ, VFn.EXP, VFn.ERF, VFn.ABS]
+PIPELINED = [
+    VFn.ADD,
+    VFn.SUB,
+    VFn.MUL,
+    VFn.MIN,
+    VFn.MAX,
+    VFn.SHL,
+    VFn.SRA,
+    VFn.MOV,
+    VFn.REQ,
+    VFn.EXP,
+    VFn.ERF,
+    VFn.ABS,
+]
 CYCLE_LIMIT = 50000
 
 
@@ -83,8 +95,9 @@ def _stream_sim(dut, vectors, payload_of, collect, seed, setup):
     return np.array(out, dtype=np.int64)
 
 
-def rtl_alu(fn: VFn, tout: DType, cfg: np.ndarray, a: np.ndarray, b: np.ndarray,
-            seed: int) -> np.ndarray:
+def rtl_alu(
+    fn: VFn, tout: DType, cfg: np.ndarray, a: np.ndarray, b: np.ndarray, seed: int
+) -> np.ndarray:
     dut = VectorAlu(ARCH)
 
     def setup(ctx):
@@ -142,8 +155,9 @@ def rtl_iter(sqrt: bool, k: int, a: np.ndarray, seed: int) -> np.ndarray:
     return _stream_sim(dut, range(len(a)), payload_of, collect, seed, setup)
 
 
-@pytest.mark.parametrize("sqrt,k", [(True, 0), (False, 0), (False, 20), (False, 31),
-                                    (False, 45), (False, 62)])
+@pytest.mark.parametrize(
+    "sqrt,k", [(True, 0), (False, 0), (False, 20), (False, 31), (False, 45), (False, 62)]
+)
 def test_iter_random(sqrt, k):
     seed = 600 + k + 100 * sqrt
     print(f"seed={seed}")

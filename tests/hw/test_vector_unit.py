@@ -26,8 +26,11 @@ from sim.numerics import NP_DTYPE, vector_elementwise, vector_reduce
 ARCH = preset("tiny")
 WB = ARCH.word_bytes
 A_ADDR, B_ADDR, D_ADDR = 0x0000, 0x2000, 0x4000
-EXTREMES = {DType.I8: [-128, 127, 0, -1, 1], DType.I16: [-(2**15), 2**15 - 1, 0, -1, 1, -128, 127],
-            DType.I32: [-(2**31), 2**31 - 1, 0, -1, 1, -128, 127]}
+EXTREMES = {
+    DType.I8: [-128, 127, 0, -1, 1],
+    DType.I16: [-(2**15), 2**15 - 1, 0, -1, 1, -128, 127],
+    DType.I32: [-(2**31), 2**31 - 1, 0, -1, 1, -128, 127],
+}
 RANGE = {t: (-(1 << (8 * t.bytes - 1)), (1 << (8 * t.bytes - 1)) - 1) for t in DType}
 ELEMENTWISE_FNS = [f for f in VFn if f not in REDUCTIONS]
 CYCLES_PER_JOB_LIMIT = 20000
@@ -59,6 +62,7 @@ class Result:
 
 # -- reference ----------------------------------------------------------------------
 
+
 def full_cfg(cfg: dict[int, int]) -> np.ndarray:
     out = np.zeros(len(VCfg), dtype=np.int32)
     for k, v in cfg.items():
@@ -77,6 +81,7 @@ def ref_vop(job: Job) -> np.ndarray:
 
 # -- RTL wrapper --------------------------------------------------------------------
 
+
 class SramModel:
     """Word-addressed SRAM behind three ports (requester protocol of hw.pe.interfaces)."""
 
@@ -90,12 +95,13 @@ class SramModel:
     def store(self, byte_addr: int, raw: bytes) -> None:
         raw = raw + bytes(-len(raw) % WB)
         for i in range(0, len(raw), WB):
-            self.words[byte_addr // WB + i // WB] = int.from_bytes(raw[i:i + WB], "little")
+            self.words[byte_addr // WB + i // WB] = int.from_bytes(raw[i : i + WB], "little")
 
     def load(self, byte_addr: int, nbytes: int) -> bytes:
         nwords = -(-nbytes // WB)
-        raw = b"".join(self.words[byte_addr // WB + i].to_bytes(WB, "little")
-                       for i in range(nwords))
+        raw = b"".join(
+            self.words[byte_addr // WB + i].to_bytes(WB, "little") for i in range(nwords)
+        )
         return raw[:nbytes]
 
     def server(self, port, writable: bool):
@@ -119,15 +125,22 @@ class SramModel:
                         assert not writable, "read on the D port"
                         pending = addr
                 await ctx.tick()
+
         return serve
 
 
 def _cmd_fields(job: Job) -> dict[str, int]:
     bscalar = isinstance(job.b, int)
-    return {"fn": int(job.fn), "tin": int(job.tin), "tout": int(job.tout), "bscalar": bscalar,
-            "n16": job.n16, "a_addr": job.a_addr & 0xFFFFFFFF,
-            "b": (job.b if bscalar else job.b_addr) & 0xFFFFFFFF,
-            "d_addr": job.d_addr & 0xFFFFFFFF}
+    return {
+        "fn": int(job.fn),
+        "tin": int(job.tin),
+        "tout": int(job.tout),
+        "bscalar": bscalar,
+        "n16": job.n16,
+        "a_addr": job.a_addr & 0xFFFFFFFF,
+        "b": (job.b if bscalar else job.b_addr) & 0xFFFFFFFF,
+        "d_addr": job.d_addr & 0xFFFFFFFF,
+    }
 
 
 def _d_bytes(job: Job) -> int:
@@ -204,6 +217,7 @@ async def _run_job(ctx, dut, mem: SramModel, job: Job) -> Result:
 
 # -- job generation -----------------------------------------------------------------
 
+
 def rand_values(rng: np.random.Generator, dtype: DType, n: int) -> np.ndarray:
     lo, hi = RANGE[dtype]
     v = rng.integers(lo, hi, size=n, endpoint=True, dtype=np.int64)
@@ -227,18 +241,30 @@ def realistic_cfg(scale: float) -> dict[int, int]:
     s_erf = scale / math.sqrt(2)
     qb_erf = math.floor(-1.769 / s_erf)
     qc_erf = math.floor(1 / (-0.2888 * s_erf * s_erf))
-    return {VCfg.MULT: 1518500250, VCfg.SHIFT: 37, VCfg.ZP: 3, VCfg.LO: -128, VCfg.HI: 127,
-            VCfg.EXP_QLN2: q_ln2, VCfg.EXP_INV_MULT: inv_mult, VCfg.EXP_INV_SHIFT: inv_shift,
-            VCfg.EXP_QB: qb_exp, VCfg.EXP_QC: qc_exp, VCfg.ERF_QB: qb_erf,
-            VCfg.ERF_QC: qc_erf, VCfg.RECIP_K: 40}
+    return {
+        VCfg.MULT: 1518500250,
+        VCfg.SHIFT: 37,
+        VCfg.ZP: 3,
+        VCfg.LO: -128,
+        VCfg.HI: 127,
+        VCfg.EXP_QLN2: q_ln2,
+        VCfg.EXP_INV_MULT: inv_mult,
+        VCfg.EXP_INV_SHIFT: inv_shift,
+        VCfg.EXP_QB: qb_exp,
+        VCfg.EXP_QC: qc_exp,
+        VCfg.ERF_QB: qb_erf,
+        VCfg.ERF_QC: qc_erf,
+        VCfg.RECIP_K: 40,
+    }
 
 
 def adversarial_cfg(rng: np.random.Generator) -> dict[int, int]:
     pick = [-(2**31), 2**31 - 1, 0, 1, -1, 63, 64, 62, 31, 32, 33]
     out = {}
     for reg in VCfg:
-        out[int(reg)] = int(rng.choice(pick) if rng.random() < 0.6
-                            else rng.integers(-(2**31), 2**31))
+        out[int(reg)] = int(
+            rng.choice(pick) if rng.random() < 0.6 else rng.integers(-(2**31), 2**31)
+        )
     return out
 
 
@@ -247,8 +273,11 @@ def make_job(rng, fn, tin, tout, n16, cfg, bscalar=False) -> Job:
     a = rand_values(rng, tin, n)
     b = None
     if fn in BINARY:
-        b = int(rand_values(rng, DType.I32, 8)[rng.integers(0, 8)]) if bscalar \
+        b = (
+            int(rand_values(rng, DType.I32, 8)[rng.integers(0, 8)])
+            if bscalar
             else rand_values(rng, tin, n)
+        )
     return Job(fn, tin, tout, n16, a, b, cfg)
 
 
@@ -256,15 +285,22 @@ def check(jobs: list[Job], results: list[Result]) -> None:
     bad = []
     for job, res in zip(jobs, results, strict=True):
         expect = ref_vop(job)
-        ok = (res.error == 0 and res.stray_writes == 0 and res.d is not None
-              and np.array_equal(res.d, expect) and res.d_tail == bytes(len(res.d_tail)))
+        ok = (
+            res.error == 0
+            and res.stray_writes == 0
+            and res.d is not None
+            and np.array_equal(res.d, expect)
+            and res.d_tail == bytes(len(res.d_tail))
+        )
         if not ok:
             where = None if res.d is None else np.flatnonzero(res.d != expect)[:3]
-            bad.append(f"{job.fn.name} {job.tin.name}->{job.tout.name} n16={job.n16} "
-                       f"bscalar={isinstance(job.b, int)} error={res.error} at {where}: "
-                       f"a={None if where is None else job.a[where]} "
-                       f"got={None if where is None else res.d[where]} "
-                       f"want={None if where is None else expect[where]}")
+            bad.append(
+                f"{job.fn.name} {job.tin.name}->{job.tout.name} n16={job.n16} "
+                f"bscalar={isinstance(job.b, int)} error={res.error} at {where}: "
+                f"a={None if where is None else job.a[where]} "
+                f"got={None if where is None else res.d[where]} "
+                f"want={None if where is None else expect[where]}"
+            )
     assert not bad, "\n".join(bad[:10])
 
 
@@ -273,8 +309,9 @@ def check(jobs: list[Job], results: list[Result]) -> None:
 SIMPLE = [VFn.ADD, VFn.SUB, VFn.MUL, VFn.MIN, VFn.MAX, VFn.SHL, VFn.SRA, VFn.MOV, VFn.ABS]
 
 
-@pytest.mark.parametrize("fns", [SIMPLE, [VFn.REQ, VFn.EXP, VFn.ERF]],
-                         ids=["simple", "req-exp-erf"])
+@pytest.mark.parametrize(
+    "fns", [SIMPLE, [VFn.REQ, VFn.EXP, VFn.ERF]], ids=["simple", "req-exp-erf"]
+)
 def test_every_type_pair(fns):
     seed = 1000 + int(fns[0])
     print(f"seed={seed}")
@@ -296,13 +333,37 @@ def test_iterative_every_type_pair():
     print(f"seed={seed}")
     rng = np.random.default_rng(seed)
     cfg = realistic_cfg(0.05)
-    jobs = [make_job(rng, fn, tin, tout, 1, cfg)
-            for fn in (VFn.RECIP, VFn.SQRT) for tin in DType for tout in DType]
+    jobs = [
+        make_job(rng, fn, tin, tout, 1, cfg)
+        for fn in (VFn.RECIP, VFn.SQRT)
+        for tin in DType
+        for tout in DType
+    ]
     check(jobs, rtl_run(jobs, seed))
 
 
-RECIP_SQRT_EDGES = [0, 1, -1, 2, 3, 7, -(2**31), 2**31 - 1, 2**30, 2**30 + 1, 2**31 - 2,
-                    46340**2, 46340**2 - 1, 46340**2 + 1, 65535, 65536, 12345678, -5, 0, 1]
+RECIP_SQRT_EDGES = [
+    0,
+    1,
+    -1,
+    2,
+    3,
+    7,
+    -(2**31),
+    2**31 - 1,
+    2**30,
+    2**30 + 1,
+    2**31 - 2,
+    46340**2,
+    46340**2 - 1,
+    46340**2 + 1,
+    65535,
+    65536,
+    12345678,
+    -5,
+    0,
+    1,
+]
 
 
 @pytest.mark.parametrize("k", [0, 1, 30, 31, 32, 33, 61, 62, 63, 64, -1, 127])
@@ -310,17 +371,29 @@ def test_recip_edges(k):
     kk = min(k & 63, 62)
     limit = 1 << max(0, kk - 31)  # the largest a whose quotient saturates (k >= 31)
     vals = RECIP_SQRT_EDGES[:13] + [limit, limit + 1, max(1, limit - 1)]
-    job = Job(VFn.RECIP, DType.I32, DType.I32, 1, np.array(vals, dtype=np.int64), None,
-              {VCfg.RECIP_K: k})
+    job = Job(
+        VFn.RECIP, DType.I32, DType.I32, 1, np.array(vals, dtype=np.int64), None, {VCfg.RECIP_K: k}
+    )
     check([job], rtl_run([job], seed=2000 + (k & 0xFF), ready_prob=1.0))
 
 
 def test_sqrt_edges():
-    vals = RECIP_SQRT_EDGES + [4, 15, 16, 17, 2**31 - 1, 2**16, 2**16 - 1, 99980001, 99980000,
-                               2**24, 2**24 - 1, -7]
+    vals = RECIP_SQRT_EDGES + [
+        4,
+        15,
+        16,
+        17,
+        2**31 - 1,
+        2**16,
+        2**16 - 1,
+        99980001,
+        99980000,
+        2**24,
+        2**24 - 1,
+        -7,
+    ]
     vals += [0] * (-len(vals) % 16)
-    job = Job(VFn.SQRT, DType.I32, DType.I32, len(vals) // 16, np.array(vals, dtype=np.int64),
-              None)
+    job = Job(VFn.SQRT, DType.I32, DType.I32, len(vals) // 16, np.array(vals, dtype=np.int64), None)
     check([job], rtl_run([job], seed=2100, ready_prob=1.0))
     assert ref_vop(job)[vals.index(2**31 - 1)] == 46340
 
@@ -329,8 +402,12 @@ def test_reductions():
     seed = 1016
     print(f"seed={seed}")
     rng = np.random.default_rng(seed)
-    jobs = [make_job(rng, fn, tin, DType.I32, n16, {})
-            for fn in (VFn.RSUM, VFn.RMAX) for tin in DType for n16 in (1, 2, 5)]
+    jobs = [
+        make_job(rng, fn, tin, DType.I32, n16, {})
+        for fn in (VFn.RSUM, VFn.RMAX)
+        for tin in DType
+        for n16 in (1, 2, 5)
+    ]
     big, small = 2**31 - 1, -(2**31)
     # exactness: partial sums leave int32 and come back; saturation both ways
     back = np.array([big] * 16 + [small] * 16, dtype=np.int64)
@@ -367,8 +444,10 @@ def test_exp_erf_realistic(scale):
     x_exp[:3] = [0, -lim, -(2**31)]
     x_erf = rng.integers(-lim, lim, size=16 * n16, endpoint=True).astype(np.int64)
     x_erf[:3] = [0, lim, -(2**31)]
-    jobs = [Job(VFn.EXP, DType.I32, DType.I32, n16, x_exp, None, cfg),
-            Job(VFn.ERF, DType.I32, DType.I32, n16, x_erf, None, cfg)]
+    jobs = [
+        Job(VFn.EXP, DType.I32, DType.I32, n16, x_exp, None, cfg),
+        Job(VFn.ERF, DType.I32, DType.I32, n16, x_erf, None, cfg),
+    ]
     check(jobs, rtl_run(jobs, seed))
     # the constants are realistic: i-exp tracks exp within a few percent of exp(0)
     approx = ref_vop(jobs[0]) * 0.3585 * scale * scale
@@ -386,8 +465,7 @@ def test_adversarial_config():
             tin, tout = DType(int(rng.integers(0, 3))), DType(int(rng.integers(0, 3)))
             jobs.append(make_job(rng, fn, DType.I32 if fn != VFn.REQ else tin, tout, 1, cfg))
     # round_shift must not wrap: 2**62 / 2**63 = 0.5 rounds away from zero to 1
-    req = {VCfg.MULT: -(2**31), VCfg.SHIFT: 63, VCfg.ZP: 0, VCfg.LO: -(2**31),
-           VCfg.HI: 2**31 - 1}
+    req = {VCfg.MULT: -(2**31), VCfg.SHIFT: 63, VCfg.ZP: 0, VCfg.LO: -(2**31), VCfg.HI: 2**31 - 1}
     a = np.full(16, -(2**31), dtype=np.int64)
     jobs.append(Job(VFn.REQ, DType.I32, DType.I32, 1, a, None, req))
     assert ref_vop(jobs[-1])[0] == 1
@@ -399,10 +477,12 @@ def test_heavy_backpressure():
     print(f"seed={seed}")
     rng = np.random.default_rng(seed)
     cfg = realistic_cfg(0.05)
-    jobs = [make_job(rng, VFn.ADD, DType.I8, DType.I32, 5, cfg),
-            make_job(rng, VFn.MUL, DType.I32, DType.I8, 3, cfg),
-            make_job(rng, VFn.SUB, DType.I16, DType.I16, 4, cfg, bscalar=True),
-            make_job(rng, VFn.RSUM, DType.I16, DType.I32, 4, cfg)]
+    jobs = [
+        make_job(rng, VFn.ADD, DType.I8, DType.I32, 5, cfg),
+        make_job(rng, VFn.MUL, DType.I32, DType.I8, 3, cfg),
+        make_job(rng, VFn.SUB, DType.I16, DType.I16, 4, cfg, bscalar=True),
+        make_job(rng, VFn.RSUM, DType.I16, DType.I32, 4, cfg),
+    ]
     check(jobs, rtl_run(jobs, seed, ready_prob=0.25))
 
 
@@ -413,8 +493,7 @@ FAULTS = [
     # (name, fn, tin, tout, n16, a_addr, b (addr or scalar), bscalar, d_addr, faults)
     ("a-misaligned", VFn.ADD, DType.I8, DType.I8, 1, 8, B_ADDR, False, D_ADDR, True),
     ("a-range", VFn.ADD, DType.I32, DType.I32, 2, SIZE - 64, B_ADDR, False, D_ADDR, True),
-    ("a-range-edge-ok", VFn.ADD, DType.I32, DType.I32, 2, SIZE - 128, B_ADDR, False, D_ADDR,
-     False),
+    ("a-range-edge-ok", VFn.ADD, DType.I32, DType.I32, 2, SIZE - 128, B_ADDR, False, D_ADDR, False),
     ("a-wraps", VFn.MOV, DType.I8, DType.I8, 1, 0xFFFFFFF0, 0, False, D_ADDR, True),
     ("b-misaligned", VFn.SUB, DType.I16, DType.I16, 1, A_ADDR, B_ADDR + 4, False, D_ADDR, True),
     ("b-range", VFn.SUB, DType.I16, DType.I16, 2, A_ADDR, SIZE - 32, False, D_ADDR, True),
@@ -436,8 +515,20 @@ def test_address_faults():
     for _name, fn, tin, tout, n16, a_addr, b, bscalar, d_addr, _faults in FAULTS:
         n = 16 * n16
         bv = b if bscalar else (rand_values(rng, tin, n) if fn in BINARY else None)
-        jobs.append(Job(fn, tin, tout, n16, rand_values(rng, tin, n), bv, {},
-                        a_addr=a_addr, b_addr=0 if bscalar else b, d_addr=d_addr))
+        jobs.append(
+            Job(
+                fn,
+                tin,
+                tout,
+                n16,
+                rand_values(rng, tin, n),
+                bv,
+                {},
+                a_addr=a_addr,
+                b_addr=0 if bscalar else b,
+                d_addr=d_addr,
+            )
+        )
     results = rtl_run(jobs, seed=3300, ready_prob=0.8)
     for (name, *_rest, faults), job, res in zip(FAULTS, jobs, results, strict=True):
         if faults:
@@ -464,15 +555,20 @@ CYCLE_CASES = [  # (fn, tin, tout, cycles per step with always-ready ports)
 def test_cycles_per_step():
     rng = np.random.default_rng(3400)
     cfg = realistic_cfg(0.05)
-    jobs = [make_job(rng, fn, tin, tout, n16, cfg)
-            for fn, tin, tout, _ in CYCLE_CASES for n16 in (2, 10)]
+    jobs = [
+        make_job(rng, fn, tin, tout, n16, cfg)
+        for fn, tin, tout, _ in CYCLE_CASES
+        for n16 in (2, 10)
+    ]
     results = rtl_run(jobs, seed=3400, ready_prob=1.0)
     check(jobs, results)
     for i, (fn, tin, tout, want) in enumerate(CYCLE_CASES):
         c2, c10 = results[2 * i].cycles, results[2 * i + 1].cycles
         per_step = (c10 - c2) / 8
-        print(f"cycles {fn.name} {tin.name}->{tout.name}: n16=2: {c2}, n16=10: {c10}, "
-              f"per step {per_step}, fixed {c2 - 2 * per_step}")
+        print(
+            f"cycles {fn.name} {tin.name}->{tout.name}: n16=2: {c2}, n16=10: {c10}, "
+            f"per step {per_step}, fixed {c2 - 2 * per_step}"
+        )
         assert per_step == want, (fn.name, per_step)
         assert c2 - 2 * per_step <= 12
 
@@ -481,15 +577,18 @@ def test_iterative_cycles():
     """Worst case (every element iterates): RECIP 32, SQRT 17 cycles per element."""
     a_recip = np.arange(1000, 1000 + 32, dtype=np.int64)  # 2**40 // a < 2**31: no shortcut
     a_sqrt = np.arange(1, 33, dtype=np.int64)
-    jobs = [Job(VFn.RECIP, DType.I32, DType.I32, n16, a_recip[: 16 * n16], None,
-                {VCfg.RECIP_K: 40}) for n16 in (1, 2)]
-    jobs += [Job(VFn.SQRT, DType.I32, DType.I32, n16, a_sqrt[: 16 * n16], None)
-             for n16 in (1, 2)]
+    jobs = [
+        Job(VFn.RECIP, DType.I32, DType.I32, n16, a_recip[: 16 * n16], None, {VCfg.RECIP_K: 40})
+        for n16 in (1, 2)
+    ]
+    jobs += [Job(VFn.SQRT, DType.I32, DType.I32, n16, a_sqrt[: 16 * n16], None) for n16 in (1, 2)]
     results = rtl_run(jobs, seed=3500, ready_prob=1.0)
     check(jobs, results)
     per_elem = [(results[i + 1].cycles - results[i].cycles) / ARCH.vec_lanes for i in (0, 2)]
-    print(f"cycles per element: RECIP {per_elem[0]}, SQRT {per_elem[1]}; "
-          f"n16=1: RECIP {results[0].cycles}, SQRT {results[2].cycles}")
+    print(
+        f"cycles per element: RECIP {per_elem[0]}, SQRT {per_elem[1]}; "
+        f"n16=1: RECIP {results[0].cycles}, SQRT {results[2].cycles}"
+    )
     # 16 * 32 (or 17) cycles per step, plus 2 to hand the step in and out
     assert per_elem == [32 + 2 / 16, 17 + 2 / 16]
 

@@ -19,8 +19,9 @@ def run_isa(arch, image):
     return pe.sram
 
 
-@pytest.mark.parametrize(("rows", "n", "scale", "seed"), [(4, 64, 0.05, 1), (2, 128, 0.1, 2),
-                                                          (3, 16, 0.02, 3)])
+@pytest.mark.parametrize(
+    ("rows", "n", "scale", "seed"), [(4, 64, 0.05, 1), (2, 128, 0.1, 2), (3, 16, 0.02, 3)]
+)
 def test_softmax_bit_exact_and_accurate(rows, n, scale, seed):
     arch = preset("tiny")
     print(f"seed={seed}")
