@@ -1,0 +1,309 @@
+"""Cosim top of the whole chip: ``ChipTop`` (Chip + DRAM endpoints) and its Verilog harness.
+
+The harness (module ``cosim_top``) generates the clock in HDL, like the single-PE
+harness of cosim/harness.py, and is driven by the same command protocol: set
+``cmd``, ``arg_tile``, ``arg_base``, ``arg_count`` (``start_mask``/``max_cycles``
+for RUN), toggle ``req``; the command is finished when ``ack == req``.
+
+Commands (:class:`cosim.harness.Cmd`, the same codes):
+
+* RESET: ``rst`` for 4 cycles (memories keep their contents).
+* LOAD_IMEM / LOAD_SRAM: ``$readmemh("cosim_in.hex")``, then ``arg_count`` words from
+  word ``arg_base`` into PE ``arg_tile`` through the chip's load bus, one per cycle.
+* LOAD_DRAM / DUMP_DRAM: backdoor ``$readmemh``/``$writememh`` of DRAM port ``arg_tile``.
+* DUMP_SRAM: ``arg_count`` words of PE ``arg_tile`` into ``cosim_out.hex``.
+* RUN: pulse ``start`` for the PEs of ``start_mask``; end when every one of them is
+  halted (status 1, after :func:`cosim.harness.settle_cycles` more cycles in which
+  an error still turns it into status 2), when any PE has an error (status 2), or
+  after ``max_cycles`` (status 3: the watchdog).  ``run_cycles``: start edge to the
+  edge that saw the end.
+* DUMP_DBG: ``dbg_sel`` 0..arg_count-1 of PE ``arg_tile`` into ``cosim_out.hex``.
+
+Outputs besides the command ones: ``pe_halted[T-1:0]``, ``pe_errors[3T-1:0]`` (3 bits
+per tile t = y * mesh_cols + x), ``pe_err_pcs[16T-1:0]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from amaranth import Module
+from amaranth.back import verilog
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from cosim.harness import (
+    CLOCK_PERIOD_NS,
+    IN_FILE,
+    OUT_FILE,
+    Cmd,
+    DramMemPort,
+    _decl,
+    _ports,
+    dram_sim_words,
+    settle_cycles,
+)
+from hw.arch import ArchConfig
+from hw.pe.controller import ERR_PC_BITS
+from hw.pe.interfaces import HostPort
+from hw.pe.pe import DBG_SEL_BITS
+
+__all__ = ["MAX_TILES", "ChipTop", "build_chip", "chip_sources", "chip_verilog"]
+
+MAX_TILES = 64  # start_mask width of the harness
+
+
+class ChipTop(wiring.Component):
+    """``hw.chip.Chip`` with a :class:`cosim.dram.DramEndpoint` on every DRAM port and
+    an ``EdgeSink`` on the host port; the DRAM storage ports ``dram_<p>`` go out."""
+
+    def __init__(self, arch: ArchConfig):
+        if not isinstance(arch, ArchConfig):
+            raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
+        if arch.tiles > MAX_TILES:
+            raise ValueError(f"arch must have at most {MAX_TILES} tiles for cosim, "
+                             f"not {arch.tiles}")
+        self.arch = arch
+        t = arch.tiles
+        members = {
+            "start": In(t), "running": Out(t), "halted": Out(t),
+            "error": Out(data.ArrayLayout(3, t)),
+            "err_pc": Out(data.ArrayLayout(ERR_PC_BITS, t)),
+            "host": In(HostPort(arch)), "host_tile": In(range(t)),
+            "dbg_tile": In(range(t)), "dbg_sel": In(DBG_SEL_BITS), "dbg_data": Out(32),
+        }  # fmt: skip
+        for p in range(arch.dram_ports):
+            members[f"dram_{p}"] = Out(DramMemPort(arch))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        from cosim.dram import DramEndpoint
+        from hw.chip import Chip, EdgeSink
+        from hw.isa import host_node
+
+        m = Module()
+        arch = self.arch
+        m.submodules.chip = chip = Chip(arch)
+        for p in range(arch.dram_ports):
+            m.submodules[f"dram_ep_{p}"] = ep = DramEndpoint(arch, p)
+            wiring.connect(m, ep.noc, getattr(chip, f"dram_{p}"))
+            wiring.connect(m, ep.mem, wiring.flipped(getattr(self, f"dram_{p}")))
+        m.submodules.host_sink = sink = EdgeSink(arch, host_node(arch))
+        wiring.connect(m, sink.noc, chip.host_noc)
+        wiring.connect(m, wiring.flipped(self.host), chip.host)
+        m.d.comb += [
+            chip.start.eq(self.start), self.running.eq(chip.running),
+            self.halted.eq(chip.halted), self.error.eq(chip.error),
+            self.err_pc.eq(chip.err_pc), chip.host_tile.eq(self.host_tile),
+            chip.dbg_tile.eq(self.dbg_tile), chip.dbg_sel.eq(self.dbg_sel),
+            self.dbg_data.eq(chip.dbg_data),
+        ]  # fmt: skip
+        return m
+
+
+def chip_verilog(sig: wiring.Signature, arch: ArchConfig) -> str:
+    """SystemVerilog text of ``cosim_top`` around a DUT with :class:`ChipTop`'s signature."""
+    ports = _ports(sig)
+    t = arch.tiles
+    decls = "\n".join(_decl(n, f, w) for n, (f, w) in ports.items())
+    conns = ",\n".join(f"    .{n}({n})" for n in ports)
+    storage, load_cases, dump_cases = [], [], []
+    for p in range(arch.dram_ports):
+        storage.append(_STORAGE.format(p=p, words=dram_sim_words(arch)))
+        load_cases.append(f'            {p}: $readmemh("{IN_FILE}", dram_mem_{p}, arg_base, '
+                          f'arg_base + arg_count - 1);')
+        dump_cases.append(f'            {p}: $writememh("{OUT_FILE}", dram_mem_{p}, arg_base, '
+                          f'arg_base + arg_count - 1);')
+    names = {f"C_{c.name}": int(c) for c in Cmd}
+    return _HARNESS.format(
+        decls=decls, conns=conns, storage="".join(storage), load_cases="\n".join(load_cases),
+        dump_cases="\n".join(dump_cases), tiles=t, tbits=max(1, (t - 1).bit_length()),
+        buf_words=max(arch.sram_words, arch.imem_words, 64), half=CLOCK_PERIOD_NS // 2,
+        in_file=IN_FILE, out_file=OUT_FILE, settle=settle_cycles(arch), **names,
+    )
+
+
+_STORAGE = """
+  reg [127:0] dram_mem_{p} [0:{words}-1];
+  always @(posedge clk)
+    if (dram_{p}__en) begin
+      if (dram_{p}__we) dram_mem_{p}[dram_{p}__addr] <= dram_{p}__wdata;
+      else dram_{p}__rdata <= dram_mem_{p}[dram_{p}__addr];
+    end
+"""
+
+_HARNESS = """// Generated by cosim/chip_harness.py: the chip cosim top, clock generated in HDL.
+`timescale 1ns/1ps
+module cosim_top (
+  input  wire [3:0]  cmd        /*verilator public_flat_rw*/,
+  input  wire        req        /*verilator public_flat_rw*/,
+  input  wire [7:0]  arg_tile   /*verilator public_flat_rw*/,
+  input  wire [31:0] arg_base   /*verilator public_flat_rw*/,
+  input  wire [31:0] arg_count  /*verilator public_flat_rw*/,
+  input  wire [63:0] start_mask /*verilator public_flat_rw*/,
+  input  wire [63:0] max_cycles /*verilator public_flat_rw*/,
+  output reg         ack        /*verilator public_flat_rw*/,
+  output reg  [1:0]  status     /*verilator public_flat_rw*/,
+  output reg  [63:0] run_cycles /*verilator public_flat_rw*/,
+  output reg  [63:0] cycle      /*verilator public_flat_rw*/,
+  output wire [{tiles}-1:0] pe_halted /*verilator public_flat_rw*/,
+  output wire [3*{tiles}-1:0] pe_errors /*verilator public_flat_rw*/,
+  output wire [16*{tiles}-1:0] pe_err_pcs /*verilator public_flat_rw*/
+);
+  reg clk = 1'b0;
+  always #{half} clk = ~clk;
+  reg rst = 1'b1;
+{decls}
+
+  dut u_dut (
+    .clk(clk),
+    .rst(rst),
+{conns}
+  );
+{storage}
+  assign pe_halted = halted;
+  assign pe_errors = error;
+  assign pe_err_pcs = err_pc;
+  wire [{tiles}-1:0] mask = start_mask[{tiles}-1:0];
+
+  reg [127:0] buffer [0:{buf_words}-1];
+  reg busy = 0;
+  reg [31:0] i = 0;
+  reg [31:0] j = 0;
+  reg [1:0] k = 0;
+  reg [63:0] t0 = 0;
+  reg finish;
+  initial begin ack = 0; status = 0; run_cycles = 0; cycle = 0; end
+
+  always @(posedge clk) begin
+    cycle <= cycle + 1;
+    start <= 0;
+    finish = 0;
+    if (!busy) begin
+      if (req != ack) begin
+        busy <= 1; i <= 0; j <= 0; k <= 0;
+        host_tile <= arg_tile[{tbits}-1:0]; dbg_tile <= arg_tile[{tbits}-1:0];
+        if (cmd == {C_LOAD_IMEM} || cmd == {C_LOAD_SRAM})
+          if (arg_count != 0) $readmemh("{in_file}", buffer, 0, arg_count - 1);
+      end
+    end else begin
+      case (cmd)
+        {C_RESET}: begin
+          rst <= 1; i <= i + 1;
+          if (i == 4) begin rst <= 0; finish = 1; end
+        end
+        {C_LOAD_IMEM}, {C_LOAD_SRAM}: begin
+          if (!host__valid || host__ready) begin
+            if (i < arg_count) begin
+              host__valid <= 1; host__we <= 1; host__imem <= (cmd == {C_LOAD_IMEM});
+              host__addr <= arg_base + i; host__wdata <= buffer[i]; i <= i + 1;
+            end else begin
+              host__valid <= 0; host__we <= 0; host__imem <= 0; finish = 1;
+            end
+          end
+        end
+        {C_DUMP_SRAM}: begin
+          if (!host__valid || host__ready) begin
+            if (i < arg_count) begin
+              host__valid <= 1; host__we <= 0; host__imem <= 0;
+              host__addr <= arg_base + i; i <= i + 1;
+            end else host__valid <= 0;
+          end
+          if (host__rvalid) begin buffer[j] <= host__rdata; j <= j + 1; end
+          if (j == arg_count && !host__valid) begin
+            $writememh("{out_file}", buffer, 0, arg_count - 1); finish = 1;
+          end
+        end
+        {C_LOAD_DRAM}: begin
+          case (arg_tile)
+{load_cases}
+            default: ;
+          endcase
+          finish = 1;
+        end
+        {C_DUMP_DRAM}: begin
+          case (arg_tile)
+{dump_cases}
+            default: ;
+          endcase
+          finish = 1;
+        end
+        {C_RUN}: begin
+          if (i == 0) begin
+            start <= mask; t0 <= cycle; i <= 1; status <= 0;
+          end else if (error != 0) begin
+            status <= 2; if (i == 1) run_cycles <= cycle - t0; finish = 1;
+          end else if (i == 1 && cycle - t0 >= max_cycles) begin
+            status <= 3; run_cycles <= cycle - t0; finish = 1;
+          end else if (i == 1 && (halted & mask) == mask) begin
+            run_cycles <= cycle - t0; i <= 2; j <= 0;
+          end else if (i == 2) begin
+            j <= j + 1;
+            if (j == {settle}) begin status <= 1; finish = 1; end
+          end
+        end
+        {C_DUMP_DBG}: begin
+          if (i < arg_count) begin
+            dbg_sel <= i[5:0]; k <= k + 1;
+            if (k == 2) begin buffer[i] <= {{96'b0, dbg_data}}; i <= i + 1; k <= 0; end
+          end else begin
+            $writememh("{out_file}", buffer, 0, arg_count - 1); finish = 1;
+          end
+        end
+        default: finish = 1;
+      endcase
+      if (finish) begin busy <= 0; ack <= req; end
+    end
+  end
+endmodule
+"""
+
+
+def _source_hash(arch: ArchConfig) -> str:
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(repr(sorted(arch.to_dict().items())).encode())
+    files = [*(root / "hw").rglob("*.py"), *(root / "cosim" / n for n in (
+        "harness.py", "netstub.py", "dram.py", "chip_harness.py"))]
+    for path in sorted(files):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def chip_sources(arch: ArchConfig) -> tuple[tuple[str, str], ...]:
+    """(file, Verilog) of :class:`ChipTop` (module ``dut``) and ``cosim_top``; cached on
+    disk under build/cosim/verilog/ (converting a chip takes minutes)."""
+    from cosim.verilator import BUILD_ROOT
+
+    key = repr(sorted(arch.to_dict().items()))
+    if key in _MEMO:  # hw/ may change under a long-running process: keep one version
+        return _MEMO[key]
+    path = BUILD_ROOT / "verilog" / f"chip-{arch.name}-{_source_hash(arch)}.json"
+    if path.exists():
+        _MEMO[key] = tuple((n, t) for n, t in json.loads(path.read_text()))
+        return _MEMO[key]
+    top = ChipTop(arch)
+    text = verilog.convert(top, name="dut", emit_src=False)
+    sources = (("dut.v", text), ("cosim_top.sv", chip_verilog(top.signature, arch)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(sources))
+    tmp.replace(path)
+    _MEMO[key] = sources
+    return sources
+
+
+_MEMO: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def build_chip(arch: ArchConfig, kind: str = "cocotb", main_cpp: str = ""):
+    """The Verilator model of the chip cosim top (built once, cached)."""
+    from cosim import verilator as vl
+
+    spec = vl.BuildSpec(design="chip", preset=arch.name, top="cosim_top", kind=kind,
+                        main_cpp=main_cpp, sources=chip_sources(arch),
+                        waves=vl.waves_enabled() and kind == "cocotb")
+    return vl.build(spec)

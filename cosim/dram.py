@@ -1,0 +1,203 @@
+"""DramEndpoint: the behavioral DRAM at one of the chip's memory ports (cosim only).
+
+The endpoint sits at ``hw.isa.dram_node(arch, port)`` beyond the mesh's east edge
+and speaks NoC flits (endpoint view, ``noc: Out(NocPort())``).  Timing model:
+
+* **latency**: the head flit of the answer to a READ_REQ leaves no earlier than
+  ``arch.dram_latency`` cycles after the request's head was accepted;
+* **pipelining**: up to :data:`QUEUE` requests wait in a queue, each with its own
+  due cycle, so requests overlap their latency (one request at a time, as in
+  cosim/netstub.py, would cap a 16-word read at 16 / (latency + 17) of the bandwidth);
+* **bandwidth**: every data word read or written costs 16 bytes of a byte-credit
+  counter refilled by ``arch.dram_bytes_per_cycle`` per cycle (shared by reads
+  and writes; one word per cycle at most: a single storage port).
+
+Request handling (``noc.in_req``), decided on the head flit:
+
+* WRITE for this node inside the simulated capacity: payload stored in order.  A
+  WRITE waits until every queued read has been answered, so reads and writes take
+  effect in arrival order.
+* READ_REQ for this node inside the capacity: queued; answered by a READ_RESP to
+  the source at ``ret_addr`` with ``sem``/``signal``/``count`` copied.
+* anything else (SIGNAL, CONFIG, a packet for a non-existent node beyond this port,
+  a range outside the capacity): consumed, answered by an ERROR packet (``addr`` =
+  the packet's address) in queue order.
+
+``noc.in_resp`` is consumed and dropped; ``noc.out_req`` never sends.  The storage
+is the harness's array behind ``mem`` (:class:`cosim.harness.DramMemPort`,
+``dram_sim_words(arch)`` words), loaded and dumped by the backdoor.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import Out
+
+from cosim.harness import DramMemPort, dram_sim_words
+from hw import isa
+from hw.arch import ArchConfig
+from hw.isa import Kind, Route
+from hw.pe.interfaces import NocPort
+
+__all__ = ["QUEUE", "DramEndpoint"]
+
+QUEUE = 16  # queued requests per port
+_Entry = data.StructLayout({
+    "error": 1, "dst_x": 6, "dst_y": 6, "len": 8, "sem": 5, "signal": 1, "count": 8,
+    "addr": 32, "word": 32, "due": 32,
+})
+
+
+def _f(value, f: isa.Field):
+    return value[f.lo : f.lo + f.width]
+
+
+class DramEndpoint(wiring.Component):
+    """Ports: ``noc`` (``Out(NocPort())``, to the mesh's outer port) and ``mem``
+    (``Out(DramMemPort(arch))``, the storage array in the harness)."""
+
+    def __init__(self, arch: ArchConfig, port: int = 0):
+        if not isinstance(arch, ArchConfig):
+            raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
+        if not isinstance(port, int) or not 0 <= port < arch.dram_ports:
+            raise ValueError(f"port must be in 0..{arch.dram_ports - 1}, not {port!r}")
+        self.arch = arch
+        self.port = port
+        self.node = isa.dram_node(arch, port)
+        super().__init__({"noc": Out(NocPort()), "mem": Out(DramMemPort(arch))})
+
+    def elaborate(self, platform):
+        m = Module()
+        arch = self.arch
+        m.submodules.queue = q = SyncFIFOBuffered(width=_Entry.size, depth=QUEUE)
+        now = Signal(32)
+        m.d.sync += now.eq(now + 1)
+        # byte credits, one word per cycle at most
+        credit = Signal(range(isa.WORD_BYTES + arch.dram_bytes_per_cycle + 1))
+        avail = Signal.like(credit)
+        beat, used = Signal(), Signal()
+        m.d.comb += [avail.eq(credit + arch.dram_bytes_per_cycle),
+                     beat.eq(avail >= isa.WORD_BYTES)]
+        left = Signal.like(credit)
+        m.d.comb += left.eq(avail - Mux(used, isa.WORD_BYTES, 0))
+        m.d.sync += credit.eq(Mux(left > isa.WORD_BYTES, isa.WORD_BYTES, left))
+        resp_busy = Signal()  # an answer is being sent (its entry left the queue)
+        resp_mem = Signal()  # the response side uses the storage port this cycle
+        self._requests(m, q, now, beat, used, resp_busy, resp_mem)
+        self._responses(m, q, now, beat, used, resp_busy, resp_mem)
+        m.d.comb += [self.noc.in_resp.ready.eq(1), self.noc.out_req.valid.eq(0)]
+        return m
+
+    def _requests(self, m, q, now, beat, used, resp_busy, resp_mem) -> None:
+        arch, src, mem = self.arch, self.noc.in_req, self.mem
+        d = src.payload.data
+        entry = Signal(_Entry)
+        m.d.comb += q.w_data.eq(entry)
+        addr_w = Signal(33)
+        length = _f(d, isa.H_LEN)
+        m.d.comb += addr_w.eq(_f(d, isa.H_ADDR) >> 4)
+        in_range = addr_w + length <= dram_sim_words(arch)
+        to_me = ((_f(d, isa.H_ROUTE) == int(Route.UNICAST)) & (_f(d, isa.H_X0) == self.node[0])
+                 & (_f(d, isa.H_Y0) == self.node[1]) & (_f(d, isa.H_ADDR)[:4] == 0) & in_range)
+        kind = _f(d, isa.H_KIND)
+        head = Signal(_Entry)
+        m.d.comb += [
+            head.dst_x.eq(_f(d, isa.H_SRC_X)), head.dst_y.eq(_f(d, isa.H_SRC_Y)),
+            head.len.eq(length), head.sem.eq(_f(d, isa.H_SEM)),
+            head.signal.eq(_f(d, isa.H_SIGNAL)), head.count.eq(_f(d, isa.H_COUNT)),
+            head.word.eq(addr_w), head.due.eq(now + arch.dram_latency),
+        ]  # fmt: skip
+        saved = Signal(_Entry)  # the head of a packet being drained (answered by ERROR)
+        waddr = Signal(32)
+        quiet = ~q.r_rdy & ~resp_busy
+        with m.FSM(name="req"):
+            with m.State("IDLE"):
+                is_write = to_me & (kind == int(Kind.WRITE))
+                is_read = to_me & (kind == int(Kind.READ_REQ))
+                with m.If(src.valid & ~src.payload.first):
+                    m.d.comb += src.ready.eq(1)  # a stray payload flit: dropped
+                with m.Elif(src.valid & is_write):
+                    m.d.comb += src.ready.eq(quiet)
+                    with m.If(quiet & ~src.payload.last):
+                        m.d.sync += waddr.eq(addr_w)
+                        m.next = "WRITE"
+                with m.Elif(src.valid & is_read):
+                    m.d.comb += [entry.eq(head), entry.addr.eq(_f(d, isa.H_RET)),
+                                 q.w_en.eq(1), src.ready.eq(q.w_rdy)]
+                    with m.If(q.w_rdy & ~src.payload.last):
+                        m.next = "DRAIN_QUIET"  # a READ_REQ with payload: ignore the payload
+                with m.Elif(src.valid):
+                    m.d.comb += src.ready.eq(1)
+                    m.d.sync += [saved.eq(head), saved.error.eq(1),
+                                 saved.addr.eq(_f(d, isa.H_ADDR)), saved.due.eq(now)]
+                    m.next = "ERROR"
+                    with m.If(~src.payload.last):
+                        m.next = "DRAIN"
+            with m.State("WRITE"):
+                ok = beat & ~resp_mem
+                m.d.comb += src.ready.eq(ok)
+                with m.If(src.valid & ok):
+                    m.d.comb += [used.eq(1), mem.en.eq(1), mem.we.eq(1), mem.addr.eq(waddr),
+                                 mem.wdata.eq(d)]
+                    m.d.sync += waddr.eq(waddr + 1)
+                    with m.If(src.payload.last):
+                        m.next = "IDLE"
+            with m.State("DRAIN"):
+                m.d.comb += src.ready.eq(1)
+                with m.If(src.valid & src.payload.last):
+                    m.next = "ERROR"
+            with m.State("DRAIN_QUIET"):
+                m.d.comb += src.ready.eq(1)
+                with m.If(src.valid & src.payload.last):
+                    m.next = "IDLE"
+            with m.State("ERROR"):
+                m.d.comb += [entry.eq(saved), q.w_en.eq(1)]
+                with m.If(q.w_rdy):
+                    m.next = "IDLE"
+
+    def _responses(self, m, q, now, beat, used, resp_busy, resp_mem) -> None:
+        out, mem = self.noc.out_resp, self.mem
+        e = Signal(_Entry)
+        head_e = Signal(_Entry)
+        m.d.comb += head_e.eq(q.r_data)
+        remaining = Signal(9)
+        raddr = Signal(32)
+        have = Signal()
+        hdr = Signal(self.arch.flit_bits)
+        kind = Mux(e.error, int(Kind.ERROR), int(Kind.READ_RESP))
+        m.d.comb += hdr.eq(
+            isa.encode_head(route=int(Route.UNICAST), src_x=self.node[0], src_y=self.node[1])
+            | kind << isa.H_KIND.lo | e.dst_x << isa.H_X0.lo | e.dst_y << isa.H_Y0.lo
+            | Mux(e.error, 0, e.len) << isa.H_LEN.lo | e.sem << isa.H_SEM.lo
+            | e.signal << isa.H_SIGNAL.lo | e.count << isa.H_COUNT.lo | e.addr << isa.H_ADDR.lo
+        )
+        late = Signal(32)  # now - due, modulo 2**32: bit 31 clear when the entry is due
+        m.d.comb += late.eq(now - head_e.due)
+        with m.FSM(name="resp"):
+            with m.State("IDLE"):
+                with m.If(q.r_rdy & ~late[31]):
+                    m.d.comb += q.r_en.eq(1)
+                    m.d.sync += [e.eq(head_e), remaining.eq(head_e.len), raddr.eq(head_e.word),
+                                 have.eq(0)]
+                    m.next = "HEAD"
+            with m.State("HEAD"):
+                m.d.comb += [resp_busy.eq(1), out.valid.eq(1), out.payload.data.eq(hdr),
+                             out.payload.first.eq(1),
+                             out.payload.last.eq(e.error | (e.len == 0))]
+                with m.If(out.ready):
+                    m.next = "DATA"
+                    with m.If(e.error | (e.len == 0)):
+                        m.next = "IDLE"
+            with m.State("DATA"):
+                taken = Signal()
+                m.d.comb += [resp_busy.eq(1), out.valid.eq(have), out.payload.data.eq(mem.rdata),
+                             out.payload.last.eq(remaining == 0), taken.eq(have & out.ready)]
+                with m.If((~have | taken) & (remaining != 0) & beat):
+                    m.d.comb += [resp_mem.eq(1), used.eq(1), mem.en.eq(1), mem.addr.eq(raddr)]
+                    m.d.sync += [have.eq(1), raddr.eq(raddr + 1), remaining.eq(remaining - 1)]
+                with m.Elif(taken):
+                    m.d.sync += have.eq(0)
+                with m.If(taken & (remaining == 0)):
+                    m.next = "IDLE"
