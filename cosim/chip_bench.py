@@ -55,19 +55,23 @@ def _rtl(arch: ArchConfig, cases: list[MultiGemm], name: str, dump: bool = True)
     sram_dump = max(_dump_sizes(g)[0] for g in cases) if dump else 0
     dram_dump = max(_dump_sizes(g)[1] for g in cases) if dump else 0
     runs = [{"images": g.images, "max_cycles": _limit(g)} for g in cases]
-    out, _ = run_chip_programs(arch, runs, name=name, sram_dump=sram_dump, dram_dump=dram_dump,
-                               sram_fill=0)
+    out, _ = run_chip_programs(
+        arch, runs, name=name, sram_dump=sram_dump, dram_dump=dram_dump, sram_fill=0
+    )
     for g, run in zip(cases, out, strict=True):
         if run["status"] != Status.HALTED:
-            raise SimulationError(f"multi-PE GEMM on {g.pes} PEs: status "
-                                  f"{Status(run['status']).name}: {'; '.join(run['errors'])}")
+            raise SimulationError(
+                f"multi-PE GEMM on {g.pes} PEs: status "
+                f"{Status(run['status']).name}: {'; '.join(run['errors'])}"
+            )
     return out
 
 
 def _result(arch: ArchConfig, g: MultiGemm, run: dict, sim) -> dict[str, Any]:
     cols = arch.mesh_cols
-    out = g.output(lambda x, y: run["pes"][y * cols + x]["sram"], run["dram"][0]
-                   if run["dram"] else None)
+    out = g.output(
+        lambda x, y: run["pes"][y * cols + x]["sram"], run["dram"][0] if run["dram"] else None
+    )
     same = True
     if sim is not None:
         sd, dd = _dump_sizes(g)
@@ -80,8 +84,9 @@ def _result(arch: ArchConfig, g: MultiGemm, run: dict, sim) -> dict[str, Any]:
     return {"out": out, "same_as_chipsim": same}
 
 
-def bench_chip_gemm(arch: ArchConfig, m: int, n: int, k: int, on: str = "rtl",
-                    seed: int = 0, baseline: bool = True) -> dict[str, Any]:
+def bench_chip_gemm(
+    arch: ArchConfig, m: int, n: int, k: int, on: str = "rtl", seed: int = 0, baseline: bool = True
+) -> dict[str, Any]:
     """The multi-PE GEMM on all PEs (and on one PE for the scaling efficiency)."""
     t0 = time.monotonic()
     cases = [multi_gemm(arch, m, n, k, arch.tiles, seed)]
@@ -96,24 +101,36 @@ def bench_chip_gemm(arch: ArchConfig, m: int, n: int, k: int, on: str = "rtl",
         same = all(c["same_as_chipsim"] for c in checks)
     elif on == "isa":
         cycles = [c for _, c in sims]
-        outs = [g.output(lambda x, y, s=s: s.pes[(x, y)].sram, s.network.dram(0).mem)
-                for g, (s, _) in zip(cases, sims, strict=True)]
+        outs = [
+            g.output(lambda x, y, s=s: s.pes[(x, y)].sram, s.network.dram(0).mem)
+            for g, (s, _) in zip(cases, sims, strict=True)
+        ]
         same = True
     else:
         raise ValueError(f"on must be 'rtl' or 'isa', not {on!r}")
     g = cases[0]
     fig = {
-        "bench": "chip-gemm", "arch": arch.name, "on": on, "m": m, "n": n, "k": k,
-        "pes": g.pes, "cycles": cycles[0], "ideal_cycles": g.ideal_cycles,
+        "bench": "chip-gemm",
+        "arch": arch.name,
+        "on": on,
+        "m": m,
+        "n": n,
+        "k": k,
+        "pes": g.pes,
+        "cycles": cycles[0],
+        "ideal_cycles": g.ideal_cycles,
         "utilization": round(g.ideal_cycles / cycles[0], 4),
-        "bit_exact": bool(all(np.array_equal(o, c.expected) for o, c in zip(outs, cases,
-                                                                          strict=True))),
+        "bit_exact": bool(
+            all(np.array_equal(o, c.expected) for o, c in zip(outs, cases, strict=True))
+        ),
         "same_as_chipsim": same,
     }
     if baseline:
-        fig.update(cycles_1pe=cycles[1],
-                   utilization_1pe=round(cases[1].ideal_cycles / cycles[1], 4),
-                   scaling_efficiency=round(cycles[1] / (g.pes * cycles[0]), 4))
+        fig.update(
+            cycles_1pe=cycles[1],
+            utilization_1pe=round(cases[1].ideal_cycles / cycles[1], 4),
+            scaling_efficiency=round(cycles[1] / (g.pes * cycles[0]), 4),
+        )
     fig["wall_seconds"] = round(time.monotonic() - t0, 2)
     return fig
 
@@ -193,8 +210,10 @@ def raw_chip_run(arch: ArchConfig, g: MultiGemm, reps: int) -> list[dict]:
         mask |= 1 << t
         imem = np.zeros((len(img.imem), 2), np.uint64)
         imem[:, 0] = img.imem
-        for kind, data in ((Cmd.LOAD_IMEM, imem.view(np.uint8).reshape(-1)),
-                           (Cmd.LOAD_SRAM, _flatten(img.sram, arch.sram_bytes))):
+        for kind, data in (
+            (Cmd.LOAD_IMEM, imem.view(np.uint8).reshape(-1)),
+            (Cmd.LOAD_SRAM, _flatten(img.sram, arch.sram_bytes)),
+        ):
             data = np.concatenate([data, np.zeros(-len(data) % 16, np.uint8)])
             path = folder / f"{kind.name.lower()}_{t}.hex"
             path.write_text(bytes_to_hex(data))
@@ -207,15 +226,26 @@ def raw_chip_run(arch: ArchConfig, g: MultiGemm, reps: int) -> list[dict]:
             lines.append(f"{int(Cmd.LOAD_DRAM)} 0 0 {len(data) // 16} 0 0 {path}")
     lines.append(f"{int(Cmd.RUN)} 0 0 0 {mask} {_limit(g)} -")
     (folder / "script.txt").write_text("\n".join(lines) + "\n")
-    proc = subprocess.run([str(build.executable), str(reps), str(folder / "script.txt")],
-                          cwd=folder, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(
+        [str(build.executable), str(reps), str(folder / "script.txt")],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if proc.returncode:
         raise SimulationError(f"raw chip Verilator run failed: {proc.stderr[-2000:]}")
     return [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
 
 
-def bench_chip_cosim_speed(arch: ArchConfig, m: int | None = None, n: int | None = None,
-                           k: int = 256, reps: int = 3, rounds: int = 2) -> dict[str, Any]:
+def bench_chip_cosim_speed(
+    arch: ArchConfig,
+    m: int | None = None,
+    n: int | None = None,
+    k: int = 256,
+    reps: int = 3,
+    rounds: int = 2,
+) -> dict[str, Any]:
     """The multi-PE GEMM ``reps`` times per launch under cocotb and under a raw C++ main;
     the fastest run of each counts (the machine is shared), medians reported too."""
     m = 4 * arch.mac_rows * arch.tiles if m is None else m
@@ -232,9 +262,14 @@ def bench_chip_cosim_speed(arch: ArchConfig, m: int | None = None, n: int | None
         raw_s += [r["seconds"] for r in raw]
     cosim, raw_hz = cyc / min(cosim_s), cyc / min(raw_s)
     return {
-        "bench": "chip-cosim-speed", "arch": arch.name, "tiles": arch.tiles,
-        "kernel": f"gemm-multi {m}x{n}x{k}", "cycles_per_run": cyc, "runs": reps * rounds,
-        "cosim_hz": round(cosim), "raw_hz": round(raw_hz),
+        "bench": "chip-cosim-speed",
+        "arch": arch.name,
+        "tiles": arch.tiles,
+        "kernel": f"gemm-multi {m}x{n}x{k}",
+        "cycles_per_run": cyc,
+        "runs": reps * rounds,
+        "cosim_hz": round(cosim),
+        "raw_hz": round(raw_hz),
         "cosim_over_raw": round(cosim / raw_hz, 3),
         "cosim_median_hz": round(cyc / sorted(cosim_s)[len(cosim_s) // 2]),
         "raw_median_hz": round(cyc / sorted(raw_s)[len(raw_s) // 2]),

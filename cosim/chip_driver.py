@@ -53,8 +53,15 @@ class ChipDriver:
     def coords(self, tile: int) -> tuple[int, int]:
         return tile % self.arch.mesh_cols, tile // self.arch.mesh_cols
 
-    async def command(self, cmd: Cmd, tile: int = 0, base: int = 0, count: int = 0,
-                      max_cycles: int = 0, mask: int = 0) -> None:
+    async def command(
+        self,
+        cmd: Cmd,
+        tile: int = 0,
+        base: int = 0,
+        count: int = 0,
+        max_cycles: int = 0,
+        mask: int = 0,
+    ) -> None:
         dut = self.dut
         dut.cmd.value = int(cmd)
         dut.arg_tile.value = tile
@@ -70,7 +77,8 @@ class ChipDriver:
             raise SimulationError(
                 f"chip harness command {cmd.name} (tile {tile}, base {base}, count {count}) did "
                 f"not finish within {budget // CLOCK_PERIOD_NS} cycles (cycle "
-                f"{int(dut.cycle.value)})")
+                f"{int(dut.cycle.value)})"
+            )
 
     async def reset(self) -> None:
         await self.command(Cmd.RESET)
@@ -84,8 +92,10 @@ class ChipDriver:
     async def load_imem(self, tile: int, words) -> None:
         w = np.asarray(words, dtype=np.uint64)
         if len(w) > self.arch.imem_words:
-            raise SimulationError(f"PE {self.coords(tile)}: program of {len(w)} words does not "
-                                  f"fit imem of {self.arch.imem_words}")
+            raise SimulationError(
+                f"PE {self.coords(tile)}: program of {len(w)} words does not "
+                f"fit imem of {self.arch.imem_words}"
+            )
         wide = np.zeros((len(w), 2), dtype=np.uint64)
         wide[:, 0] = w
         await self._load(Cmd.LOAD_IMEM, tile, wide.view(np.uint8).reshape(-1), 0)
@@ -116,10 +126,14 @@ class ChipDriver:
         await self.command(Cmd.DUMP_DBG, tile, 0, DBG_COUNT)
         vals = hex_to_bytes(out.read_text()).reshape(-1, WORD)[:, :4].copy().view("<u4")[:, 0]
         src = int(vals[DBG_NET_SRC])
-        return {"regs": vals[:16].copy(), "sems": vals[DBG_SEMS: DBG_SEMS
-                                                         + self.arch.semaphores].copy(),
-                "pc": int(vals[DBG_PC]), "net_error": bool(src >> 16 & 1),
-                "net_addr": int(vals[DBG_NET_ADDR]), "net_node": (src & 0xFF, src >> 8 & 0xFF)}
+        return {
+            "regs": vals[:16].copy(),
+            "sems": vals[DBG_SEMS : DBG_SEMS + self.arch.semaphores].copy(),
+            "pc": int(vals[DBG_PC]),
+            "net_error": bool(src >> 16 & 1),
+            "net_addr": int(vals[DBG_NET_ADDR]),
+            "net_node": (src & 0xFF, src >> 8 & 0xFF),
+        }
 
     async def run(self, tiles: list[int], max_cycles: int) -> ChipRun:
         """Start the PEs ``tiles`` together; wait (in HDL) for all halted, an error, or
@@ -127,13 +141,16 @@ class ChipDriver:
         mask = sum(1 << t for t in tiles)
         await self.command(Cmd.RUN, max_cycles=max_cycles, mask=mask)
         n = self.arch.tiles
-        halted, errs, pcs = (int(getattr(self.dut, s).value) for s in
-                             ("pe_halted", "pe_errors", "pe_err_pcs"))
-        return ChipRun(status=Status(int(self.dut.status.value)),
-                       cycles=int(self.dut.run_cycles.value),
-                       halted=[halted >> t & 1 for t in range(n)],
-                       errors=[errs >> (3 * t) & 7 for t in range(n)],
-                       err_pcs=[pcs >> (16 * t) & 0xFFFF for t in range(n)])
+        halted, errs, pcs = (
+            int(getattr(self.dut, s).value) for s in ("pe_halted", "pe_errors", "pe_err_pcs")
+        )
+        return ChipRun(
+            status=Status(int(self.dut.status.value)),
+            cycles=int(self.dut.run_cycles.value),
+            halted=[halted >> t & 1 for t in range(n)],
+            errors=[errs >> (3 * t) & 7 for t in range(n)],
+            err_pcs=[pcs >> (16 * t) & 0xFFFF for t in range(n)],
+        )
 
 
 def describe_errors(arch: ArchConfig, run: dict) -> list[str]:
@@ -155,9 +172,16 @@ def describe_errors(arch: ArchConfig, run: dict) -> list[str]:
     return msgs
 
 
-def run_chip_programs(arch: ArchConfig, runs: list[dict], *, name: str = "chip",
-                      sram_dump: int | None = None, dram_dump: int = 0,
-                      sram_fill: int | None = None, checked: bool = True):
+def run_chip_programs(
+    arch: ArchConfig,
+    runs: list[dict],
+    *,
+    name: str = "chip",
+    sram_dump: int | None = None,
+    dram_dump: int = 0,
+    sram_fill: int | None = None,
+    checked: bool = True,
+):
     """Run a batch of chip runs in one simulator launch (cosim.tb_chip).
 
     Each run is ``{"images": {(x, y): ProgramImage}, "max_cycles": n}``; image DRAM
@@ -192,16 +216,23 @@ def run_chip_programs(arch: ArchConfig, runs: list[dict], *, name: str = "chip",
                 p, off = divmod(addr, arch.dram_bytes // arch.dram_ports)
                 end = off + len(data)
                 if end > port_bytes:
-                    raise SimulationError(f"DRAM segment [{addr:#x}, {addr + len(data):#x}) "
-                                          f"lies outside the {port_bytes} simulated bytes")
+                    raise SimulationError(
+                        f"DRAM segment [{addr:#x}, {addr + len(data):#x}) "
+                        f"lies outside the {port_bytes} simulated bytes"
+                    )
                 if end > len(dram[p]):
                     dram[p] = np.concatenate([dram[p], np.zeros(end - len(dram[p]), np.uint8)])
                 dram[p][off:end] = np.frombuffer(data, np.uint8)
         for p, d in enumerate(dram):
             arrays[f"dram_{r}_{p}"] = d
         metas.append({"tiles": sorted(tiles), "max_cycles": int(run["max_cycles"])})
-    meta = {"arch": arch.to_dict(), "runs": metas, "sram_fill": fill, "sram_dump": dump,
-            "dram_dump": dram_dump}
+    meta = {
+        "arch": arch.to_dict(),
+        "runs": metas,
+        "sram_fill": fill,
+        "sram_dump": dump,
+        "dram_dump": dram_dump,
+    }
     res = run_testbench(build, "cosim.tb_chip", job_folder(name), meta, arrays)
     out = []
     for r, entry in enumerate(res.meta["runs"]):
@@ -209,11 +240,16 @@ def run_chip_programs(arch: ArchConfig, runs: list[dict], *, name: str = "chip",
             for key in ("sram", "regs", "sems"):
                 if f"{key}_{r}_{t}" in res.arrays:
                     pe[key] = res.arrays[f"{key}_{r}_{t}"]
-        entry["dram"] = [res.arrays[f"dram_{r}_{p}"] for p in range(arch.dram_ports)
-                         if f"dram_{r}_{p}" in res.arrays]
+        entry["dram"] = [
+            res.arrays[f"dram_{r}_{p}"]
+            for p in range(arch.dram_ports)
+            if f"dram_{r}_{p}" in res.arrays
+        ]
         entry["errors"] = describe_errors(arch, entry)
         if checked and entry["status"] == Status.TIMEOUT:
-            raise SimulationError(f"chip run {r} hung (watchdog, {entry['cycles']} cycles): "
-                                  + "; ".join(entry["errors"]))
+            raise SimulationError(
+                f"chip run {r} hung (watchdog, {entry['cycles']} cycles): "
+                + "; ".join(entry["errors"])
+            )
         out.append(entry)
     return out, res

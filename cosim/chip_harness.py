@@ -64,8 +64,9 @@ class ChipTop(wiring.Component):
         if not isinstance(arch, ArchConfig):
             raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
         if arch.tiles > MAX_TILES:
-            raise ValueError(f"arch must have at most {MAX_TILES} tiles for cosim, "
-                             f"not {arch.tiles}")
+            raise ValueError(
+                f"arch must have at most {MAX_TILES} tiles for cosim, not {arch.tiles}"
+            )
         self.arch = arch
         t = arch.tiles
         members = {
@@ -113,16 +114,29 @@ def chip_verilog(sig: wiring.Signature, arch: ArchConfig) -> str:
     storage, load_cases, dump_cases = [], [], []
     for p in range(arch.dram_ports):
         storage.append(_STORAGE.format(p=p, words=dram_sim_words(arch)))
-        load_cases.append(f'            {p}: $readmemh("{IN_FILE}", dram_mem_{p}, arg_base, '
-                          f'arg_base + arg_count - 1);')
-        dump_cases.append(f'            {p}: $writememh("{OUT_FILE}", dram_mem_{p}, arg_base, '
-                          f'arg_base + arg_count - 1);')
+        load_cases.append(
+            f'            {p}: $readmemh("{IN_FILE}", dram_mem_{p}, arg_base, '
+            f"arg_base + arg_count - 1);"
+        )
+        dump_cases.append(
+            f'            {p}: $writememh("{OUT_FILE}", dram_mem_{p}, arg_base, '
+            f"arg_base + arg_count - 1);"
+        )
     names = {f"C_{c.name}": int(c) for c in Cmd}
     return _HARNESS.format(
-        decls=decls, conns=conns, storage="".join(storage), load_cases="\n".join(load_cases),
-        dump_cases="\n".join(dump_cases), tiles=t, tbits=max(1, (t - 1).bit_length()),
-        buf_words=max(arch.sram_words, arch.imem_words, 64), half=CLOCK_PERIOD_NS // 2,
-        in_file=IN_FILE, out_file=OUT_FILE, settle=settle_cycles(arch), **names,
+        decls=decls,
+        conns=conns,
+        storage="".join(storage),
+        load_cases="\n".join(load_cases),
+        dump_cases="\n".join(dump_cases),
+        tiles=t,
+        tbits=max(1, (t - 1).bit_length()),
+        buf_words=max(arch.sram_words, arch.imem_words, 64),
+        half=CLOCK_PERIOD_NS // 2,
+        in_file=IN_FILE,
+        out_file=OUT_FILE,
+        settle=settle_cycles(arch),
+        **names,
     )
 
 
@@ -265,8 +279,10 @@ endmodule
 def _source_hash(arch: ArchConfig) -> str:
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256(repr(sorted(arch.to_dict().items())).encode())
-    files = [*(root / "hw").rglob("*.py"), *(root / "cosim" / n for n in (
-        "harness.py", "netstub.py", "dram.py", "chip_harness.py"))]
+    files = [
+        *(root / "hw").rglob("*.py"),
+        *(root / "cosim" / n for n in ("harness.py", "netstub.py", "dram.py", "chip_harness.py")),
+    ]
     for path in sorted(files):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
@@ -303,7 +319,13 @@ def build_chip(arch: ArchConfig, kind: str = "cocotb", main_cpp: str = ""):
     """The Verilator model of the chip cosim top (built once, cached)."""
     from cosim import verilator as vl
 
-    spec = vl.BuildSpec(design="chip", preset=arch.name, top="cosim_top", kind=kind,
-                        main_cpp=main_cpp, sources=chip_sources(arch),
-                        waves=vl.waves_enabled() and kind == "cocotb")
+    spec = vl.BuildSpec(
+        design="chip",
+        preset=arch.name,
+        top="cosim_top",
+        kind=kind,
+        main_cpp=main_cpp,
+        sources=chip_sources(arch),
+        waves=vl.waves_enabled() and kind == "cocotb",
+    )
     return vl.build(spec)

@@ -44,10 +44,20 @@ from hw.pe.interfaces import NocPort
 __all__ = ["QUEUE", "DramEndpoint"]
 
 QUEUE = 16  # queued requests per port
-_Entry = data.StructLayout({
-    "error": 1, "dst_x": 6, "dst_y": 6, "len": 8, "sem": 5, "signal": 1, "count": 8,
-    "addr": 32, "word": 32, "due": 32,
-})
+_Entry = data.StructLayout(
+    {
+        "error": 1,
+        "dst_x": 6,
+        "dst_y": 6,
+        "len": 8,
+        "sem": 5,
+        "signal": 1,
+        "count": 8,
+        "addr": 32,
+        "word": 32,
+        "due": 32,
+    }
+)
 
 
 def _f(value, f: isa.Field):
@@ -78,8 +88,7 @@ class DramEndpoint(wiring.Component):
         credit = Signal(range(isa.WORD_BYTES + arch.dram_bytes_per_cycle + 1))
         avail = Signal.like(credit)
         beat, used = Signal(), Signal()
-        m.d.comb += [avail.eq(credit + arch.dram_bytes_per_cycle),
-                     beat.eq(avail >= isa.WORD_BYTES)]
+        m.d.comb += [avail.eq(credit + arch.dram_bytes_per_cycle), beat.eq(avail >= isa.WORD_BYTES)]
         left = Signal.like(credit)
         m.d.comb += left.eq(avail - Mux(used, isa.WORD_BYTES, 0))
         m.d.sync += credit.eq(Mux(left > isa.WORD_BYTES, isa.WORD_BYTES, left))
@@ -99,8 +108,13 @@ class DramEndpoint(wiring.Component):
         length = _f(d, isa.H_LEN)
         m.d.comb += addr_w.eq(_f(d, isa.H_ADDR) >> 4)
         in_range = addr_w + length <= dram_sim_words(arch)
-        to_me = ((_f(d, isa.H_ROUTE) == int(Route.UNICAST)) & (_f(d, isa.H_X0) == self.node[0])
-                 & (_f(d, isa.H_Y0) == self.node[1]) & (_f(d, isa.H_ADDR)[:4] == 0) & in_range)
+        to_me = (
+            (_f(d, isa.H_ROUTE) == int(Route.UNICAST))
+            & (_f(d, isa.H_X0) == self.node[0])
+            & (_f(d, isa.H_Y0) == self.node[1])
+            & (_f(d, isa.H_ADDR)[:4] == 0)
+            & in_range
+        )
         kind = _f(d, isa.H_KIND)
         head = Signal(_Entry)
         m.d.comb += [
@@ -124,14 +138,22 @@ class DramEndpoint(wiring.Component):
                         m.d.sync += waddr.eq(addr_w)
                         m.next = "WRITE"
                 with m.Elif(src.valid & is_read):
-                    m.d.comb += [entry.eq(head), entry.addr.eq(_f(d, isa.H_RET)),
-                                 q.w_en.eq(1), src.ready.eq(q.w_rdy)]
+                    m.d.comb += [
+                        entry.eq(head),
+                        entry.addr.eq(_f(d, isa.H_RET)),
+                        q.w_en.eq(1),
+                        src.ready.eq(q.w_rdy),
+                    ]
                     with m.If(q.w_rdy & ~src.payload.last):
                         m.next = "DRAIN_QUIET"  # a READ_REQ with payload: ignore the payload
                 with m.Elif(src.valid):
                     m.d.comb += src.ready.eq(1)
-                    m.d.sync += [saved.eq(head), saved.error.eq(1),
-                                 saved.addr.eq(_f(d, isa.H_ADDR)), saved.due.eq(now)]
+                    m.d.sync += [
+                        saved.eq(head),
+                        saved.error.eq(1),
+                        saved.addr.eq(_f(d, isa.H_ADDR)),
+                        saved.due.eq(now),
+                    ]
                     m.next = "ERROR"
                     with m.If(~src.payload.last):
                         m.next = "DRAIN"
@@ -139,8 +161,13 @@ class DramEndpoint(wiring.Component):
                 ok = beat & ~resp_mem
                 m.d.comb += src.ready.eq(ok)
                 with m.If(src.valid & ok):
-                    m.d.comb += [used.eq(1), mem.en.eq(1), mem.we.eq(1), mem.addr.eq(waddr),
-                                 mem.wdata.eq(d)]
+                    m.d.comb += [
+                        used.eq(1),
+                        mem.en.eq(1),
+                        mem.we.eq(1),
+                        mem.addr.eq(waddr),
+                        mem.wdata.eq(d),
+                    ]
                     m.d.sync += waddr.eq(waddr + 1)
                     with m.If(src.payload.last):
                         m.next = "IDLE"
@@ -169,9 +196,14 @@ class DramEndpoint(wiring.Component):
         kind = Mux(e.error, int(Kind.ERROR), int(Kind.READ_RESP))
         m.d.comb += hdr.eq(
             isa.encode_head(route=int(Route.UNICAST), src_x=self.node[0], src_y=self.node[1])
-            | kind << isa.H_KIND.lo | e.dst_x << isa.H_X0.lo | e.dst_y << isa.H_Y0.lo
-            | Mux(e.error, 0, e.len) << isa.H_LEN.lo | e.sem << isa.H_SEM.lo
-            | e.signal << isa.H_SIGNAL.lo | e.count << isa.H_COUNT.lo | e.addr << isa.H_ADDR.lo
+            | kind << isa.H_KIND.lo
+            | e.dst_x << isa.H_X0.lo
+            | e.dst_y << isa.H_Y0.lo
+            | Mux(e.error, 0, e.len) << isa.H_LEN.lo
+            | e.sem << isa.H_SEM.lo
+            | e.signal << isa.H_SIGNAL.lo
+            | e.count << isa.H_COUNT.lo
+            | e.addr << isa.H_ADDR.lo
         )
         late = Signal(32)  # now - due, modulo 2**32: bit 31 clear when the entry is due
         m.d.comb += late.eq(now - head_e.due)
@@ -179,21 +211,34 @@ class DramEndpoint(wiring.Component):
             with m.State("IDLE"):
                 with m.If(q.r_rdy & ~late[31]):
                     m.d.comb += q.r_en.eq(1)
-                    m.d.sync += [e.eq(head_e), remaining.eq(head_e.len), raddr.eq(head_e.word),
-                                 have.eq(0)]
+                    m.d.sync += [
+                        e.eq(head_e),
+                        remaining.eq(head_e.len),
+                        raddr.eq(head_e.word),
+                        have.eq(0),
+                    ]
                     m.next = "HEAD"
             with m.State("HEAD"):
-                m.d.comb += [resp_busy.eq(1), out.valid.eq(1), out.payload.data.eq(hdr),
-                             out.payload.first.eq(1),
-                             out.payload.last.eq(e.error | (e.len == 0))]
+                m.d.comb += [
+                    resp_busy.eq(1),
+                    out.valid.eq(1),
+                    out.payload.data.eq(hdr),
+                    out.payload.first.eq(1),
+                    out.payload.last.eq(e.error | (e.len == 0)),
+                ]
                 with m.If(out.ready):
                     m.next = "DATA"
                     with m.If(e.error | (e.len == 0)):
                         m.next = "IDLE"
             with m.State("DATA"):
                 taken = Signal()
-                m.d.comb += [resp_busy.eq(1), out.valid.eq(have), out.payload.data.eq(mem.rdata),
-                             out.payload.last.eq(remaining == 0), taken.eq(have & out.ready)]
+                m.d.comb += [
+                    resp_busy.eq(1),
+                    out.valid.eq(have),
+                    out.payload.data.eq(mem.rdata),
+                    out.payload.last.eq(remaining == 0),
+                    taken.eq(have & out.ready),
+                ]
                 with m.If((~have | taken) & (remaining != 0) & beat):
                     m.d.comb += [resp_mem.eq(1), used.eq(1), mem.en.eq(1), mem.addr.eq(raddr)]
                     m.d.sync += [have.eq(1), raddr.eq(raddr + 1), remaining.eq(remaining - 1)]

@@ -60,8 +60,12 @@ async def _dump(drv: ChipDriver, r: int, meta: dict, out: dict, pes: list[dict])
             out[f"sram_{r}_{t}"] = await drv.dump_sram(t, 0, int(meta["sram_dump"]))
         state = await drv.dump_debug(t)
         out[f"regs_{r}_{t}"], out[f"sems_{r}_{t}"] = state["regs"], state["sems"]
-        pe.update(pc=state["pc"], net_error=state["net_error"], net_addr=state["net_addr"],
-                  net_node=list(state["net_node"]))
+        pe.update(
+            pc=state["pc"],
+            net_error=state["net_error"],
+            net_addr=state["net_addr"],
+            net_node=list(state["net_node"]),
+        )
     for p in range(arch.dram_ports):
         if int(meta["dram_dump"]):
             out[f"dram_{r}_{p}"] = await drv.dump_dram(p, 0, int(meta["dram_dump"]))
@@ -83,12 +87,21 @@ async def run_chip(dut) -> None:
         t0 = time.perf_counter()
         res = await drv.run(run["tiles"], int(run["max_cycles"]))
         seconds = time.perf_counter() - t0
-        pes = [{"started": t in run["tiles"], "halted": res.halted[t], "error": res.errors[t],
-                "err_pc": res.err_pcs[t]} for t in range(arch.tiles)]
+        pes = [
+            {
+                "started": t in run["tiles"],
+                "halted": res.halted[t],
+                "error": res.errors[t],
+                "err_pc": res.err_pcs[t],
+            }
+            for t in range(arch.tiles)
+        ]
         if meta.get("dump", True):
             await _dump(drv, r, meta, out, pes)
-        runs.append({"status": int(res.status), "cycles": res.cycles, "run_seconds": seconds,
-                     "pes": pes})
+        runs.append(
+            {"status": int(res.status), "cycles": res.cycles, "run_seconds": seconds, "pes": pes}
+        )
     np.savez(folder / "result.npz", **out)
-    (folder / "result.json").write_text(json.dumps(
-        {"runs": runs, "tb_seconds": time.perf_counter() - t_all}))
+    (folder / "result.json").write_text(
+        json.dumps({"runs": runs, "tb_seconds": time.perf_counter() - t_all})
+    )

@@ -92,8 +92,13 @@ class EdgeSink(wiring.Component):
                     m.d.sync += [
                         src.eq(_field(d, isa.H_SRC_X) | _field(d, isa.H_SRC_Y) << isa.COORD_BITS),
                         addr.eq(_field(d, isa.H_ADDR)),
-                        target.eq(Mux(unicast, _field(d, isa.H_X0)
-                                      | _field(d, isa.H_Y0) << isa.COORD_BITS, here)),
+                        target.eq(
+                            Mux(
+                                unicast,
+                                _field(d, isa.H_X0) | _field(d, isa.H_Y0) << isa.COORD_BITS,
+                                here,
+                            )
+                        ),
                     ]
                     m.next = "ANSWER"
                     with m.If(~req.payload.last):
@@ -127,10 +132,16 @@ class _NetErrorMonitor(wiring.Component):
     """Latches the first ERROR head flit seen on a PE's ``in_resp`` handshake."""
 
     def __init__(self):
-        super().__init__({
-            "valid": In(1), "ready": In(1), "flit": In(Flit),
-            "seen": Out(1), "addr": Out(32), "src": Out(2 * isa.COORD_BITS),
-        })
+        super().__init__(
+            {
+                "valid": In(1),
+                "ready": In(1),
+                "flit": In(Flit),
+                "seen": Out(1),
+                "addr": Out(32),
+                "src": Out(2 * isa.COORD_BITS),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -169,8 +180,10 @@ class Chip(wiring.Component):
         if not isinstance(arch, ArchConfig):
             raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
         if arch.mesh_cols > 62 or arch.mesh_rows > 62:
-            raise ValueError(f"arch mesh must be at most 62 x 62 (6-bit coordinates), not "
-                             f"{arch.mesh_cols} x {arch.mesh_rows}")
+            raise ValueError(
+                f"arch mesh must be at most 62 x 62 (6-bit coordinates), not "
+                f"{arch.mesh_cols} x {arch.mesh_rows}"
+            )
         self.arch = arch
         t = arch.tiles
         members = {
@@ -223,8 +236,15 @@ class Chip(wiring.Component):
             if name in named:
                 wiring.connect(m, wiring.flipped(getattr(self, named[name])), port)
                 continue
-            node = (x + 1, y) if side == 2 else (x - 1, y) if side == 4 else \
-                (x, y + 1) if side == 3 else (x, y - 1)
+            node = (
+                (x + 1, y)
+                if side == 2
+                else (x - 1, y)
+                if side == 4
+                else (x, y + 1)
+                if side == 3
+                else (x, y - 1)
+            )
             m.submodules[f"sink_{name}"] = sink = EdgeSink(self.arch, node)
             wiring.connect(m, sink.noc, port)
 
@@ -254,8 +274,8 @@ class Chip(wiring.Component):
                 with m.If(sel == DBG_NET_ADDR):
                     m.d.comb += self.dbg_data.eq(mon.addr)
                 with m.Elif(sel == DBG_NET_SRC):
-                    m.d.comb += self.dbg_data.eq(mon.src[: isa.COORD_BITS]
-                                                 | mon.src[isa.COORD_BITS :] << 8
-                                                 | mon.seen << 16)
+                    m.d.comb += self.dbg_data.eq(
+                        mon.src[: isa.COORD_BITS] | mon.src[isa.COORD_BITS :] << 8 | mon.seen << 16
+                    )
                 with m.Else():
                     m.d.comb += self.dbg_data.eq(pe.dbg_data)

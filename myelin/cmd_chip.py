@@ -10,21 +10,28 @@ __all__ = ["register"]
 
 def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction) -> None:
     gemm = bench_sub.add_parser(
-        "chip-gemm", help="GEMM split over every PE of the chip: cycles, scaling efficiency")
+        "chip-gemm", help="GEMM split over every PE of the chip: cycles, scaling efficiency"
+    )
     gemm.add_argument("--arch", default="small", help="preset name or TOML/JSON file")
     gemm.add_argument("--m", type=int, default=256)
     gemm.add_argument("--n", type=int, default=256)
     gemm.add_argument("--k", type=int, default=256)
-    gemm.add_argument("--on", choices=("rtl", "isa"), default="rtl",
-                      help="rtl: the chip under cocotb + Verilator; isa: ChipSim")
+    gemm.add_argument(
+        "--on",
+        choices=("rtl", "isa"),
+        default="rtl",
+        help="rtl: the chip under cocotb + Verilator; isa: ChipSim",
+    )
     gemm.add_argument("--seed", type=int, default=0)
-    gemm.add_argument("--no-baseline", action="store_true",
-                      help="skip the 1-PE run (no scaling_efficiency)")
+    gemm.add_argument(
+        "--no-baseline", action="store_true", help="skip the 1-PE run (no scaling_efficiency)"
+    )
     gemm.add_argument("--json", action="store_true", help="print one JSON object")
     gemm.set_defaults(func=_gemm)
 
     speed = bench_sub.add_parser(
-        "chip-cosim-speed", help="cycles/s of the whole chip: cocotb+Verilator vs raw Verilator")
+        "chip-cosim-speed", help="cycles/s of the whole chip: cocotb+Verilator vs raw Verilator"
+    )
     speed.add_argument("--arch", default="small")
     speed.add_argument("--k", type=int, default=256)
     speed.add_argument("--reps", type=int, default=3, help="kernel runs per launch")
@@ -33,8 +40,12 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     speed.set_defaults(func=_speed)
 
     run = sub.add_parser("run-chip", help="run one program image per PE on the RTL chip")
-    run.add_argument("images", nargs="+", metavar="X,Y=DIR",
-                     help="PE coordinates and a program image directory (hw.image)")
+    run.add_argument(
+        "images",
+        nargs="+",
+        metavar="X,Y=DIR",
+        help="PE coordinates and a program image directory (hw.image)",
+    )
     run.add_argument("--arch", default="tiny")
     run.add_argument("--max-cycles", type=int, default=1_000_000)
     run.set_defaults(func=_run)
@@ -53,8 +64,15 @@ def _gemm(args: argparse.Namespace) -> int:
     from cosim.chip_bench import bench_chip_gemm
     from hw.arch import load_arch
 
-    fig = bench_chip_gemm(load_arch(args.arch), args.m, args.n, args.k, on=args.on,
-                          seed=args.seed, baseline=not args.no_baseline)
+    fig = bench_chip_gemm(
+        load_arch(args.arch),
+        args.m,
+        args.n,
+        args.k,
+        on=args.on,
+        seed=args.seed,
+        baseline=not args.no_baseline,
+    )
     _print(fig, args.json)
     return 0 if fig["bit_exact"] and fig["same_as_chipsim"] else 1
 
@@ -63,8 +81,7 @@ def _speed(args: argparse.Namespace) -> int:
     from cosim.chip_bench import bench_chip_cosim_speed
     from hw.arch import load_arch
 
-    fig = bench_chip_cosim_speed(load_arch(args.arch), k=args.k, reps=args.reps,
-                                 rounds=args.rounds)
+    fig = bench_chip_cosim_speed(load_arch(args.arch), k=args.k, reps=args.reps, rounds=args.rounds)
     _print(fig, args.json)
     return 0
 
@@ -81,8 +98,13 @@ def _run(args: argparse.Namespace) -> int:
         where, _, path = spec.partition("=")
         x, y = (int(v) for v in where.split(","))
         images[(x, y)] = ProgramImage.load(path)
-    out, _ = run_chip_programs(arch, [{"images": images, "max_cycles": args.max_cycles}],
-                               name="run-chip", sram_dump=0, checked=False)
+    out, _ = run_chip_programs(
+        arch,
+        [{"images": images, "max_cycles": args.max_cycles}],
+        name="run-chip",
+        sram_dump=0,
+        checked=False,
+    )
     run = out[0]
     print(f"status {Status(run['status']).name}, {run['cycles']} cycles")
     for msg in run["errors"]:

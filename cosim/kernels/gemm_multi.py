@@ -78,8 +78,9 @@ def _layout(arch: ArchConfig, m: int, n: int, k: int, pes: int) -> dict:
     r, c = arch.mac_rows, arch.mac_cols
     for name, v, unit in (("M", m, r * pes), ("N", n, c), ("K", k, 16)):
         if v <= 0 or v % unit:
-            raise ImageError(f"multi-PE GEMM {name} must be a positive multiple of {unit}, "
-                             f"not {v!r}")
+            raise ImageError(
+                f"multi-PE GEMM {name} must be a positive multiple of {unit}, not {v!r}"
+            )
     mp, bank, tiles = m // pes, arch.bank_bytes, n // c
     qtotal = isa.qparam_layout(c)["total"][1]
     lay = {"a": 0, "mp": mp, "tiles": tiles, "qtotal": qtotal}
@@ -99,8 +100,10 @@ def _layout(arch: ArchConfig, m: int, n: int, k: int, pes: int) -> dict:
     lay["scratch"] = lay["desc"] + (4 * tiles + mp // r + 4) * DESC
     lay["end"] = lay["scratch"] + 32
     if lay["end"] > arch.sram_bytes:
-        raise ImageError(f"multi-PE GEMM {m}x{n}x{k} on {pes} PEs needs {lay['end']} bytes of "
-                         f"SRAM per PE, more than {arch.name!r} has ({arch.sram_bytes})")
+        raise ImageError(
+            f"multi-PE GEMM {m}x{n}x{k} on {pes} PEs needs {lay['end']} bytes of "
+            f"SRAM per PE, more than {arch.name!r} has ({arch.sram_bytes})"
+        )
     lay["b_dram"] = m * k
     lay["c_dram"] = m * k + k * n
     return lay
@@ -124,13 +127,29 @@ def _program_rows(arch, m, n, k, pes, p, lay) -> tuple[str, bytes]:
         return f"dma x15, {(len(descs) - 1) * DESC}"
 
     def read_b(j: int) -> str:
-        return d(local=_bbuf(lay, j, k * c), remote=lay["b_dram"] + j * k * c,
-                 count0=k * c // 16, x0=dx, y0=dy, sem=S_LOAD, read=1)
+        return d(
+            local=_bbuf(lay, j, k * c),
+            remote=lay["b_dram"] + j * k * c,
+            count0=k * c // 16,
+            x0=dx,
+            y0=dy,
+            sem=S_LOAD,
+            read=1,
+        )
 
     def cast_b(j: int) -> list[str]:
-        cast = d(local=_bbuf(lay, j, k * c), remote=_bbuf(lay, j, k * c), count0=k * c // 16,
-                 mode=int(isa.SignalMode.RECT), x0=0, y0=0, x1=cols - 1, y1=rows - 1,
-                 sem=S_B, signal=1)
+        cast = d(
+            local=_bbuf(lay, j, k * c),
+            remote=_bbuf(lay, j, k * c),
+            count0=k * c // 16,
+            mode=int(isa.SignalMode.RECT),
+            x0=0,
+            y0=0,
+            x1=cols - 1,
+            y1=rows - 1,
+            sem=S_B,
+            signal=1,
+        )
         return [f"wait sem={S_LOAD}, count=1", cast]
 
     ahead = min(NB - 1, tiles)
@@ -139,8 +158,15 @@ def _program_rows(arch, m, n, k, pes, p, lay) -> tuple[str, bytes]:
         lines += [read_b(j) for j in range(ahead)]
 
     def read_a(i: int) -> str:
-        return d(local=lay["a"] + i * r * k, remote=(p * mp + i * r) * k, count0=r * k // 16,
-                 x0=dx, y0=dy, sem=S_A, read=1)
+        return d(
+            local=lay["a"] + i * r * k,
+            remote=(p * mp + i * r) * k,
+            count0=r * k // 16,
+            x0=dx,
+            y0=dy,
+            sem=S_A,
+            read=1,
+        )
 
     lines.append(read_a(0))
     casts = 0
@@ -160,8 +186,10 @@ def _program_rows(arch, m, n, k, pes, p, lay) -> tuple[str, bytes]:
                 casts += 1
             lines.append(f"wait sem={S_B}, count=1")
         lines += [
-            f"li x4, {lay['q'] + j * lay['qtotal']}", "qload x4, 0",
-            f"li x1, {lay['a'] + i * r * k}", f"li x2, {_bbuf(lay, j, k * c)}",
+            f"li x4, {lay['q'] + j * lay['qtotal']}",
+            "qload x4, 0",
+            f"li x1, {lay['a'] + i * r * k}",
+            f"li x2, {_bbuf(lay, j, k * c)}",
             f"li x3, {lay['c'] + i * r * n + j * c}",
             f"matmul rs1=x1, rs2=x2, rs3=x3, k16={k // 16}, ldc={n}",
         ]
@@ -175,16 +203,16 @@ A_CYCLES_PER_WORD = 1.5
 B_CYCLES_PER_WORD = 2.2
 
 
-def _schedule(arch: ArchConfig, k: int, pes: int, row_tiles: int,
-              tiles: int) -> list[tuple[int, int]]:
+def _schedule(
+    arch: ArchConfig, k: int, pes: int, row_tiles: int, tiles: int
+) -> list[tuple[int, int]]:
     """(row tile, column tile) pairs in the order their operands are expected to
     arrive, so that each PE computes while A and B are still being delivered.
     First uses of row tiles and of column tiles come in increasing order."""
     t_a = pes * arch.mac_rows * k / 16 * A_CYCLES_PER_WORD
     t_b = k * arch.mac_cols / 16 * B_CYCLES_PER_WORD
     pairs = [(i, j) for i in range(row_tiles) for j in range(tiles)]
-    return sorted(pairs, key=lambda ij: (max((ij[0] + 1) * t_a, (ij[1] + 1) * t_b),
-                                         ij[1], ij[0]))
+    return sorted(pairs, key=lambda ij: (max((ij[0] + 1) * t_a, (ij[1] + 1) * t_b), ij[1], ij[0]))
 
 
 def _program(arch, m, n, k, pes, p, lay) -> tuple[str, bytes]:
@@ -205,22 +233,40 @@ def _program(arch, m, n, k, pes, p, lay) -> tuple[str, bytes]:
         return _bbuf(lay, j, k * c)
 
     def read_b(j: int) -> str:
-        off = d(local=bbuf(j), remote=lay["b_dram"] + j * k * c, count0=k * c // 16,
-                x0=dx, y0=dy, sem=S_LOAD, read=1)
+        off = d(
+            local=bbuf(j),
+            remote=lay["b_dram"] + j * k * c,
+            count0=k * c // 16,
+            x0=dx,
+            y0=dy,
+            sem=S_LOAD,
+            read=1,
+        )
         return f"dma x15, {off}"
 
     def cast_b(j: int) -> str:
-        off = d(local=bbuf(j), remote=bbuf(j), count0=k * c // 16,
-                mode=int(isa.SignalMode.RECT), x0=0, y0=0, x1=cols - 1, y1=rows - 1,
-                sem=S_B, signal=1)
+        off = d(
+            local=bbuf(j),
+            remote=bbuf(j),
+            count0=k * c // 16,
+            mode=int(isa.SignalMode.RECT),
+            x0=0,
+            y0=0,
+            x1=cols - 1,
+            y1=rows - 1,
+            sem=S_B,
+            signal=1,
+        )
         return f"wait sem={S_LOAD}, count=1\ndma x15, {off}"
 
-    a_off = d(local=lay["a"], remote=p * mp * k, count0=mp * k // 16, x0=dx, y0=dy,
-              sem=S_A, read=1)
+    a_off = d(local=lay["a"], remote=p * mp * k, count0=mp * k // 16, x0=dx, y0=dy, sem=S_A, read=1)
     ldc = n if pes > 1 else c
-    lines = [f"li x15, {lay['desc']}", f"li x12, {isa.pack_node(0, 0)}",
-             f"lstride x1, level=0, slot=0, imm={k * r}",
-             f"lstride x3, level=0, slot=1, imm={r * ldc}"]
+    lines = [
+        f"li x15, {lay['desc']}",
+        f"li x12, {isa.pack_node(0, 0)}",
+        f"lstride x1, level=0, slot=0, imm={k * r}",
+        f"lstride x3, level=0, slot=1, imm={r * ldc}",
+    ]
     if loader:
         lines += [read_b(j) for j in range(min(NB - 1, tiles))]
         lines += [cast_b(0)]
@@ -240,16 +286,30 @@ def _program(arch, m, n, k, pes, p, lay) -> tuple[str, bytes]:
             f"wait sem={S_B}, count=1",
             f"li x4, {lay['q'] + j * lay['qtotal']}",
             "qload x4, 0",
-            f"li x1, {lay['a']}", f"li x2, {bbuf(j)}", f"li x3, {cdst}",
+            f"li x1, {lay['a']}",
+            f"li x2, {bbuf(j)}",
+            f"li x3, {cdst}",
             f"loop x0, body=1, imm={mp // r}",
             f"matmul rs1=x1, rs2=x2, rs3=x3, k16={k // 16}, ldc={ldc}",
             f"signal rs1=x12, sem={S_FREE}, mode=node, count=1",
         ]
         if pes == 1:
-            wb = d(local=cdst, remote=lay["c_dram"] + j * c, count1=mp, lstride1=c,
-                   rstride1=n, x0=dx, y0=dy)
-            mark = d(local=lay["scratch"], remote=lay["scratch"] + 16,
-                     mode=int(isa.SignalMode.SELF), sem=S_C, signal=1)
+            wb = d(
+                local=cdst,
+                remote=lay["c_dram"] + j * c,
+                count1=mp,
+                lstride1=c,
+                rstride1=n,
+                x0=dx,
+                y0=dy,
+            )
+            mark = d(
+                local=lay["scratch"],
+                remote=lay["scratch"] + 16,
+                mode=int(isa.SignalMode.SELF),
+                sem=S_C,
+                signal=1,
+            )
             lines += [f"dma x15, {wb}", f"dma x15, {mark}"]
     if loader:  # the FREE signals of the tiles whose buffer was not refilled
         lines.append(f"wait sem={S_FREE}, count={pes * (tiles - max(0, tiles - NB))}")
@@ -261,23 +321,31 @@ def _program(arch, m, n, k, pes, p, lay) -> tuple[str, bytes]:
     return "\n".join(lines) + "\n", b"".join(descs)
 
 
-def multi_gemm(arch: ArchConfig, m: int, n: int, k: int, pes: int | None = None,
-               seed: int = 0) -> MultiGemm:
+def multi_gemm(
+    arch: ArchConfig, m: int, n: int, k: int, pes: int | None = None, seed: int = 0
+) -> MultiGemm:
     """Random int8 operands and parameters; one program image per PE."""
     pes = arch.tiles if pes is None else pes
     if pes not in (1, arch.tiles):
         raise ImageError(f"pes must be 1 or {arch.tiles} (the whole mesh), not {pes!r}")
     if arch.dram_ports < 1:
-        raise ImageError(f"the multi-PE GEMM reads its operands from DRAM; {arch.name!r} "
-                         f"has no DRAM port")
+        raise ImageError(
+            f"the multi-PE GEMM reads its operands from DRAM; {arch.name!r} has no DRAM port"
+        )
     rng = np.random.default_rng(seed)
     r, c = arch.mac_rows, arch.mac_cols
     lay = _layout(arch, m, n, k, pes)
     a = rng.integers(-128, 128, (m, k), dtype=np.int8)
     b = rng.integers(-128, 128, (k, n), dtype=np.int8)
     shift = 25 + int(round(np.log2(np.sqrt(k / 256))))
-    q = {"bias": rng.integers(-1000, 1000, n), "mult": rng.integers(1 << 14, 1 << 15, n),
-         "shift": np.full(n, shift), "zp": 3, "lo": -128, "hi": 127}
+    q = {
+        "bias": rng.integers(-1000, 1000, n),
+        "mult": rng.integers(1 << 14, 1 << 15, n),
+        "shift": np.full(n, shift),
+        "zp": 3,
+        "lo": -128,
+        "hi": 127,
+    }
     a_packed = a.reshape(m // r, r, k).transpose(0, 2, 1).reshape(-1)
     b_packed = b.reshape(k, n // c, c).transpose(1, 0, 2).reshape(-1)
     qblocks = b"".join(_qblock(arch, q, j) for j in range(n // c))
@@ -286,9 +354,13 @@ def multi_gemm(arch: ArchConfig, m: int, n: int, k: int, pes: int | None = None,
         make = _program if pes == 1 else _program_rows
         text, descs = make(arch, m, n, k, pes, p, lay)
         dram = [(0, a_packed.tobytes()), (lay["b_dram"], b_packed.tobytes())] if p == 0 else []
-        img = ProgramImage(assemble(text), sram=[(lay["q"], qblocks), (lay["desc"], descs)],
-                           dram=dram, name=f"gemm-multi-{m}x{n}x{k}-pe{p}",
-                           meta={"m": m, "n": n, "k": k, "pes": pes, "seed": seed})
+        img = ProgramImage(
+            assemble(text),
+            sram=[(lay["q"], qblocks), (lay["desc"], descs)],
+            dram=dram,
+            name=f"gemm-multi-{m}x{n}x{k}-pe{p}",
+            meta={"m": m, "n": n, "k": k, "pes": pes, "seed": seed},
+        )
         img.check(arch)
         images[(p % arch.mesh_cols, p // arch.mesh_cols)] = img
     return MultiGemm(arch, m, n, k, pes, images, lay, ref_gemm(a, b, q))
