@@ -244,24 +244,13 @@ PRESETS: dict[str, ArchConfig] = {
         dram_bytes=2**31,
         clock_mhz=300,
     ),
-    # 48 s2chips per board, joined by chip-to-chip links (8 x 6 chips).
-    "s2board": ArchConfig(
-        name="s2board",
-        mesh_cols=8,
-        mesh_rows=19,
-        sram_bytes=131072,
-        sram_banks=4,
-        imem_words=4096,
-        routing_table_entries=104,
-        dram_ports=2,
-        dram_latency=100,
-        dram_bytes_per_cycle=10,
-        dram_bytes=2**31,
-        chips_cols=8,
-        chips_rows=6,
-        clock_mhz=300,
-    ),
 }
+
+
+# 48 s2chips per board, joined by chip-to-chip links (8 x 6 chips).
+PRESETS["s2board"] = dataclasses.replace(
+    PRESETS["s2chip"], name="s2board", chips_cols=8, chips_rows=6
+)
 
 
 def preset(name: str) -> ArchConfig:
