@@ -48,7 +48,7 @@ def _dump_sizes(g: MultiGemm) -> tuple[int, int]:
     lay = g.layout
     if g.pes == 1:
         return 0, lay["c_dram"] + g.m * g.n
-    return lay["c"] + (g.m // g.pes) * g.n, 0
+    return lay["c"] + lay["mp"] * lay["np"], 0
 
 
 def _rtl(arch: ArchConfig, cases: list[MultiGemm], name: str, dump: bool = True):

@@ -27,10 +27,16 @@ from hw.chip import DBG_NET_ADDR, DBG_NET_SRC
 from hw.errors import SimulationError
 from hw.isa import PeError
 
-__all__ = ["ChipDriver", "ChipRun", "describe_errors", "run_chip_programs"]
+__all__ = ["ChipDriver", "ChipRun", "describe_errors", "run_chip_programs", "stress_state"]
 
 SLACK_CYCLES = 1000
 DBG_COUNT = DBG_NET_SRC + 1
+
+
+def stress_state(seed: int) -> int:
+    """The non-zero 32-bit LFSR state the DRAM endpoints start from for ``seed``."""
+    state = (int(seed) * 0x9E3779B1 + 0x7F4A7C15) & 0xFFFFFFFF
+    return state or 1
 
 
 @dataclass
@@ -135,9 +141,24 @@ class ChipDriver:
             "net_node": (src & 0xFF, src >> 8 & 0xFF),
         }
 
-    async def run(self, tiles: list[int], max_cycles: int) -> ChipRun:
+    def set_stress(self, seed: int | None) -> None:
+        """Randomized DRAM timing (cosim/dram.py) for the next runs: ``seed`` (any int;
+        mapped to a non-zero 32-bit LFSR state) or None for the nominal timing.  A
+        chip built before the stress inputs existed accepts only None."""
+        dut = self.dut
+        if seed is None:
+            if hasattr(dut, "stress_en"):
+                dut.stress_en.value = 0
+            return
+        if not hasattr(dut, "stress_en"):
+            raise SimulationError("this chip build has no stress inputs (stress_en, stress_seed)")
+        dut.stress_seed.value = stress_state(seed)
+        dut.stress_en.value = 1
+
+    async def run(self, tiles: list[int], max_cycles: int, stress: int | None = None) -> ChipRun:
         """Start the PEs ``tiles`` together; wait (in HDL) for all halted, an error, or
-        ``max_cycles`` (the watchdog)."""
+        ``max_cycles`` (the watchdog).  ``stress``: see :meth:`set_stress`."""
+        self.set_stress(stress)
         mask = sum(1 << t for t in tiles)
         await self.command(Cmd.RUN, max_cycles=max_cycles, mask=mask)
         n = self.arch.tiles
@@ -172,6 +193,20 @@ def describe_errors(arch: ArchConfig, run: dict) -> list[str]:
     return msgs
 
 
+def _chunks(segments, gap: int = 256) -> list[tuple[int, int]]:
+    """Word-aligned byte ranges covering ``segments``, merged across gaps < ``gap``."""
+    spans = sorted(
+        (a // WORD * WORD, -(-(a + len(d)) // WORD) * WORD) for a, d in segments if len(d)
+    )
+    out: list[list[int]] = []
+    for lo, hi in spans:
+        if out and lo <= out[-1][1] + gap:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(lo, hi) for lo, hi in out]
+
+
 def run_chip_programs(
     arch: ArchConfig,
     runs: list[dict],
@@ -181,13 +216,18 @@ def run_chip_programs(
     dram_dump: int = 0,
     sram_fill: int | None = None,
     checked: bool = True,
+    sparse: bool = False,
 ):
     """Run a batch of chip runs in one simulator launch (cosim.tb_chip).
 
-    Each run is ``{"images": {(x, y): ProgramImage}, "max_cycles": n}``; image DRAM
+    Each run is ``{"images": {(x, y): ProgramImage}, "max_cycles": n}`` (optional
+    ``"stress": seed``: randomized DRAM timing, :meth:`ChipDriver.set_stress`; a batch
+    with any seed runs on the chip's stress build); image DRAM
     segments (global addresses, ports concatenated) are loaded into DRAM, the rest
     of DRAM zero-filled up to ``dram_dump`` bytes per port.  Every PE's SRAM is
-    loaded (zero-filled up to ``sram_fill`` bytes, default all), PEs with an
+    loaded (zero-filled up to ``sram_fill`` bytes, default all; with ``sparse`` only
+    the images' segments and programs: the small chip loads a compiled kernel in
+    ~20x fewer cycles), PEs with an
     image are started together.  Returns one dict per run: ``status``, ``cycles``,
     ``pes`` (per tile: started, halted, error, err_pc, pc, net_error, net_addr,
     net_node, and ``sram`` (first ``sram_dump`` bytes), ``regs``, ``sems``), ``dram``
@@ -197,19 +237,36 @@ def run_chip_programs(
     from cosim.chip_harness import build_chip
     from cosim.runner import _flatten, job_folder, run_testbench
 
-    build = build_chip(arch)
+    # randomized DRAM timing needs the stress variant of the chip (a build of its own)
+    stressed = any(run.get("stress") is not None for run in runs)
+    build = build_chip(arch, stress=True) if stressed else build_chip(arch)
     port_bytes = dram_sim_words(arch) * arch.word_bytes
     fill = arch.sram_bytes if sram_fill is None else sram_fill
     dump = arch.sram_bytes if sram_dump is None else sram_dump
     arrays, metas = {}, []
+    # sparse: load only the images' segments (word-aligned, merged across small gaps)
+    # and only the programs' imem words (SRAM cleared from the second run on)
+    chunked = sparse
     for r, run in enumerate(runs):
         tiles = []
+        chunks: dict[str, list[int]] = {}
         for (x, y), img in run["images"].items():
             img.check(arch)
             t = y * arch.mesh_cols + x
             tiles.append(t)
             arrays[f"imem_{r}_{t}"] = np.array(img.imem, dtype=np.uint64)
-            arrays[f"sram_{r}_{t}"] = _flatten(img.sram, arch.sram_bytes)
+            if chunked:
+                # the first run of a launch finds SRAM zero (Verilator's x-initial fast);
+                # later runs clear it, or a race could read the previous run's data
+                segs = img.sram if r == 0 else [(0, bytes(arch.sram_bytes)), *img.sram]
+                flat = _flatten(segs, arch.sram_bytes)
+                bases = []
+                for i, (lo, hi) in enumerate(_chunks(segs)):
+                    arrays[f"sram_{r}_{t}_{i}"] = flat[lo:hi]
+                    bases.append(lo)
+                chunks[str(t)] = bases
+            else:
+                arrays[f"sram_{r}_{t}"] = _flatten(img.sram, arch.sram_bytes)
         dram = [np.zeros(max(dram_dump, 0), np.uint8) for _ in range(arch.dram_ports)]
         for img in run["images"].values():
             for addr, data in img.dram:
@@ -225,7 +282,12 @@ def run_chip_programs(
                 dram[p][off:end] = np.frombuffer(data, np.uint8)
         for p, d in enumerate(dram):
             arrays[f"dram_{r}_{p}"] = d
-        metas.append({"tiles": sorted(tiles), "max_cycles": int(run["max_cycles"])})
+        meta_run = {"tiles": sorted(tiles), "max_cycles": int(run["max_cycles"])}
+        if chunked:
+            meta_run["sram_chunks"] = chunks
+        if run.get("stress") is not None:
+            meta_run["stress"] = int(run["stress"])
+        metas.append(meta_run)
     meta = {
         "arch": arch.to_dict(),
         "runs": metas,

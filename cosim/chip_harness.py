@@ -54,13 +54,14 @@ from hw.pe.pe import DBG_SEL_BITS
 __all__ = ["MAX_TILES", "ChipTop", "build_chip", "chip_sources", "chip_verilog"]
 
 MAX_TILES = 64  # start_mask width of the harness
+STRESS_PORTS = ("stress_en", "stress_seed")  # cosim/dram.py stress mode, cosim_top inputs
 
 
 class ChipTop(wiring.Component):
     """``hw.chip.Chip`` with a :class:`cosim.dram.DramEndpoint` on every DRAM port and
     an ``EdgeSink`` on the host port; the DRAM storage ports ``dram_<p>`` go out."""
 
-    def __init__(self, arch: ArchConfig):
+    def __init__(self, arch: ArchConfig, *, stress: bool = False):
         if not isinstance(arch, ArchConfig):
             raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
         if arch.tiles > MAX_TILES:
@@ -68,6 +69,7 @@ class ChipTop(wiring.Component):
                 f"arch must have at most {MAX_TILES} tiles for cosim, not {arch.tiles}"
             )
         self.arch = arch
+        self.stress = bool(stress)
         t = arch.tiles
         members = {
             "start": In(t), "running": Out(t), "halted": Out(t),
@@ -78,6 +80,8 @@ class ChipTop(wiring.Component):
         }  # fmt: skip
         for p in range(arch.dram_ports):
             members[f"dram_{p}"] = Out(DramMemPort(arch))
+        if self.stress:
+            members.update(stress_en=In(1), stress_seed=In(32))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -89,9 +93,11 @@ class ChipTop(wiring.Component):
         arch = self.arch
         m.submodules.chip = chip = Chip(arch)
         for p in range(arch.dram_ports):
-            m.submodules[f"dram_ep_{p}"] = ep = DramEndpoint(arch, p)
+            m.submodules[f"dram_ep_{p}"] = ep = DramEndpoint(arch, p, stress=self.stress)
             wiring.connect(m, ep.noc, getattr(chip, f"dram_{p}"))
             wiring.connect(m, ep.mem, wiring.flipped(getattr(self, f"dram_{p}")))
+            if self.stress:
+                m.d.comb += [ep.stress_en.eq(self.stress_en), ep.stress_seed.eq(self.stress_seed)]
         m.submodules.host_sink = sink = EdgeSink(arch, host_node(arch))
         wiring.connect(m, sink.noc, chip.host_noc)
         wiring.connect(m, wiring.flipped(self.host), chip.host)
@@ -109,7 +115,9 @@ def chip_verilog(sig: wiring.Signature, arch: ArchConfig) -> str:
     """SystemVerilog text of ``cosim_top`` around a DUT with :class:`ChipTop`'s signature."""
     ports = _ports(sig)
     t = arch.tiles
-    decls = "\n".join(_decl(n, f, w) for n, (f, w) in ports.items())
+    # the stress controls are inputs of cosim_top (set by the testbench), not harness regs
+    decls = "\n".join(_decl(n, f, w) for n, (f, w) in ports.items() if n not in STRESS_PORTS)
+    stress = "stress_en" in ports
     conns = ",\n".join(f"    .{n}({n})" for n in ports)
     storage, load_cases, dump_cases = [], [], []
     for p in range(arch.dram_ports):
@@ -136,9 +144,14 @@ def chip_verilog(sig: wiring.Signature, arch: ArchConfig) -> str:
         in_file=IN_FILE,
         out_file=OUT_FILE,
         settle=settle_cycles(arch),
+        stress_ports=_STRESS_INPUTS if stress else "",
         **names,
     )
 
+
+_STRESS_INPUTS = """,
+  input  wire        stress_en   /*verilator public_flat_rw*/,
+  input  wire [31:0] stress_seed /*verilator public_flat_rw*/"""
 
 _STORAGE = """
   reg [127:0] dram_mem_{p} [0:{words}-1];
@@ -165,7 +178,7 @@ module cosim_top (
   output reg  [63:0] cycle      /*verilator public_flat_rw*/,
   output wire [{tiles}-1:0] pe_halted /*verilator public_flat_rw*/,
   output wire [3*{tiles}-1:0] pe_errors /*verilator public_flat_rw*/,
-  output wire [16*{tiles}-1:0] pe_err_pcs /*verilator public_flat_rw*/
+  output wire [16*{tiles}-1:0] pe_err_pcs /*verilator public_flat_rw*/{stress_ports}
 );
   reg clk = 1'b0;
   always #{half} clk = ~clk;
@@ -289,19 +302,21 @@ def _source_hash(arch: ArchConfig) -> str:
     return h.hexdigest()[:16]
 
 
-def chip_sources(arch: ArchConfig) -> tuple[tuple[str, str], ...]:
+def chip_sources(arch: ArchConfig, stress: bool = False) -> tuple[tuple[str, str], ...]:
     """(file, Verilog) of :class:`ChipTop` (module ``dut``) and ``cosim_top``; cached on
-    disk under build/cosim/verilog/ (converting a chip takes minutes)."""
+    disk under build/cosim/verilog/ (converting a chip takes minutes).  ``stress``: the
+    variant with the DRAM endpoints' stress mode (``stress_en``/``stress_seed`` inputs)."""
     from cosim.verilator import BUILD_ROOT
 
-    key = repr(sorted(arch.to_dict().items()))
+    key = repr(sorted(arch.to_dict().items())) + ("stress" if stress else "")
     if key in _MEMO:  # hw/ may change under a long-running process: keep one version
         return _MEMO[key]
-    path = BUILD_ROOT / "verilog" / f"chip-{arch.name}-{_source_hash(arch)}.json"
+    variant = "-stress" if stress else ""
+    path = BUILD_ROOT / "verilog" / f"chip-{arch.name}{variant}-{_source_hash(arch)}.json"
     if path.exists():
         _MEMO[key] = tuple((n, t) for n, t in json.loads(path.read_text()))
         return _MEMO[key]
-    top = ChipTop(arch)
+    top = ChipTop(arch, stress=stress)
     text = verilog.convert(top, name="dut", emit_src=False)
     sources = (("dut.v", text), ("cosim_top.sv", chip_verilog(top.signature, arch)))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -315,17 +330,18 @@ def chip_sources(arch: ArchConfig) -> tuple[tuple[str, str], ...]:
 _MEMO: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
-def build_chip(arch: ArchConfig, kind: str = "cocotb", main_cpp: str = ""):
-    """The Verilator model of the chip cosim top (built once, cached)."""
+def build_chip(arch: ArchConfig, kind: str = "cocotb", main_cpp: str = "", stress: bool = False):
+    """The Verilator model of the chip cosim top (built once, cached); ``stress``: the
+    stress-mode variant (a build of its own, design name ``chip-stress``)."""
     from cosim import verilator as vl
 
     spec = vl.BuildSpec(
-        design="chip",
+        design="chip-stress" if stress else "chip",
         preset=arch.name,
         top="cosim_top",
         kind=kind,
         main_cpp=main_cpp,
-        sources=chip_sources(arch),
+        sources=chip_sources(arch, stress),
         waves=vl.waves_enabled() and kind == "cocotb",
     )
     return vl.build(spec)

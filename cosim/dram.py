@@ -26,6 +26,25 @@ Request handling (``noc.in_req``), decided on the head flit:
 ``noc.in_resp`` is consumed and dropped; ``noc.out_req`` never sends.  The storage
 is the harness's array behind ``mem`` (:class:`cosim.harness.DramMemPort`,
 ``dram_sim_words(arch)`` words), loaded and dumped by the backdoor.
+
+**Stress mode** (``DramEndpoint(arch, port, stress=True)``: a separate build of
+the chip, so the nominal chip's Verilog does not change; one build serves every
+seed).  While
+``stress_en`` is low the endpoint has the timing above exactly, and a xorshift32
+generator holds ``stress_seed`` (mixed with the port number, never 0); while it is
+high the generator is loaded in the first cycle and then steps every cycle; from
+independent bits of its state:
+
+* every request's due cycle gets a random extra latency (0..63 cycles, one request
+  in 8 gets 0..1020) on top of ``arch.dram_latency``;
+* ``in_req`` is not ready in 1 cycle of 4 (back-pressure into the mesh: requests
+  wait in the routers and hold their wormhole paths);
+* an answer starts late, and its next data flit is fetched late, in 1 cycle of 4
+  (``out_resp`` bubbles; a presented flit is never withdrawn).
+
+Reads stay answered in order, so results must not change: a schedule that is only
+correct under the nominal timing (a missing semaphore) shows up as a wrong result
+or a hang.
 """
 
 from __future__ import annotations
@@ -33,7 +52,7 @@ from __future__ import annotations
 from amaranth import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from cosim.harness import DramMemPort, dram_sim_words
 from hw import isa
@@ -60,15 +79,23 @@ _Entry = data.StructLayout(
 )
 
 
+class _Gated:
+    """A stream view (payload, valid, ready) whose valid/ready the endpoint masks."""
+
+    def __init__(self, payload, valid, ready):
+        self.payload, self.valid, self.ready = payload, valid, ready
+
+
 def _f(value, f: isa.Field):
     return value[f.lo : f.lo + f.width]
 
 
 class DramEndpoint(wiring.Component):
-    """Ports: ``noc`` (``Out(NocPort())``, to the mesh's outer port) and ``mem``
-    (``Out(DramMemPort(arch))``, the storage array in the harness)."""
+    """Ports: ``noc`` (``Out(NocPort())``, to the mesh's outer port), ``mem``
+    (``Out(DramMemPort(arch))``, the storage array in the harness), and with
+    ``stress`` the controls ``stress_en`` (``In(1)``) and ``stress_seed`` (``In(32)``)."""
 
-    def __init__(self, arch: ArchConfig, port: int = 0):
+    def __init__(self, arch: ArchConfig, port: int = 0, *, stress: bool = False):
         if not isinstance(arch, ArchConfig):
             raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
         if not isinstance(port, int) or not 0 <= port < arch.dram_ports:
@@ -76,7 +103,11 @@ class DramEndpoint(wiring.Component):
         self.arch = arch
         self.port = port
         self.node = isa.dram_node(arch, port)
-        super().__init__({"noc": Out(NocPort()), "mem": Out(DramMemPort(arch))})
+        self.stress = bool(stress)
+        members = {"noc": Out(NocPort()), "mem": Out(DramMemPort(arch))}
+        if self.stress:
+            members.update(stress_en=In(1), stress_seed=In(32))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -94,13 +125,47 @@ class DramEndpoint(wiring.Component):
         m.d.sync += credit.eq(Mux(left > isa.WORD_BYTES, isa.WORD_BYTES, left))
         resp_busy = Signal()  # an answer is being sent (its entry left the queue)
         resp_mem = Signal()  # the response side uses the storage port this cycle
+        if self.stress:
+            self._stress(m)
         self._requests(m, q, now, beat, used, resp_busy, resp_mem)
         self._responses(m, q, now, beat, used, resp_busy, resp_mem)
         m.d.comb += [self.noc.in_resp.ready.eq(1), self.noc.out_req.valid.eq(0)]
         return m
 
+    def _stress(self, m) -> None:
+        """xorshift32 state ``rnd``; ``stall_in``, ``stall_out``, ``extra`` from it."""
+        rnd = Signal(32, init=1)
+        x1, x2, x3 = Signal(32), Signal(32), Signal(32)
+        m.d.comb += [x1.eq(rnd ^ (rnd << 13)), x2.eq(x1 ^ (x1 >> 17)), x3.eq(x2 ^ (x2 << 5))]
+        mix = Signal(32)
+        m.d.comb += mix.eq(self.stress_seed ^ (0x5BD1E995 * (self.port + 1) & 0xFFFFFFFF))
+        on = Signal()  # stress_en was already high in the previous cycle
+        m.d.sync += on.eq(self.stress_en)
+        with m.If(self.stress_en & on):
+            m.d.sync += rnd.eq(x3)
+        with m.Else():  # (re)load the seed, also in the first cycle of stress_en
+            m.d.sync += rnd.eq(Mux(mix == 0, 1, mix))
+        en = self.stress_en & on
+        self.stall_in, self.stall_out = Signal(), Signal()
+        self.extra = Signal(11)
+        m.d.comb += [
+            self.stall_in.eq(en & (rnd[0:2] == 0)),
+            self.stall_out.eq(en & (rnd[2:4] == 0)),
+            self.extra.eq(Mux(en, Mux(rnd[16:19] == 0, rnd[8:16] << 2, rnd[8:14]), 0)),
+        ]
+
+    def _gated(self, cond):
+        """``cond``, and in stress mode also not ``stall_out``."""
+        return cond & ~self.stall_out if self.stress else cond
+
     def _requests(self, m, q, now, beat, used, resp_busy, resp_mem) -> None:
         arch, src, mem = self.arch, self.noc.in_req, self.mem
+        if self.stress:  # the FSM sees a stream whose valid and ready are masked by stall_in
+            port, src = src, _Gated(src.payload, Signal(), Signal())
+            m.d.comb += [
+                src.valid.eq(port.valid & ~self.stall_in),
+                port.ready.eq(src.ready & ~self.stall_in),
+            ]
         d = src.payload.data
         entry = Signal(_Entry)
         m.d.comb += q.w_data.eq(entry)
@@ -117,11 +182,14 @@ class DramEndpoint(wiring.Component):
         )
         kind = _f(d, isa.H_KIND)
         head = Signal(_Entry)
+        due = now + arch.dram_latency
+        if self.stress:
+            due = due + self.extra
         m.d.comb += [
             head.dst_x.eq(_f(d, isa.H_SRC_X)), head.dst_y.eq(_f(d, isa.H_SRC_Y)),
             head.len.eq(length), head.sem.eq(_f(d, isa.H_SEM)),
             head.signal.eq(_f(d, isa.H_SIGNAL)), head.count.eq(_f(d, isa.H_COUNT)),
-            head.word.eq(addr_w), head.due.eq(now + arch.dram_latency),
+            head.word.eq(addr_w), head.due.eq(due),
         ]  # fmt: skip
         saved = Signal(_Entry)  # the head of a packet being drained (answered by ERROR)
         waddr = Signal(32)
@@ -209,7 +277,7 @@ class DramEndpoint(wiring.Component):
         m.d.comb += late.eq(now - head_e.due)
         with m.FSM(name="resp"):
             with m.State("IDLE"):
-                with m.If(q.r_rdy & ~late[31]):
+                with m.If(self._gated(q.r_rdy & ~late[31])):
                     m.d.comb += q.r_en.eq(1)
                     m.d.sync += [
                         e.eq(head_e),
@@ -239,7 +307,7 @@ class DramEndpoint(wiring.Component):
                     out.payload.last.eq(remaining == 0),
                     taken.eq(have & out.ready),
                 ]
-                with m.If((~have | taken) & (remaining != 0) & beat):
+                with m.If(self._gated((~have | taken) & (remaining != 0) & beat)):
                     m.d.comb += [resp_mem.eq(1), used.eq(1), mem.en.eq(1), mem.addr.eq(raddr)]
                     m.d.sync += [have.eq(1), raddr.eq(raddr + 1), remaining.eq(remaining - 1)]
                 with m.Elif(taken):

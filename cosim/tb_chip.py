@@ -7,7 +7,9 @@ The job (written by :func:`cosim.chip_driver.run_chip_programs`)::
     job.npz   imem_<r>_<t>, sram_<r>_<t> (uint8, leading part of SRAM), dram_<r>_<p>
 
 Per run: reset; load every started PE's imem (zeros past the program); load every
-PE's SRAM (zero-filled up to ``sram_fill``) and every DRAM port; start the PEs of
+PE's SRAM (zero-filled up to ``sram_fill``; or, when the run has ``sram_chunks``
+{tile: [base byte, ...]}, only the arrays ``sram_<r>_<t>_<i>`` at those bases and
+only the program's imem words) and every DRAM port; start the PEs of
 ``tiles`` together; wait for all halted, an error or the watchdog; dump every PE's
 SRAM (``sram_dump`` bytes), registers, semaphores, pc and first refused packet, and
 ``dram_dump`` bytes of every DRAM port.  Results: ``result.json`` (per run: status,
@@ -38,12 +40,17 @@ def _job() -> tuple[Path, dict, dict[str, np.ndarray]]:
 
 async def _load(drv: ChipDriver, r: int, run: dict, meta: dict, arrays: dict) -> None:
     arch = drv.arch
+    chunks = run.get("sram_chunks")  # {tile: [base byte, ...]}: load only these ranges
     for t in range(arch.tiles):
         if t in run["tiles"]:
-            imem = np.zeros(arch.imem_words, np.uint64)
             prog = arrays[f"imem_{r}_{t}"]
+            imem = np.zeros(len(prog) if chunks is not None else arch.imem_words, np.uint64)
             imem[: len(prog)] = prog
             await drv.load_imem(t, imem)
+        if chunks is not None:
+            for i, base in enumerate(chunks.get(str(t), [])):
+                await drv.load_sram(t, arrays[f"sram_{r}_{t}_{i}"], int(base))
+            continue
         image = arrays.get(f"sram_{r}_{t}", np.zeros(0, np.uint8))
         sram = np.zeros(max(int(meta["sram_fill"]), len(image)), np.uint8)
         sram[: len(image)] = image
@@ -85,7 +92,7 @@ async def run_chip(dut) -> None:
         await drv.reset()
         await _load(drv, r, run, meta, arrays)
         t0 = time.perf_counter()
-        res = await drv.run(run["tiles"], int(run["max_cycles"]))
+        res = await drv.run(run["tiles"], int(run["max_cycles"]), run.get("stress"))
         seconds = time.perf_counter() - t0
         pes = [
             {

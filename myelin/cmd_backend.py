@@ -3,7 +3,9 @@
 ``myelin bench kernel gemm --arch small --m 64 --k 256 --n 64 --on isa --json`` compiles
 the kernel for the architecture, runs it on the executor and prints cycles,
 roofline_cycles, utilization, bit_exact and compile_s.  ``myelin backend emit NAME
--o DIR`` writes the mapping IR, the pe_isa IR and one image directory per PE.
+-o DIR`` writes a compiled program directory (compiler/backend/progdir.py: one image
+directory per PE, the DRAM map, the reference outputs, the mapping and pe_isa IR);
+``myelin run DIR --on isa|rtl`` (myelin/cmd_run.py) runs it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from hw.errors import MyelinError
 
 __all__ = ["register"]
 
@@ -32,7 +36,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
         "--on",
         choices=("isa", "rtl"),
         default="isa",
-        help="isa: chip reference simulator; rtl: RTL chip (later)",
+        help="isa: chip reference simulator (cycles estimated); rtl: RTL chip (measured)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_bench)
@@ -43,6 +47,10 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     _add_common(e)
     e.add_argument("-o", "--output", required=True, help="output directory")
     e.set_defaults(func=_emit)
+
+    from myelin.cmd_run import install
+
+    install(sub)  # ``myelin run OUT_DIR``: compiled program directories
 
 
 def _shape(args: argparse.Namespace) -> dict:
@@ -56,12 +64,17 @@ def _compile(args: argparse.Namespace):
     return compile_kernel(args.name, load_arch(args.arch), seed=args.seed, **_shape(args))
 
 
-def executor_for(on: str):
-    """The executor named ``on`` (the CLI may import sim/, the compiler may not)."""
+def executor_for(on: str, *, stress: list[int] | None = None, job: str = "rtl"):
+    """The executor named ``on`` (the CLI may import sim/ and cosim/, the compiler may
+    not: the chip class / chip runner are injected here)."""
     from compiler.backend.run import ChipSimExecutor, RtlExecutor
 
     if on == "rtl":
-        return RtlExecutor()
+        from cosim.chip_driver import run_chip_programs
+
+        return RtlExecutor(run_chip_programs, stress=stress, job=job)
+    if stress:
+        raise MyelinError("--stress needs --on rtl (the reference simulator has no timing)")
     from sim.network import ChipSim
 
     return ChipSimExecutor(ChipSim)
@@ -70,9 +83,7 @@ def executor_for(on: str):
 def _bench(args: argparse.Namespace) -> int:
     from compiler.backend.run import execute
 
-    executor = executor_for(args.on)
-    if args.on == "rtl":
-        executor.run(None)
+    executor = executor_for(args.on, job=f"bench-{args.name}")
     figures = execute(_compile(args), executor)
     if args.json:
         print(json.dumps(figures))
@@ -83,12 +94,15 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _emit(args: argparse.Namespace) -> int:
+    from compiler.backend.progdir import save_program
+
     ck = _compile(args)
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    save_program(ck, out, shape=_shape(args), seed=args.seed)
     (out / "mapping.mlir").write_text(str(ck.mapped.kernel) + "\n")
     (out / "pe_isa.mlir").write_text("\n".join(str(p) for p in ck.programs) + "\n")
-    for (x, y), image in ck.images.items():
-        image.save(out / f"pe_{x}_{y}")
-    print(f"wrote {len(ck.images)} images and the IR to {out}")
+    print(
+        f"wrote {len(ck.images)} images, the IR and the reference outputs to {out} "
+        f"(run it with `myelin run {out} --on isa|rtl`)"
+    )
     return 0

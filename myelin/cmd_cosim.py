@@ -1,9 +1,15 @@
-"""``myelin cosim``: run the kernel set on the RTL (cocotb + Verilator) and report.
+"""``myelin cosim``: run the kernel set on the RTL chip (cocotb + Verilator) and report.
 
-This is what ``make cosim`` runs.  For each kernel it builds the program image,
-runs it on the RTL and on the reference simulator, and prints a table: kernel,
-shape, PEs used, cycles, roofline lower-bound cycles, MAC utilization and whether
-the RTL result is bit-exact (against numpy and against the reference simulator).
+This is what ``make cosim`` runs.  The default set is the back end's compiled
+multi-PE kernels (cosim/kernel_set.py: GEMM, conv2d, MLP block, attention head),
+each compiled for ``--arch`` with its default shape, run on the RTL chip
+(``compiler.backend.run.RtlExecutor``; ``--on isa``: the chip reference simulator)
+and compared with its numpy reference bit for bit.  The table: kernel, shape, PEs
+used, cycles (measured on RTL), roofline lower-bound cycles, their ratio, MAC
+utilization, bit-exact, compile and wall seconds.  ``--stress SEEDS`` reruns every
+kernel with randomized DRAM timing per seed (cosim/dram.py).  The hand-written
+single-PE kernels run with ``--kernel pe-gemm`` / ``pe-softmax`` (or ``all``).
+Exit status 1 if any kernel is not bit-exact.
 """
 
 from __future__ import annotations
@@ -14,19 +20,22 @@ import shutil
 import time
 
 from hw.arch import load_arch
-from hw.errors import SimulationError
+from hw.errors import MyelinError, SimulationError
 
 
 def register(sub, bench_sub) -> None:
     p = sub.add_parser("cosim", help="run the kernel set on the RTL and print a table")
     p.add_argument("--arch", default="small", help="preset name or config file")
-    p.add_argument("--kernel", default=None, help="run only this kernel")
+    p.add_argument("--kernel", default=None, help="run only this kernel (or 'all')")
     p.add_argument("--on", choices=("rtl", "isa"), default="rtl", help="executor")
+    p.add_argument(
+        "--stress", default=None, metavar="SEEDS", help="rtl: randomized DRAM timing seeds"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_cosim)
 
 
-def _run_one(arch, run, on: str) -> dict:
+def _run_handwritten(arch, run, on: str) -> dict:
     from sim.pe_sim import PeSim
 
     ref = PeSim(arch)
@@ -37,12 +46,6 @@ def _run_one(arch, run, on: str) -> dict:
             f"kernel {run.name} on the reference simulator: {res.status} "
             f"{res.error.name} at pc {res.error_pc}: {res.error_msg}"
         )
-    row = {
-        "kernel": run.name,
-        "shape": run.shape,
-        "pes": run.pes,
-        "roofline_cycles": run.roofline_cycles,
-    }
     if on == "isa":
         cycles, sram, agree = res.cycles, ref.sram, True
     else:
@@ -62,63 +65,123 @@ def _run_one(arch, run, on: str) -> dict:
             )
         cycles, sram = int(out["cycles"]), out["sram"]
         agree = bool((sram[: arch.sram_bytes] == ref.sram).all())
-    row.update(
-        cycles=int(cycles),
-        utilization=round(run.macs / (cycles * arch.macs_per_cycle * run.pes), 4)
-        if run.macs
-        else None,
-        bit_exact=run.check(sram) and agree,
-    )
-    return row
+    util = run.macs / (cycles * arch.macs_per_cycle * run.pes) if run.macs else None
+    return {
+        "kernel": run.name,
+        "shape": run.shape,
+        "pes": run.pes,
+        "cycles": int(cycles),
+        "roofline_cycles": run.roofline_cycles,
+        "roofline_ratio": round(cycles / run.roofline_cycles, 3),
+        "utilization": None if util is None else round(util, 4),
+        "bit_exact": run.check(sram) and agree,
+        "compile_s": 0.0,
+    }
+
+
+def _run_compiled(arch, name: str, on: str, seeds, progress, task) -> list[dict]:
+    from compiler.backend.run import figures
+    from cosim.kernel_set import compile_for, shape_for, shape_text
+    from myelin.cmd_backend import executor_for
+
+    progress.update(task, description=f"{name}: compiling for {arch.name}")
+    ck = compile_for(name, arch)
+    where = "RTL (cocotb + Verilator)" if on == "rtl" else "the reference simulator"
+    runs = f", {len(seeds)} stress seeds" if seeds else ""
+    progress.update(task, description=f"{name}: {len(ck.images)} PEs on {where}{runs}")
+    executor = executor_for(on, stress=seeds, job=f"cosim-{name}")
+    results = executor.run_many([ck]) if on == "rtl" else [executor.run(ck)]
+    rows = []
+    for res in results:
+        f = figures(ck, res, on)
+        rows.append(
+            {
+                "kernel": name,
+                "shape": shape_text(name, shape_for(name, arch)),
+                "pes": f["pes"],
+                "cycles": f["cycles"],
+                "roofline_cycles": f["roofline_cycles"],
+                "roofline_ratio": f["roofline_ratio"],
+                "roofline_bound": f["roofline_bound"],
+                "utilization": f["utilization"],
+                "bit_exact": f["bit_exact"],
+                "compile_s": f["compile_s"],
+                "stress_seed": f.get("stress_seed"),
+            }
+        )
+    return rows
 
 
 def cmd_cosim(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from cosim.kernel_set import select
+    from myelin.cmd_run import parse_seeds
 
     arch = load_arch(args.arch)
     specs = select(args.kernel)
+    seeds = parse_seeds(args.stress)
+    if seeds and args.on != "rtl":
+        raise MyelinError("--stress needs --on rtl (the reference simulator has no timing)")
     rows = []
-    width = max(110, shutil.get_terminal_size((110, 24)).columns)
+    width = max(120, shutil.get_terminal_size((120, 24)).columns)
     console = Console(stderr=args.json, width=width)
-    with Progress(console=console, transient=True) as progress:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} kernels"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(f"cosim on {arch.name}", total=len(specs))
         for spec in specs:
-            progress.update(task, description=f"{spec.name}: building and running on {args.on}")
             t0 = time.monotonic()
-            row = _run_one(arch, spec.build(arch), args.on)
-            row["wall_s"] = round(time.monotonic() - t0, 1)
-            rows.append(row)
+            if spec.compiled:
+                new = _run_compiled(arch, spec.name, args.on, seeds, progress, task)
+            else:
+                progress.update(task, description=f"{spec.name}: single PE on {args.on}")
+                new = [_run_handwritten(arch, spec.build(arch), args.on)]
+            wall = round(time.monotonic() - t0, 1)
+            for row in new:
+                row["wall_s"] = wall
+                rows.append(row)
+                mark = "[green]bit-exact" if row["bit_exact"] else "[red]NOT bit-exact"
+                console.log(f"{row['kernel']}: {row['cycles']} cycles, {mark}[/], {wall} s")
             progress.advance(task)
     if args.json:
         print(json.dumps({"arch": arch.name, "on": args.on, "kernels": rows}, indent=2))
     else:
-        table = Table(title=f"Myelin kernels on {args.on.upper()} - arch {arch.name}")
-        for col in (
-            "kernel",
-            "shape",
-            "PEs",
-            "cycles",
-            "roofline",
-            "MAC util.",
-            "bit-exact",
-            "wall s",
-        ):
-            table.add_column(col, justify="right" if col not in ("kernel", "shape") else "left")
-        for r in rows:
-            util = "-" if r["utilization"] is None else f"{r['utilization']:.3f}"
-            table.add_row(
-                r["kernel"],
-                r["shape"],
-                str(r["pes"]),
-                str(r["cycles"]),
-                str(r["roofline_cycles"]),
-                util,
-                "yes" if r["bit_exact"] else "NO",
-                str(r["wall_s"]),
-            )
-        console.print(table)
+        console.print(_table(Table, arch, args.on, rows, seeds))
     return 0 if all(r["bit_exact"] for r in rows) else 1
+
+
+def _table(Table, arch, on: str, rows: list[dict], seeds):
+    title = f"Myelin kernels on {on.upper()} - arch {arch.name} ({arch.tiles} PEs)"
+    table = Table(title=title)
+    cols = ["kernel", "shape", "PEs", "cycles", "roofline", "x roofline", "MAC util."]
+    cols += ["stress seed"] if seeds else []
+    cols += ["bit-exact", "compile s", "wall s"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("kernel", "shape") else "right")
+    for r in rows:
+        util = "-" if r["utilization"] is None else f"{r['utilization']:.3f}"
+        cells = [
+            r["kernel"],
+            r["shape"],
+            str(r["pes"]),
+            str(r["cycles"]),
+            f"{r['roofline_cycles']:.0f}",
+            f"{r['roofline_ratio']:.2f}",
+            util,
+        ]
+        cells += [str(r.get("stress_seed"))] if seeds else []
+        cells += [
+            "yes" if r["bit_exact"] else "[red]NO[/]",
+            f"{r['compile_s']:.2f}",
+            str(r["wall_s"]),
+        ]
+        table.add_row(*cells)
+    return table

@@ -27,6 +27,9 @@ WRITE_DRAIN = 3  # remote write: tail arrival to the inbound semaphore increment
 WRITE_START = 3  # write packets: the packetizer's SRAM read before the head flit leaves
 SIGNAL_DRAIN = 3  # SIGNAL packet: ejection to the semaphore increment (RTL chip, measured)
 RESP_DRAIN = 2  # read response: tail arrival to the local semaphore increment
+# cycles (x 100) a RECT packet forking to >= 2 tiles holds each link of its tree: RTL
+# chip, 1024 words to 2 or 4 PEs in 3-payload-flit packets take 2453 cycles (docs/chip.md)
+RECT_FORK_PACKET_CYCLES = 717
 
 
 class DmaTimer:
@@ -57,14 +60,18 @@ class DmaTimer:
         coords, cycle) for remote increments / arrivals."""
         a, fab = self.arch, self.fabric
         c0, rows = d["count0"], d["count1"] * d["count2"]
-        per_row = -(-c0 // a.max_packet_flits)
+        mode = d["mode"]
+        rect = mode == SignalMode.RECT and not d["read"]
+        # RECT packets carry at most router_buffer_flits - 1 payload flits (docs/dma.md)
+        payload = min(a.max_packet_flits, a.router_buffer_flits - 1) if rect else a.max_packet_flits
+        per_row = -(-c0 // payload)
         packets = rows * per_row
         words = c0 * rows
         flits = words + packets
+        fork = rect and (d["x1"] - d["x0"] + 1) * (d["y1"] - d["y0"] + 1) >= 2
         s = max(accepted, self.engine_free)
         self.starts.append(s)
         self.descriptors += 1
-        mode = d["mode"]
         local_done, remote = -1, []
         if mode == SignalMode.SELF:
             end = s + flits
@@ -97,7 +104,10 @@ class DmaTimer:
             route = fab.rect(self.coords, x0, y0, x1, y1)
         else:
             route = fab.unicast(self.coords, target)
-        sent, tails = fab.send(route, flits, s + WRITE_START)
+        # a forked packet is allocated virtual cut-through: it waits until every branch
+        # has credits for all of it, so it holds the tree longer than its flits
+        hold = -(-packets * RECT_FORK_PACKET_CYCLES // 100) if fork else flits
+        sent, tails = fab.send(route, max(hold, flits), s + WRITE_START)
         end = sent
         for (link, _, _), tail in zip(route, tails, strict=True):
             sink = fab.sink[link]

@@ -100,12 +100,12 @@ def test_missing_file():
 
 
 def test_cosim_kernel_set_on_reference():
-    code, out, err = myelin("cosim", "--on", "isa", "--arch", "tiny", "--json")
+    code, out, err = myelin("cosim", "--on", "isa", "--arch", "tiny", "--kernel", "all", "--json")
     assert code == 0, err
     rows = {r["kernel"]: r for r in json.loads(out)["kernels"]}
-    assert set(rows) >= {"gemm", "softmax"}
+    assert set(rows) >= {"gemm", "pe-gemm", "pe-softmax"}
     assert all(r["bit_exact"] for r in rows.values())
-    assert rows["gemm"]["utilization"] > 0.9
+    assert rows["pe-gemm"]["utilization"] > 0.9
 
 
 def test_cosim_unknown_kernel():

@@ -22,15 +22,13 @@ import numpy as np
 
 import sim.numerics as numerics
 from compiler import qmath
-from compiler.backend.builder import KernelBuilder, Mapped
-from compiler.backend.gemm import words_rows
-from compiler.backend.groups import broadcast_load, broadcast_wait, pes_of, row_grid
-from compiler.backend.layout import ceil_to, chunk_perm, pack_a, pack_b, param_blocks, ref_gemm
+from compiler.backend.builder import Mapped
+from compiler.backend.chain import RowChain, Shared, build_first_fit, check_rc, transpose_buffers
+from compiler.backend.layout import ceil_to, chunk_perm, pack_b, param_blocks, ref_gemm
 from compiler.backend.lower import softmax_vcfg
-from compiler.backend.mlp import check_rc, transpose_buffers
 from compiler.dialects import mapping as mp
 from compiler.errors import ShapeError
-from hw.isa import DType, VCfg, VFn, qparam_layout
+from hw.isa import DType, VCfg, VFn
 
 __all__ = ["map_attention", "attention_inputs", "attention_reference", "softmax_cfg"]
 
@@ -105,78 +103,47 @@ def padded_keys(seq: int) -> int:
 
 def map_attention(arch, t: dict, name: str = "attention") -> Mapped:
     check_rc(arch, "attention")
+    seq, dv = t["q"].shape[0], t["v"].shape[1]
+    sizes = [("V", padded_keys(seq) * ceil_to(dv, arch.mac_cols))]  # K^T: out32, resident
+    return build_first_fit(lambda streamed: _build(arch, t, name, streamed), sizes)
+
+
+def _build(arch, t: dict, name: str, streamed: set[str]) -> Mapped:
     R, C = arch.mac_rows, arch.mac_cols
     seq, d = t["q"].shape
     dv = t["v"].shape[1]
     sp, dp, vp = padded_keys(seq), ceil_to(d, 16), ceil_to(dv, C)
-    gc, gr, mtp = row_grid(arch, -(-seq // R))
-    while (mtp * R * vp) % 16 or (mtp * R) % 4:  # RECIP runs over rows/4 words
-        mtp += 1
-    mp_ = mtp * R
-    pes = pes_of(gc, gr)
-    rect = (0, 0, gc - 1, gr - 1)
-    kb = KernelBuilder(arch, name)
+    # RECIP runs over rows/4 words
+    ch = RowChain(arch, name, seq, lambda mtp: (mtp * R * vp) % 16 == 0 and (mtp * R) % 4 == 0)
+    kb, mp_ = ch.kb, ch.mp
     perm = chunk_perm(sp, R, C)
     kt = np.zeros((dp, sp), np.int8)
     kt[:d, :seq] = t["k"].T
-    pk = pack_b(kt[:, perm], dp, sp, C)
-    pv = pack_b(t["v"], sp, vp, C)
-    pq = pack_a(t["q"], len(pes) * mp_, dp, R)
-    kb.dram_tensor("Q", pq.nbytes, pq.tobytes())
-    kb.dram_tensor("KT", pk.nbytes, pk.tobytes())
-    kb.dram_tensor("V", pv.nbytes, pv.tobytes())
-    kb.dram_tensor("O", len(pes) * mp_ * vp)
+    ch.band("Q", "Q", t["q"], dp, SCORE)
+    kts = ch.add_shared(Shared("KT", "K^T", pack_b(kt[:, perm], dp, sp, C), dp, sp, SCORE, False))
+    vs = ch.add_shared(Shared("V", "V", pack_b(t["v"], sp, vp, C), sp, vp, PV))
+    vs.streamed = "V" in streamed
+    ch.assign()
+    kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
     pad = lambda v: np.pad(np.asarray(v, np.int64), (0, vp - len(v)))  # noqa: E731
     po = param_blocks(pad(t["bias"]), pad(t["mult"]), pad(t["shift"]), t["zp"], -128, 127, C)
-    kb.sram_buffer("PO", "output params", len(po), rect, (LOAD, PV), "high", po)
-    kb.sram_buffer("KTs", "K^T", pk.nbytes, rect, (LOAD, SCORE), "high")
-    kb.sram_buffer("Vs", "V", pv.nbytes, rect, (LOAD, PV), "high")
-    sel, ident = transpose_buffers(kb, rect, (SCORE, TRANS))  # ident also serves SCORE
+    ch.group("PO", "output params", len(po), (LOAD, PV), "high", po)
+    sel, ident = transpose_buffers(kb, ch.rect, (SCORE, TRANS))  # ident also serves SCORE
     consts, _ = softmax_cfg(t["scale"])
     mask = None
     if sp > seq:
         mvec = np.where(perm < seq, 0, MASK).astype("<i4")
-        mask = kb.sram_buffer(
-            "mask", "key mask", mvec.nbytes, rect, (SOFT, SOFT), "high", mvec.tobytes()
-        )
-    q_band = mtp * dp * R
-    for i, pe in enumerate(pes):
-        kb.sram_buffer(f"Q{i}", "Q", q_band, pe, (LOAD, SCORE), "low")
-        kb.sram_buffer(f"S{i}", "scores", mp_ * sp * 4, pe, (SCORE, SOFT), "low")
-        kb.sram_buffer(f"P{i}", "probabilities", mp_ * sp + 16 * R, pe, (SOFT, TRANS), "low")
-        kb.sram_buffer(f"PT{i}", "P transposed", mp_ * sp, pe, (TRANS, PV), "low")
-        kb.sram_buffer(f"O{i}", "O", mp_ * vp, pe, (PV, STORE), "low")
-        kb.sram_buffer(f"T{i}", "softmax row sums", 32 * mp_, pe, (SOFT, SOFT), "high")
-        kb.add(
-            pe,
-            mp.TransferOp,
-            local=f"@Q{i}",
-            remote="@Q",
-            remote_offset=i * q_band,
-            count=words_rows(q_band),
-            sem=0,
-            read=1,
-        )
-    broadcast_load(kb, gc, gr, "KTs", "KT", pk.nbytes, 1)
-    broadcast_load(kb, gc, gr, "Vs", "V", pv.nbytes, 2)
-    broadcast_wait(kb, gc, gr, "KTs", pk.nbytes, 1)
-    broadcast_wait(kb, gc, gr, "Vs", pv.nbytes, 2)
-    q = qparam_layout(C)["total"][1]
-    for i, pe in enumerate(pes):
+        mask = ch.group("mask", "key mask", mvec.nbytes, (SOFT, SOFT), "high", mvec.tobytes())
+    ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, SOFT))
+    ch.per_pe("P", "probabilities", mp_ * sp + 16 * R, (SOFT, TRANS))
+    ch.per_pe("PT", "P transposed", mp_ * sp, (TRANS, PV))
+    ch.per_pe("O", "O", mp_ * vp, (PV, STORE))
+    ch.per_pe("T", "softmax row sums", 32 * mp_, (SOFT, SOFT), "high")
+    ch.load_shared()
+    ch.arrive(kts)
+    for i, pe in enumerate(ch.pes):
         kb.add(pe, mp.WaitOp, sem=0, count=1)
-        kb.add(
-            pe,
-            mp.MatmulOp,
-            a=f"@Q{i}",
-            b="@KTs",
-            c=f"@S{i}",
-            params=f"@{ident}",
-            tiles=[mtp, sp // C],
-            k=dp,
-            ldc=4 * sp,
-            out32=1,
-            param_stride=0,
-        )
+        ch.gemm(pe, i, f"Q{i}", kts, f"S{i}", ident, 4 * sp, out32=1, param_stride=0)
         extra = {"mask": f"@{mask}"} if mask else {}
         kb.add(
             pe,
@@ -200,42 +167,10 @@ def map_attention(arch, t: dict, name: str = "attention") -> Mapped:
             cols=sp,
             ldc=sp,
         )
-        kb.add(
-            pe,
-            mp.MatmulOp,
-            a=f"@PT{i}",
-            b="@Vs",
-            c=f"@O{i}",
-            params="@PO",
-            tiles=[mtp, vp // C],
-            k=sp,
-            ldc=vp,
-            param_stride=q,
-        )
-        kb.add(
-            pe,
-            mp.TransferOp,
-            local=f"@O{i}",
-            remote="@O",
-            remote_offset=i * mp_ * vp,
-            count=words_rows(mp_ * vp),
-            sem=0,
-            read=0,
-        )
-
-    def unpack(dram: dict[str, bytes]) -> np.ndarray:
-        raw = np.frombuffer(dram["O"], np.int8)[: len(pes) * mp_ * vp]
-        return raw.reshape(len(pes) * mp_, vp)[:seq, :dv]
-
-    kb.outputs["O"] = unpack
-    plan = {
-        "R": R,
-        "C": C,
-        "grid": [gc, gr],
-        "tiles_per_pe": mtp,
-        "keys_padded": sp,
-        "masked": mask is not None,
-        "softmax_consts": consts,
-        "pes": len(pes),
-    }
+    ch.arrive(vs)
+    for i, pe in enumerate(ch.pes):
+        ch.gemm(pe, i, f"PT{i}", vs, f"O{i}", "PO", vp)
+        ch.store(pe, i, "O", "O", mp_ * vp)
+    ch.rows_output("O", seq, dv, vp)
+    plan = ch.plan(keys_padded=sp, masked=mask is not None, softmax_consts=consts)
     return kb.finish(plan)

@@ -7,10 +7,14 @@ tile columns.  Operands start in DRAM in packed layout (layout.py).
 Two schedules, chosen from the SRAM size:
 
 * ``resident``: each PE holds its whole A band (``mtp*R x K``), B band and C block.
-  The first PE of a PE row reads the row's A band from DRAM and multicasts it to
-  the rest of the row (one rectangle write with signal); the first PE of a column
-  does the same with B.  Multicast is used whenever a band is shared by more than
-  one PE: it divides the DRAM traffic of that operand by the group size.
+  One reader PE per PE row reads the row's A band from DRAM and multicasts it to
+  the rest of the row; one per column does the same with B.  Multicast is used
+  whenever a band is shared by more than one PE: it divides the DRAM traffic of
+  that operand by the group size.  The bands load tile by tile, pipelined with the
+  MAC work, with arriving tiles kept out of the banks being multiplied
+  (gemm_pipe.py, ``plan["pipelined"]``); C then leaves in column strips, DRAM
+  layout ``[gr][gc][ntp][Mp][C]``.  When the unrolled first pass does not fit the
+  instruction memory, the bands load whole first (one multicast each).
 * ``stream_a`` / ``stream_b``: one band resident (loaded and multicast as above), the
   other operand's whole-K tiles streamed from DRAM through two slots (double
   buffering); each streamed tile is used for every tile of the resident band, so
@@ -34,6 +38,9 @@ import numpy as np
 
 from compiler.backend.alloc import AllocError, align
 from compiler.backend.builder import DESC_BYTES, KernelBuilder, Mapped
+from compiler.backend.gemm_pipe import a_split as _a_split
+from compiler.backend.gemm_pipe import b_split as _b_split
+from compiler.backend.gemm_pipe import pipelined_tasks as _pipelined_tasks
 from compiler.backend.layout import ceil_to, pack_a, pack_b, param_blocks, ref_gemm
 from compiler.dialects import mapping as mp
 from compiler.errors import CompileError, ShapeError
@@ -190,21 +197,54 @@ def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm")
         kb.sram_buffer(f"P{gx}", "params", len(blk), (gx, 0, gx, gr - 1), data=blk)
     a_band, b_band = mtp * kp * R, ntp * kp * C
     mode = plan["mode"]
-    if mode in ("resident", "stream_b"):
+    # resident bands load pipelined with the MAC work when the unrolled pass fits imem;
+    # then even / odd B tiles (and A tiles) go to banks of their own when they fit
+    pipelined = False
+    if mode == "resident":
+        plan["b_split"] = _b_split(kb.arch, plan, a_band, b_band)
+        plan["a_split"] = plan["b_split"] and _a_split(kb.arch, plan, a_band)
+        longest = max(
+            _pipelined_tasks(None, (x, y), plan, a_band, b_band, 0)
+            for x in range(gc)
+            for y in range(gr)
+        )
+        pipelined = longest <= kb.arch.imem_words - 32
+    plan["pipelined"] = pipelined
+    if not pipelined:
+        for key in ("b_parts", "a_chunk_tiles", "a_ahead", "c_layout", "a_split", "b_split"):
+            plan.pop(key, None)
+    if plan.get("a_split"):
+        # even and odd A tiles in the two bottom banks: a tile arriving (or being
+        # multicast) never shares a bank with the one being multiplied
+        for gy in range(gr):
+            row = (0, gy, gc - 1, gy)
+            kb.sram_buffer(f"A{gy}e", "A", kb.arch.bank_bytes, row, side="low")
+            kb.sram_buffer(f"A{gy}o", "A", (mtp // 2) * kp * R, row, side="low")
+    elif mode in ("resident", "stream_b"):
         for gy in range(gr):
             kb.sram_buffer(f"A{gy}", "A", a_band, (0, gy, gc - 1, gy), side="low")
-    if mode in ("resident", "stream_a"):
+    if plan.get("b_split"):
+        # even and odd B tiles in the two top banks: the tile being multiplied and the
+        # next one arriving never share a bank (the MAC's reads win every bank cycle)
+        for gx in range(gc):
+            col = (gx, 0, gx, gr - 1)
+            kb.sram_buffer(f"B{gx}e", "B", kb.arch.bank_bytes, col, side="high")
+            kb.sram_buffer(f"B{gx}o", "B", (ntp // 2) * kp * C, col, side="high")
+    elif mode in ("resident", "stream_a"):
         for gx in range(gc):
             kb.sram_buffer(f"B{gx}", "B", b_band, (gx, 0, gx, gr - 1), side="high")
     for gy in range(gr):
         for gx in range(gc):
             pe = (gx, gy)
             kb.sram_buffer(f"C{gx}_{gy}", "C", mp_ * np_, pe, side="low")
+            c_off = (gy * gc + gx) * mp_ * np_
+            if pipelined:
+                _pipelined_tasks(kb, pe, plan, a_band, b_band, c_off)
+                continue
             if mode == "stream":
                 _stream_tasks(kb, pe, plan, a_band, b_band)
             else:
                 _band_tasks(kb, pe, plan, a_band, b_band)
-            c_off = (gy * gc + gx) * mp_ * np_
             kb.add(
                 pe,
                 mp.TransferOp,
@@ -218,6 +258,9 @@ def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm")
 
     def unpack(dram: dict[str, bytes]) -> np.ndarray:
         raw = np.frombuffer(dram["C"], np.int8)[: gr * gc * mp_ * np_]
+        if pipelined:  # per PE block: column strips [ntp][Mp][C]
+            strips = raw.reshape(gr, gc, ntp, mp_, C).transpose(0, 3, 1, 2, 4)
+            return strips.reshape(gr * mp_, gc * np_)[: spec.m, : spec.n]
         blocks = raw.reshape(gr, gc, mp_, np_).transpose(0, 2, 1, 3).reshape(gr * mp_, gc * np_)
         return blocks[: spec.m, : spec.n]
 

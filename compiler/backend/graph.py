@@ -5,7 +5,10 @@ integer interpreter (compiler.interpreter, the bit-exact graph reference) and, f
 every ``qnt.matmul`` whose weights are constants, compiles the op as a back-end GEMM
 for the arch, runs it on the given executor with the op's real input tensor, and
 compares the chip's result with the interpreter's, bit for bit.  This is op-level
-(layer by layer, the host passing tensors): whole-graph mapping is future work.
+(layer by layer, the host passing tensors).  Whole-graph mapping (every op of the
+module in ONE program set, tensors in DRAM, semaphores between PE groups) is
+:func:`compiler.backend.graph_map.compile_graph` / ``run_whole_graph``, re-exported
+here.
 
 Lowering of one ``qnt.matmul`` (``acc = sum((a - zp_a) * w) + bias``, then the MAC
 output stage with the result's zero point, ReLU as ``lo = zp``): the MAC array
@@ -23,11 +26,18 @@ import numpy as np
 
 from compiler.backend.compile import CompiledKernel, traffic
 from compiler.backend.gemm import GemmSpec, map_gemm, reference
+from compiler.backend.graph_map import compile_graph, run_whole_graph
 from compiler.dialects.base import shape_of, str_attr
 from compiler.dialects.qnt import int_range, qparams
 from compiler.errors import UnsupportedError
 
-__all__ = ["GraphOpResult", "compile_qnt_matmul", "run_graph_on_chip"]
+__all__ = [
+    "GraphOpResult",
+    "compile_graph",
+    "compile_qnt_matmul",
+    "run_graph_on_chip",
+    "run_whole_graph",
+]
 
 
 @dataclass

@@ -18,8 +18,11 @@ from __future__ import annotations
 from xdsl.dialects.builtin import IntegerAttr, StringAttr, i64
 
 from compiler.backend.builder import DESC_BYTES
+from compiler.backend.chain_ops import ChainTemplates, MatmulWinOp, TransposeBlockedOp
 from compiler.backend.codegen import I, loop, softmax_vcfg
 from compiler.backend.lower_stream import StreamTemplates
+from compiler.backend.tile_ops import MatmulAtOp
+from compiler.backend.vec_ops import QSoftmaxOp, RequantRowsOp, VecTemplates
 from compiler.dialects import mapping as mp
 from compiler.dialects.mapping import int_of, ints_of, ref_of
 from compiler.dialects.pe_isa import InstrOp, ProgramOp, SegmentOp, instr
@@ -29,7 +32,11 @@ from hw.isa import DType, Op, SignalMode, VFn, dram_node, encode_desc, pack_node
 __all__ = ["lower_kernel", "lower_pe", "softmax_vcfg"]
 
 
-class _PeLowering(StreamTemplates):
+def _opt(op, name: str, default: int = 0) -> int:
+    return int_of(op, name) if name in op.attributes else default
+
+
+class _PeLowering(StreamTemplates, VecTemplates, ChainTemplates):
     def __init__(self, arch, kernel: mp.KernelOp, store: dict[str, bytes], pe: mp.PeOp):
         self.arch = arch
         self.store = store
@@ -171,20 +178,31 @@ class _PeLowering(StreamTemplates):
         out32 = int_of(op, "out32") if "out32" in op.attributes else 0
         col = 4 * C if out32 else C
         pstride = int_of(op, "param_stride") if "param_stride" in op.attributes else 0
+        at = {x: _opt(op, f"{x}_offset") for x in ("a", "b", "c", "p")}
+        qload = _opt(op, "qload", 1)
+        mm = I(Op.MATMUL, rs1=1, rs2=2, rs3=3, k16=k // 16, out32=out32, ldc=ldc)
+        q = [I(Op.QLOAD, rs1=4, imm=0)] if qload else []
+        regs = [(1, "a", "a"), (2, "b", "b"), (3, "c", "c"), (4, "params", "p")]
         self.code += [
-            I(Op.LI, rd=1, imm=self.off(ref_of(op, "a"))),
-            I(Op.LI, rd=2, imm=self.off(ref_of(op, "b"))),
-            I(Op.LI, rd=3, imm=self.off(ref_of(op, "c"))),
-            I(Op.LI, rd=4, imm=self.off(ref_of(op, "params"))),
+            I(Op.LI, rd=r, imm=self.off(ref_of(op, name)) + at[x])
+            for r, name, x in regs
+            if r != 4 or qload
         ]
+        window = isinstance(op, MatmulAtOp)
+        if window and mt == nt == 1:  # one tile: no loop
+            self.code += [*q, mm]
+            return
+        if window and nt == 1:  # one B tile: one parameter block, loaded once
+            self.strides({0: [(1, k * R), (3, _opt(op, "c_stride", R * ldc))]})
+            self.code += [*q, *loop(mt, [mm, *self.spill(0)])]
+            return
         self.strides(
             {
                 0: [(1, -mt * k * R), (2, k * C), (3, col - mt * R * ldc), (4, pstride)],
                 1: [(1, k * R), (3, R * ldc)],
             }
         )
-        mm = I(Op.MATMUL, rs1=1, rs2=2, rs3=3, k16=k // 16, out32=out32, ldc=ldc)
-        body = [I(Op.QLOAD, rs1=4, imm=0), *loop(mt, [mm, *self.spill(1)]), *self.tail(0)]
+        body = [*q, *loop(mt, [mm, *self.spill(1)]), *self.tail(0)]
         self.code += loop(nt, body)
 
     def transpose(self, op: mp.TransposeOp) -> None:
@@ -299,10 +317,15 @@ class _PeLowering(StreamTemplates):
             mp.WaitOp: self.wait,
             mp.SignalOp: self.signal,
             mp.MatmulOp: self.matmul,
+            MatmulAtOp: self.matmul,
             mp.StreamMatmulOp: self.stream_matmul,
             mp.StreamTilesOp: self.stream_tiles,
             mp.TransposeOp: self.transpose,
             mp.SoftmaxOp: self.softmax,
+            MatmulWinOp: self.matmul_win,
+            TransposeBlockedOp: self.transpose_blocked,
+            QSoftmaxOp: self.qsoftmax,
+            RequantRowsOp: self.requant_rows,
         }
         for op in self.pe.body.ops:
             table[type(op)](op)

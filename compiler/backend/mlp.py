@@ -1,10 +1,12 @@
 """MLP block Y = requant(relu(requant(X @ W1)) @ W2) on a group of PEs.
 
-Tokens (rows of X) are split over a rectangle of PEs (groups.row_grid); W1 and W2
-are broadcast from PE (0, 0) by multicast.  Each PE runs, in order:
+Tokens (rows of X) are split over a rectangle of PEs (chain.RowChain); W1 and W2
+are shared operands: resident (broadcast from PE (0, 0) by multicast) when they fit
+SRAM, otherwise streamed from DRAM tile by tile with double buffering (chain.py).
+Each PE runs, in order:
 
-1. GEMM1 (mapping.matmul): H = relu(requant(X @ W1)) with the fused output stage;
-   W1's columns are stored permuted inside each C-chunk (layout.chunk_perm).
+1. GEMM1: H = relu(requant(X @ W1)) with the fused output stage; W1's columns are
+   stored permuted inside each C-chunk (layout.chunk_perm).
 2. mapping.transpose: H (tokens x hidden, row-major) -> the A-operand layout of
    GEMM2 ([M/R][hidden][R]).  The MAC array writes R x C row-major tiles but reads
    its A operand transposed, so chaining two GEMMs needs this step; it runs on
@@ -13,58 +15,26 @@ are broadcast from PE (0, 0) by multicast.  Each PE runs, in order:
    what makes each output row of the transpose a run of whole A-operand rows.
 3. GEMM2: Y = requant(H @ W2).
 
-Requires C % R == 0 (mac_cols a multiple of mac_rows); the weights, one token band
-and the intermediates must fit SRAM (no streaming here).  SRAM is allocated with
-liveness: X and W1 die after GEMM1, H after the transpose.
+Requires C % R == 0 (mac_cols a multiple of mac_rows).  SRAM is allocated with
+liveness: X dies after GEMM1, H after the transpose.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from compiler.backend.builder import KernelBuilder, Mapped
-from compiler.backend.gemm import GemmSpec, gemm_inputs, words_rows
-from compiler.backend.groups import broadcast_load, broadcast_wait, pes_of, row_grid
-from compiler.backend.layout import ceil_to, chunk_perm, pack_a, pack_b, param_blocks, ref_gemm
+from compiler.backend.builder import Mapped
+from compiler.backend.chain import RowChain, Shared, build_first_fit, check_rc, transpose_buffers
+from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
+from compiler.backend.gemm import GemmSpec, gemm_inputs
+from compiler.backend.layout import ceil_to, chunk_perm, pack_b, param_blocks, ref_gemm
 from compiler.dialects import mapping as mp
-from compiler.errors import ShapeError, UnsupportedError
-from hw.isa import qparam_layout
+from compiler.errors import ShapeError
 
-__all__ = ["map_mlp", "mlp_inputs", "mlp_reference", "transpose_buffers"]
+__all__ = ["map_mlp", "mlp_inputs", "mlp_reference"]
 
 # phases for live ranges
 LOAD, GEMM1, TRANS, GEMM2, STORE = range(5)
-
-
-def check_rc(arch, what: str) -> None:
-    if arch.mac_cols % arch.mac_rows:
-        raise UnsupportedError(
-            f"{what}: the on-chip transpose needs mac_cols to be a multiple of mac_rows, not "
-            f"{arch.mac_rows} x {arch.mac_cols}"
-        )
-
-
-def transpose_buffers(kb: KernelBuilder, rect, live) -> tuple[str, str]:
-    """Selection matrices and identity output-stage parameters for mapping.transpose."""
-    R, C = kb.arch.mac_rows, kb.arch.mac_cols
-    per = 16 // C if C < 16 else 1
-    mats = []
-    for p in range(per):
-        delta = p * C // R
-        for rr in range(R):
-            sel = np.zeros((16, C), np.int8)
-            for c in range(C):
-                if c % R == rr:
-                    sel[delta + c // R, c] = 1
-            mats.append(sel.tobytes())
-    sel = kb.sram_buffer(
-        "sel", "transpose selection", 16 * C * per * R, rect, live, "high", b"".join(mats)
-    )
-    ident = param_blocks(
-        np.zeros(C, np.int64), np.full(C, 1 << 30), np.full(C, 30), 0, -128, 127, C
-    )
-    params = kb.sram_buffer("ident", "identity output stage", len(ident), rect, live, "high", ident)
-    return sel, params
 
 
 def mlp_inputs(m: int, d: int, hidden: int, n: int, seed: int) -> dict[str, np.ndarray]:
@@ -96,125 +66,113 @@ def _pad(v: np.ndarray, n: int) -> np.ndarray:
     return np.pad(np.asarray(v, np.int64), (0, n - len(v)))
 
 
-def map_mlp(arch, t: dict[str, np.ndarray], name: str = "mlp") -> Mapped:
+def map_mlp(
+    arch, t: dict[str, np.ndarray], name: str = "mlp", fast: bool = False, parts: int = 8
+) -> Mapped:
+    """The mapped MLP block.  ``fast`` uses the chain templates (chain_ops.py: blocked
+    GEMM1 output, one-MATMUL transpose, weights broadcast in parts that each GEMM
+    starts on as they arrive); it needs a lowering with those templates
+    (chain_emit.emit_programs)."""
     check_rc(arch, "mlp")
-    R, C = arch.mac_rows, arch.mac_cols
     m, d = t["x"].shape
     hidden, n = t["w1"].shape[1], t["w2"].shape[1]
     if t["w2"].shape[0] != hidden or t["w1"].shape[0] != d:
         raise ShapeError(
             f"mlp: W1 {t['w1'].shape} and W2 {t['w2'].shape} do not chain with X {t['x'].shape}"
         )
-    gc, gr, mtp = row_grid(arch, -(-m // R))
+    sizes = [("W1", ceil_to(d, 16) * ceil_to(hidden, 16)), ("W2", ceil_to(hidden, 16) * n)]
+    build = lambda streamed: _build(arch, t, name, streamed, parts if fast else 0)  # noqa: E731
+    return build_first_fit(build, sizes)
+
+
+def _build(arch, t: dict[str, np.ndarray], name: str, streamed: set[str], parts: int) -> Mapped:
+    fast = parts > 0
+    R, C = arch.mac_rows, arch.mac_cols
+    m, d = t["x"].shape
+    hidden, n = t["w1"].shape[1], t["w2"].shape[1]
     dp, hp, op = ceil_to(d, 16), ceil_to(hidden, 16), ceil_to(n, C)
-    while (mtp * R * op) % 16:
-        mtp += 1
-    mp_ = mtp * R
-    pes = pes_of(gc, gr)
-    rect = (0, 0, gc - 1, gr - 1)
-    kb = KernelBuilder(arch, name)
+    ch = RowChain(arch, name, m, lambda mtp: (mtp * R * op) % 16 == 0)
+    # transpose_blocked reads windows of 16/C m tiles: only where they come out whole
+    blocked = fast and "W1" not in streamed and C <= 16 and 16 % C == 0 and ch.mtp % (16 // C) == 0
+    kb, mp_ = ch.kb, ch.mp
     perm = chunk_perm(hp, R, C)
     w1 = np.zeros((dp, hp), np.int8)
     w1[:d, :hidden] = t["w1"]
-    w1 = w1[:, perm]
-    pw1 = pack_b(w1, dp, hp, C)
-    pw2 = pack_b(t["w2"], hp, op, C)
-    px = pack_a(t["x"], len(pes) * mp_, dp, R)
-    kb.dram_tensor("X", px.nbytes, px.tobytes())
-    kb.dram_tensor("W1", pw1.nbytes, pw1.tobytes())
-    kb.dram_tensor("W2", pw2.nbytes, pw2.tobytes())
-    kb.dram_tensor("Y", len(pes) * mp_ * op)
+    x_band = ch.band("X", "X", t["x"], dp, GEMM1)
+    w1s = ch.add_shared(Shared("W1", "W1", pack_b(w1[:, perm], dp, hp, C), dp, hp, GEMM1))
+    w2s = ch.add_shared(Shared("W2", "W2", pack_b(t["w2"], hp, op, C), hp, op, GEMM2))
+    for op_ in (w1s, w2s):
+        op_.streamed = op_.name in streamed
+        if fast and not op_.streamed:
+            op_.parts = min(parts, op_.n // C)
+    ch.assign()
+    kb.dram_tensor("Y", len(ch.pes) * mp_ * op)
     p1 = param_blocks(*(_pad(t[k], hp)[perm] for k in ("b1", "m1", "s1")), 0, 0, 127, C)
     p2 = param_blocks(*(_pad(t[k], op) for k in ("b2", "m2", "s2")), 0, -128, 127, C)
-    kb.sram_buffer("P1", "params1", len(p1), rect, (LOAD, GEMM1), "high", p1)
-    kb.sram_buffer("P2", "params2", len(p2), rect, (LOAD, GEMM2), "high", p2)
-    kb.sram_buffer("W1s", "W1", pw1.nbytes, rect, (LOAD, GEMM1), "high")
-    kb.sram_buffer("W2s", "W2", pw2.nbytes, rect, (LOAD, GEMM2), "high")
-    sel, ident = transpose_buffers(kb, rect, (TRANS, TRANS))
-    x_band = mtp * dp * R
-    for gy in range(gr):
-        for gx in range(gc):
-            i = gy * gc + gx
-            kb.sram_buffer(f"X{i}", "X", x_band, (gx, gy), (LOAD, GEMM1), "low")
-            # the transpose reads up to 16 rows of R bytes past a row start: pad H
-            kb.sram_buffer(f"H{i}", "H", mp_ * hp + 16 * R, (gx, gy), (GEMM1, TRANS), "low")
-            kb.sram_buffer(f"HT{i}", "H transposed", mtp * hp * R, (gx, gy), (TRANS, GEMM2), "low")
-            kb.sram_buffer(f"Y{i}", "Y", mp_ * op, (gx, gy), (GEMM2, STORE), "low")
+    ch.group("P1", "params1", len(p1), (LOAD, GEMM1), "high", p1)
+    ch.group("P2", "params2", len(p2), (LOAD, GEMM2), "high", p2)
+    sel, ident = transpose_buffers(kb, ch.rect, (TRANS, TRANS), blocked=blocked)
+    # the row-major transpose reads up to 16 rows of R bytes past a row start: pad H
+    ch.per_pe("H", "H", mp_ * hp + (0 if blocked else 16 * R), (GEMM1, TRANS))
+    ch.per_pe("HT", "H transposed", ch.mtp * hp * R, (TRANS, GEMM2))
+    ch.per_pe("Y", "Y", mp_ * op, (GEMM2, STORE))
+    ch.load_shared()
+    if fast and not w1s.streamed:
+        tile = ch.mtp * R * C  # bytes of one column of blocked tiles
+        geo = (C, tile, tile) if blocked else (hp, C, C)  # ldc, column step, c per tile
+        _parted(ch, w1s, "X", "H", "P1", geo, first=True)
+    else:
+        ch.arrive(w1s)
+        for i, pe in enumerate(ch.pes):
+            kb.add(pe, mp.WaitOp, sem=0, count=1)
+            ch.gemm(pe, i, f"X{i}", w1s, f"H{i}", "P1", hp)
+    for i, pe in enumerate(ch.pes):
+        if blocked:
             kb.add(
-                (gx, gy),
-                mp.TransferOp,
-                local=f"@X{i}",
-                remote="@X",
-                remote_offset=i * x_band,
-                count=words_rows(x_band),
-                sem=0,
-                read=1,
+                pe, TransposeBlockedOp, src=f"@H{i}", dst=f"@HT{i}", sel=f"@{sel}",
+                params=f"@{ident}", tiles=[ch.mtp, hp // C],
+            )  # fmt: skip
+        else:
+            kb.add(
+                pe,
+                mp.TransposeOp,
+                src=f"@H{i}",
+                dst=f"@HT{i}",
+                sel=f"@{sel}",
+                params=f"@{ident}",
+                rows=mp_,
+                cols=hp,
+                ldc=hp,
             )
-    broadcast_load(kb, gc, gr, "W1s", "W1", pw1.nbytes, 1)
-    broadcast_load(kb, gc, gr, "W2s", "W2", pw2.nbytes, 2)
-    broadcast_wait(kb, gc, gr, "W1s", pw1.nbytes, 1)
-    broadcast_wait(kb, gc, gr, "W2s", pw2.nbytes, 2)
-    q = qparam_layout(C)["total"][1]
-    for i, pe in enumerate(pes):
-        kb.add(pe, mp.WaitOp, sem=0, count=1)
-        kb.add(
-            pe,
-            mp.MatmulOp,
-            a=f"@X{i}",
-            b="@W1s",
-            c=f"@H{i}",
-            params="@P1",
-            tiles=[mtp, hp // C],
-            k=dp,
-            ldc=hp,
-            param_stride=q,
-        )
-        kb.add(
-            pe,
-            mp.TransposeOp,
-            src=f"@H{i}",
-            dst=f"@HT{i}",
-            sel=f"@{sel}",
-            params=f"@{ident}",
-            rows=mp_,
-            cols=hp,
-            ldc=hp,
-        )
-        kb.add(
-            pe,
-            mp.MatmulOp,
-            a=f"@HT{i}",
-            b="@W2s",
-            c=f"@Y{i}",
-            params="@P2",
-            tiles=[mtp, op // C],
-            k=hp,
-            ldc=op,
-            param_stride=q,
-        )
-        kb.add(
-            pe,
-            mp.TransferOp,
-            local=f"@Y{i}",
-            remote="@Y",
-            remote_offset=i * mp_ * op,
-            count=words_rows(mp_ * op),
-            sem=0,
-            read=0,
-        )
-
-    def unpack(dram: dict[str, bytes]) -> np.ndarray:
-        raw = np.frombuffer(dram["Y"], np.int8)[: len(pes) * mp_ * op]
-        return raw.reshape(len(pes) * mp_, op)[:m, :n]
-
-    kb.outputs["Y"] = unpack
-    plan = {
-        "R": R,
-        "C": C,
-        "grid": [gc, gr],
-        "tiles_per_pe": mtp,
-        "padded": [dp, hp, op],
-        "mode": "resident",
-        "pes": len(pes),
-    }
+    if fast and not w2s.streamed:
+        _parted(ch, w2s, "HT", "Y", "P2", (op, C, C), first=False)
+    else:
+        ch.arrive(w2s)
+        for i, pe in enumerate(ch.pes):
+            ch.gemm(pe, i, f"HT{i}", w2s, f"Y{i}", "P2", op)
+    for i, pe in enumerate(ch.pes):
+        ch.store(pe, i, "Y", "Y", mp_ * op)
+    ch.rows_output("Y", m, n, op)
+    plan = ch.plan(padded=[dp, hp, op], x_band_bytes=x_band)
+    plan["transpose"] = "blocked" if blocked else "row-major"
+    plan["parts"] = {o.name: o.parts for o in (w1s, w2s) if fast and not o.streamed}
     return kb.finish(plan)
+
+
+def _parted(ch: RowChain, w: Shared, a: str, c: str, params: str, geo, first: bool) -> None:
+    """``c = a @ w`` part by part as the parts of resident ``w`` arrive; ``geo`` =
+    (ldc, column-tile step, c bytes per column tile): blocked tiles for
+    transpose_blocked, or row-major rows."""
+    kb, C = ch.kb, ch.arch.mac_cols
+    ldc, step, per_tile = geo
+    for p, (j0, j1) in enumerate(w.part_tiles(C)):
+        ch.arrive(w, (j0, j1))
+        for i, pe in enumerate(ch.pes):
+            if first and p == 0:
+                kb.add(pe, mp.WaitOp, sem=0, count=1)
+            kb.add(
+                pe, MatmulWinOp, a=f"@{a}{i}", b=f"@{w.name}s", c=f"@{c}{i}",
+                params=f"@{params}", tiles=[ch.mtp, j1 - j0], k=w.k, ldc=ldc, col_step=step,
+                param_stride=ch.q, b_offset=j0 * w.k * C, c_offset=j0 * per_tile,
+                p_offset=j0 * ch.q,
+            )  # fmt: skip

@@ -16,14 +16,27 @@ import sys
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import Builtin
+from xdsl.ir import Dialect
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import ParseError, VerifyException
 
-from compiler.dialects.mapping import Mapping
+from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
+from compiler.backend.tile_ops import MatmulAtOp
+from compiler.backend.vec_ops import QSoftmaxOp, RequantRowsOp
+from compiler.dialects.mapping import MAPPING_OPS
 from compiler.dialects.pe_isa import PeIsa, ProgramOp
 from hw.asm import disassemble
 
 __all__ = ["main", "context"]
+
+
+# the mapping dialect plus the task ops the back end's planners define next to
+# their templates (compiler/backend/*_ops.py)
+Mapping = Dialect(
+    "mapping",
+    [*MAPPING_OPS, MatmulAtOp, MatmulWinOp, TransposeBlockedOp, QSoftmaxOp, RequantRowsOp],
+    [],
+)
 
 
 def context() -> Context:

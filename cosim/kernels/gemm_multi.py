@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cosim.kernels.gemm import _qblock, ref_gemm
+from cosim.kernels.gemm_grid import grid_layout, grid_program
 from hw import isa
 from hw.arch import ArchConfig
 from hw.asm import assemble
@@ -63,15 +64,20 @@ class MultiGemm:
 
     def output(self, sram_of, dram: np.ndarray) -> np.ndarray:
         """C from the final state: ``sram_of(x, y)`` -> SRAM bytes, ``dram`` port 0 bytes."""
-        lay, mp = self.layout, self.m // self.pes
+        lay = self.layout
         if self.pes == 1:
             c = np.asarray(dram[lay["c_dram"] : lay["c_dram"] + self.m * self.n], np.uint8)
             return c.view(np.int8).reshape(self.m, self.n)
-        parts = []
-        for p in range(self.pes):
-            s = sram_of(p % self.arch.mesh_cols, p // self.arch.mesh_cols)
-            parts.append(np.asarray(s[lay["c"] : lay["c"] + mp * self.n], np.uint8))
-        return np.concatenate(parts).view(np.int8).reshape(self.m, self.n)
+        out = np.zeros((self.m, self.n), np.int8)
+        mp, np_ = lay["mp"], lay["np"]
+        gc, gr = lay["grid"]
+        for y in range(gr):
+            for x in range(gc):
+                s = np.asarray(sram_of(x, y)[lay["c"] : lay["c"] + mp * np_], np.uint8)
+                out[y * mp : (y + 1) * mp, x * np_ : (x + 1) * np_] = s.view(np.int8).reshape(
+                    mp, np_
+                )
+        return out
 
 
 def _layout(arch: ArchConfig, m: int, n: int, k: int, pes: int) -> dict:
@@ -109,110 +115,30 @@ def _layout(arch: ArchConfig, m: int, n: int, k: int, pes: int) -> dict:
     return lay
 
 
+def _check_grid(arch: ArchConfig, m: int, n: int, k: int) -> None:
+    """Shape rules of the 2-D split (cosim/kernels/gemm_grid.py)."""
+    r, c = arch.mac_rows, arch.mac_cols
+    rules = (
+        ("M", m, r * arch.mesh_rows),
+        ("N", n, c * arch.mesh_cols),
+        ("K", k, 16),
+    )
+    for name, v, unit in rules:
+        if v <= 0 or v % unit:
+            raise ImageError(
+                f"multi-PE GEMM {name} must be a positive multiple of {unit}, not {v!r}"
+            )
+    lay = grid_layout(arch, m, n, k)
+    if lay["end"] > arch.sram_bytes:
+        raise ImageError(
+            f"multi-PE GEMM {m}x{n}x{k} on {arch.tiles} PEs needs {lay['end']} bytes of "
+            f"SRAM per PE, more than {arch.name!r} has ({arch.sram_bytes})"
+        )
+
+
 def _bbuf(lay: dict, j: int, tile_bytes: int) -> int:
     i = j % lay["nb"]
     return lay[f"b{i % 2}"] + (i // 2) * tile_bytes
-
-
-def _program_rows(arch, m, n, k, pes, p, lay) -> tuple[str, bytes]:
-    """Several PEs: B resident, row tiles outer.  Assembly text and descriptors of PE p."""
-    r, c = arch.mac_rows, arch.mac_cols
-    mp, tiles = lay["mp"], lay["tiles"]
-    dx, dy = isa.dram_node(arch, 0)
-    cols, rows = arch.mesh_cols, pes // arch.mesh_cols
-    descs: list[bytes] = []
-
-    def d(**kw) -> str:
-        descs.append(isa.encode_desc(**kw))
-        return f"dma x15, {(len(descs) - 1) * DESC}"
-
-    def read_b(j: int) -> str:
-        return d(
-            local=_bbuf(lay, j, k * c),
-            remote=lay["b_dram"] + j * k * c,
-            count0=k * c // 16,
-            x0=dx,
-            y0=dy,
-            sem=S_LOAD,
-            read=1,
-        )
-
-    def cast_b(j: int) -> list[str]:
-        cast = d(
-            local=_bbuf(lay, j, k * c),
-            remote=_bbuf(lay, j, k * c),
-            count0=k * c // 16,
-            mode=int(isa.SignalMode.RECT),
-            x0=0,
-            y0=0,
-            x1=cols - 1,
-            y1=rows - 1,
-            sem=S_B,
-            signal=1,
-        )
-        return [f"wait sem={S_LOAD}, count=1", cast]
-
-    ahead = min(NB - 1, tiles)
-    lines = [f"li x15, {lay['desc']}"]
-    if p == 0:
-        lines += [read_b(j) for j in range(ahead)]
-
-    def read_a(i: int) -> str:
-        return d(
-            local=lay["a"] + i * r * k,
-            remote=(p * mp + i * r) * k,
-            count0=r * k // 16,
-            x0=dx,
-            y0=dy,
-            sem=S_A,
-            read=1,
-        )
-
-    lines.append(read_a(0))
-    casts = 0
-    seen_a, seen_b = -1, -1
-    for i, j in _schedule(arch, k, pes, mp // r, tiles):
-        if i > seen_a:  # first use of A row tile i (they come in order)
-            seen_a = i
-            lines.append(f"wait sem={S_A}, count=1")
-            if i + 1 < mp // r:
-                lines.append(read_a(i + 1))
-        if j > seen_b:  # first use of B tile j (in order); the loader casts one ahead
-            seen_b = j
-            while p == 0 and casts <= min(j + 1, tiles - 1):
-                lines += cast_b(casts)
-                if casts + ahead < tiles:
-                    lines.append(read_b(casts + ahead))
-                casts += 1
-            lines.append(f"wait sem={S_B}, count=1")
-        lines += [
-            f"li x4, {lay['q'] + j * lay['qtotal']}",
-            "qload x4, 0",
-            f"li x1, {lay['a'] + i * r * k}",
-            f"li x2, {_bbuf(lay, j, k * c)}",
-            f"li x3, {lay['c'] + i * r * n + j * c}",
-            f"matmul rs1=x1, rs2=x2, rs3=x3, k16={k // 16}, ldc={n}",
-        ]
-    lines.append("halt")
-    return "\n".join(lines) + "\n", b"".join(descs)
-
-
-# Estimated cost of delivering data, in cycles per 16-byte word: A row tiles come from
-# DRAM (shared by all PEs and by the B reads), B tiles through the multicast tree.
-A_CYCLES_PER_WORD = 1.5
-B_CYCLES_PER_WORD = 2.2
-
-
-def _schedule(
-    arch: ArchConfig, k: int, pes: int, row_tiles: int, tiles: int
-) -> list[tuple[int, int]]:
-    """(row tile, column tile) pairs in the order their operands are expected to
-    arrive, so that each PE computes while A and B are still being delivered.
-    First uses of row tiles and of column tiles come in increasing order."""
-    t_a = pes * arch.mac_rows * k / 16 * A_CYCLES_PER_WORD
-    t_b = k * arch.mac_cols / 16 * B_CYCLES_PER_WORD
-    pairs = [(i, j) for i in range(row_tiles) for j in range(tiles)]
-    return sorted(pairs, key=lambda ij: (max((ij[0] + 1) * t_a, (ij[1] + 1) * t_b), ij[1], ij[0]))
 
 
 def _program(arch, m, n, k, pes, p, lay) -> tuple[str, bytes]:
@@ -334,7 +260,11 @@ def multi_gemm(
         )
     rng = np.random.default_rng(seed)
     r, c = arch.mac_rows, arch.mac_cols
-    lay = _layout(arch, m, n, k, pes)
+    if pes == 1:
+        lay = _layout(arch, m, n, k, pes)
+    else:
+        _check_grid(arch, m, n, k)
+        lay = grid_layout(arch, m, n, k)
     a = rng.integers(-128, 128, (m, k), dtype=np.int8)
     b = rng.integers(-128, 128, (k, n), dtype=np.int8)
     shift = 25 + int(round(np.log2(np.sqrt(k / 256))))
@@ -351,8 +281,11 @@ def multi_gemm(
     qblocks = b"".join(_qblock(arch, q, j) for j in range(n // c))
     images = {}
     for p in range(pes):
-        make = _program if pes == 1 else _program_rows
-        text, descs = make(arch, m, n, k, pes, p, lay)
+        x, y = p % arch.mesh_cols, p // arch.mesh_cols
+        if pes == 1:
+            text, descs = _program(arch, m, n, k, pes, p, lay)
+        else:
+            text, descs = grid_program(arch, m, n, k, x, y, lay)
         dram = [(0, a_packed.tobytes()), (lay["b_dram"], b_packed.tobytes())] if p == 0 else []
         img = ProgramImage(
             assemble(text),
@@ -362,5 +295,5 @@ def multi_gemm(
             meta={"m": m, "n": n, "k": k, "pes": pes, "seed": seed},
         )
         img.check(arch)
-        images[(p % arch.mesh_cols, p // arch.mesh_cols)] = img
+        images[(x, y)] = img
     return MultiGemm(arch, m, n, k, pes, images, lay, ref_gemm(a, b, q))

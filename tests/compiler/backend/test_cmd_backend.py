@@ -39,12 +39,6 @@ def test_bench_every_kernel_text(capsys):
     assert "bit_exact" in capsys.readouterr().out
 
 
-def test_rtl_not_available_yet(capsys):
-    rc = main(["bench", "kernel", "gemm", "--arch", "tiny", "--on", "rtl", "--json"])
-    assert rc == 2
-    assert "not available yet" in capsys.readouterr().err
-
-
 def test_errors_are_one_line(capsys):
     assert main(["bench", "kernel", "gemm", "--arch", "tiny", "--m", "0"]) == 2
     err = capsys.readouterr().err

@@ -4,6 +4,8 @@ small presets and on modified architectures; the mapping adapts to the arch."""
 import pytest
 
 from compiler.backend.compile import compile_kernel
+from compiler.backend.gemm_pipe import readers
+from hw import isa
 
 SHAPES = {
     "gemm": [dict(m=64, k=256, n=64), dict(m=37, k=100, n=23, relu=1)],
@@ -91,7 +93,9 @@ def test_gemm_multicasts_shared_operands(archs):
     ck = compile_kernel("gemm", archs["small"], m=64, k=128, n=64)
     text = str(ck.mapped.kernel)
     assert "to = array<i64: 1, 0, 3, 0>" in text  # A band of PE row 0 to its row
-    assert "to = array<i64: 0, 1, 0, 3>" in text  # B band of PE column 0 to its column
+    assert "to = array<i64: 1, 1, 1, 3>" in text  # B band of PE column 1 to its column
+    # column 0's B reader is the bottom PE (PE (0, 0) reads A), multicasting north
+    assert "to = array<i64: 0, 0, 0, 2>" in text
     # DRAM traffic: each operand band is read once per group, not once per PE
     a_b = 64 * 128 + 128 * 64
     assert ck.traffic["dram_bytes"] == a_b + 64 * 64
@@ -107,8 +111,20 @@ def test_mlp_liveness_reuses_sram(archs):
 
 def test_programs_use_hardware_loops(archs):
     ck = compile_kernel("gemm", archs["small"], m=256, k=256, n=256)
-    sizes = [len(img.imem) for img in ck.images.values()]
-    assert max(sizes) < 40  # independent of the 4 x 4 tiles per PE
+    assert ck.plan["pipelined"]
+    a_rd, b_rd = readers(4, 4)
+    forwarders = {pe for pe, _ in [*a_rd.values(), *b_rd.values()]}
+    for coords, img in ck.images.items():
+        ops = [isa.decode(int(w)).op for w in img.imem]
+        assert len(ops) < 400
+        if coords not in forwarders:
+            # pass 0 is unrolled per A tile (it waits for each); passes 1..3 are tile
+            # loops (split at the C write points, even and odd A tiles apart)
+            assert ops.count(isa.Op.LOOP) >= 4 and ops.count(isa.Op.MATMUL) <= 40
+    # a band too long to unroll within imem falls back to the whole-band schedule
+    tall = compile_kernel("gemm", archs["small"].replace(imem_words=128), m=256, k=256, n=256)
+    assert tall.plan["mode"] == "resident" and not tall.plan["pipelined"]
+    assert max(len(i.imem) for i in tall.images.values()) < 40
     lengths = []
     for k in (4096, 8192):  # K-chunk streaming: more chunks, same program
         ck2 = compile_kernel("gemm", archs["small-32k"], m=64, k=k, n=64)

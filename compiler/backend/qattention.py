@@ -1,0 +1,276 @@
+"""An attention head from the front end: qnt.matmul(Q, K^T) -> qnt.softmax -> qnt.matmul(P, V).
+
+Bit-exact with the front end's interpreter (compiler.interpreter_ops, compiler.qmath):
+the softmax constants (ln2, b, c, inv_mult, inv_shift, recip_k), the score and output
+requantization (multiplier, shift, zero point, clamp) and every zero point come from
+the ops.  Both GEMMs have two activation operands, so their zero-point terms depend
+on the data and are computed on chip (vec_ops.py):
+
+    S = sum_d (q - zq)(k - zk) + bias_s
+      = MAC(Q, K^T) - zk*rowsum(Q) - zq*colsum(K^T) + (bias_s + d*zq*zk)
+    O = sum_j (p - zp)(v - zv) + bias_o
+      = MAC(P, V) - zv*rowsum(P) - zp*colsum(V) + (bias_o + keys_padded*zp*zv)
+
+``zk * rowsum(Q)`` is a MAC of the Q tiles against a constant tile of ``zk``,
+``zq * colsum(K^T)`` a MAC of a constant A tile of ``zq`` against K^T (likewise
+``zp`` and V, P^T and ``zv``); both are subtracted on the vector unit, so every
+zero point -128..127 works.  Padded keys get a mask of -2**30 after the score
+requantization, so their EXP is 0 and their probability code is exactly ``zp``,
+which the ``keys_padded`` constant accounts for.  Scores stay int32 on chip (MATMUL
+``out32``); mapping.qsoftmax requantizes them to the score codes and runs the
+softmax (a 16-bit softmax and the qnt.requantize to int8 after it are fused);
+mapping.requant_rows is the output stage of P V.  Multipliers must be per tensor
+(VOP REQ has one MULT), as the quantizer makes them for two activations.
+
+The mapping is attention.py's (queries split over a rectangle of PEs, K^T and V
+resident and broadcast, probabilities transposed on the MAC array).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from compiler import qmath
+from compiler.backend.builder import Mapped
+from compiler.backend.chain import RowChain, Shared, check_rc, transpose_buffers
+from compiler.backend.chain_emit import compile_mapped
+from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
+from compiler.backend.compile import CompiledKernel
+from compiler.backend.layout import ceil_to, chunk_perm, pack_b
+from compiler.backend.vec_ops import QSoftmaxOp, RequantRowsOp, dense_bytes
+from compiler.dialects import mapping as mp
+from compiler.errors import ShapeError
+from hw.isa import DType, VFn
+
+__all__ = [
+    "map_qattention",
+    "qattention_reference",
+    "compile_qattention",
+    "qattention_inputs",
+]
+
+LOAD, SCORE, SOFT, TRANS, PV, OREQ, STORE = range(7)
+PARTS = 8  # K^T and V are broadcast in up to this many parts
+MASK = -(1 << 30)
+
+
+def qattention_reference(t: dict) -> np.ndarray:
+    """The interpreter's arithmetic (qmath), op by op."""
+    q, kt, v = (np.asarray(t[k], np.int64) for k in ("q", "kt", "v"))
+    acc = qmath.wrap32(qmath.int_matmul(q - t["zq"], kt - t["zk"]))
+    n = kt.shape[1]
+    s = qmath.mac_output(acc, *_vecs(t, "s", n), *t["s_out"], t["s_bits"])
+    ln2, b, c, inv_mult, inv_shift, recip_k, bits = t["consts"]
+    p = qmath.i_softmax(s, -1, ln2, b, c, bits, inv_mult, inv_shift, recip_k, t["s_bits"])
+    if bits == 16:  # qnt.requantize to int8: SUB the zero point, REQ
+        p = qmath.req(qmath.vop(VFn.SUB, p, -(1 << 15)), *t["preq"], DType.I8)
+    acc2 = qmath.wrap32(qmath.int_matmul(p.astype(np.int64) - t["zp"], v - t["zv"]))
+    return qmath.mac_output(acc2, *_vecs(t, "o", v.shape[1]), *t["o_out"], 8).astype(np.int8)
+
+
+def qattention_inputs(m: int, n: int, d: int, dv: int, seed: int) -> dict:
+    """Random int8 Q, K^T, V with non-zero zero points, and the parameters the
+    quantizer would give a head with scores of scale 0.02 (int16 codes) and int8
+    probabilities (qmath.softmax_constants)."""
+    for name, v in (("m", m), ("n", n), ("d", d), ("dv", dv)):
+        if not isinstance(v, int) or v < 1:
+            raise ShapeError(f"attention: {name} must be a positive integer, not {v!r}")
+    rng = np.random.default_rng(seed)
+    k = qmath.softmax_constants(0.02, 16, 8)
+    s_mult, s_shift = qmath.quantize_multiplier(0.03 * 0.03 / 0.02 / math.sqrt(d))
+    o_mult, o_shift = qmath.quantize_multiplier(0.05 / 256 / 0.04)
+    return {
+        "q": rng.integers(-128, 128, (m, d)).astype(np.int8),
+        "kt": rng.integers(-128, 128, (d, n)).astype(np.int8),
+        "v": rng.integers(-128, 128, (n, dv)).astype(np.int8),
+        "zq": 5, "zk": -7, "zv": 3, "zp": -128, "preq": None,
+        "s_bias": np.zeros(n, np.int64), "s_mult": s_mult, "s_shift": s_shift,
+        "s_out": (9, -32768, 32767), "s_bits": 16,
+        "consts": [k[x] for x in ("ln2", "b", "c", "inv_mult", "inv_shift", "recip_k")] + [8],
+        "o_bias": rng.integers(-2000, 2000, dv), "o_mult": o_mult, "o_shift": o_shift,
+        "o_out": (-6, -128, 127),
+    }  # fmt: skip
+
+
+def _vecs(t: dict, x: str, n: int):
+    return (
+        np.resize(np.asarray(t[f"{x}_bias"], np.int64), n),
+        np.full(n, t[f"{x}_mult"], np.int64),
+        np.full(n, t[f"{x}_shift"], np.int64),
+    )
+
+
+def _const(ch: RowChain, name: str, value: int, nbytes: int, live, side: str) -> str:
+    """A constant MAC operand tile; A tiles go low, B tiles high (like the operands
+    they meet, so that the MATMUL's two reads use different banks)."""
+    return ch.group(name, name, nbytes, live, side, np.full(nbytes, value, np.int8).tobytes())
+
+
+def _mm_on(kb, pe, ident: str):
+    """``mm(a, b, c, tiles, k, ldc, part=None)``: an int32-output matmul on ``pe``;
+    with ``part`` = (j0, j1) only those column tiles of b (mapping.matmul_win)."""
+    C = kb.arch.mac_cols
+
+    def mm(a: str, b: str, c: str, tiles: list[int], k: int, ldc: int, part=None) -> None:
+        common = dict(a=a, b=b, c=c, k=k, ldc=ldc, params=f"@{ident}", out32=1, param_stride=0)
+        if part is None:
+            kb.add(pe, mp.MatmulOp, tiles=tiles, **common)
+            return
+        j0, j1 = part
+        kb.add(
+            pe, MatmulWinOp, tiles=[tiles[0], j1 - j0], col_step=4 * C,
+            b_offset=j0 * k * C, c_offset=j0 * 4 * C, **common,
+        )  # fmt: skip
+
+    return mm
+
+
+def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) -> Mapped:
+    check_rc(arch, "attention")
+    R, C = arch.mac_rows, arch.mac_cols
+    (m, d), (d2, n), (n2, dv) = t["q"].shape, t["kt"].shape, t["v"].shape
+    if d2 != d or n2 != n:
+        raise ShapeError(f"attention: Q {t['q'].shape}, K^T {t['kt'].shape} and V {t['v'].shape}")
+    unit = math.lcm(16, C)
+    sp, dp, vp = ceil_to(n, unit), ceil_to(d, 16), ceil_to(dv, unit)
+    ch = RowChain(arch, name, m, lambda mtp: True)
+    blocked = C == 16  # P written as blocked tiles, one-MATMUL transpose
+    kb, mp_ = ch.kb, ch.mp
+    perm = chunk_perm(sp, R, C)
+    kt = np.zeros((dp, sp), np.int8)
+    kt[:d, :n] = t["kt"]
+    ch.band("Q", "Q", t["q"], dp, SCORE)
+    kts = ch.add_shared(Shared("KT", "K^T", pack_b(kt[:, perm], dp, sp, C), dp, sp, SCORE, False))
+    vs = ch.add_shared(Shared("V", "V", pack_b(t["v"], sp, vp, C), sp, vp, PV, False))
+    ch.assign()
+    kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
+    sel, ident = transpose_buffers(kb, ch.rect, (LOAD, OREQ), blocked)  # ident: out32 too
+    zq, zk, zv = (int(t[k]) for k in ("zq", "zk", "zv"))
+    # score terms (key columns permuted like K^T)
+    s_terms: dict = {}
+    sconst = np.zeros(sp, np.int64)
+    sconst[:n] = np.resize(np.asarray(t["s_bias"], np.int64), n) + d * zq * zk
+    if zq or sconst.any():
+        _const(ch, "ZQ", zq, dp * R, (LOAD, SCORE), "low")
+        cc = sconst[perm].astype("<i4").tobytes()
+        ch.group("SC", "score column constants", len(cc), (LOAD, SOFT), "high", cc)
+        ch.per_pe("CS", "score column terms", R * sp * 4, (SCORE, SOFT))
+        s_terms.update(colconst="@SC")
+    if zk:
+        _const(ch, "ZK", zk, dp * C, (LOAD, SCORE), "high")
+        ch.per_pe("RS", "score row terms", mp_ * C * 4, (SCORE, SOFT))
+        s_terms.update(row_stride=4 * C)
+    if sp > n:
+        mvec = np.where(perm < n, 0, MASK).astype("<i4").tobytes()
+        ch.group("mask", "key mask", len(mvec), (LOAD, SOFT), "high", mvec)
+        s_terms["mask"] = "@mask"
+    # output terms
+    zp = int(t["zp"])  # of P; padded keys have probability code zp exactly
+    oc = (np.resize(np.asarray(t["o_bias"], np.int64), vp) + sp * zp * zv).astype("<i4")
+    ch.group("OC", "output column constants", oc.nbytes, (LOAD, OREQ), "high", oc.tobytes())
+    _const(ch, "ZP", zp, sp * R, (LOAD, PV), "low")
+    ch.per_pe("CO", "output column terms", R * vp * 4, (PV, OREQ))
+    o_terms: dict = {"colconst": "@OC"}
+    if zv:
+        _const(ch, "ZV", zv, sp * C, (LOAD, PV), "high")
+        ch.per_pe("RO", "output row terms", mp_ * C * 4, (PV, OREQ))
+        o_terms["row_stride"] = 4 * C
+    ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, SOFT))
+    # the row-major transpose reads up to 16 rows of R bytes past a row start
+    ch.per_pe("P", "probabilities", mp_ * sp + (0 if blocked else 16 * R), (SOFT, TRANS))
+    tmp = 16 * mp_ + 2 * dense_bytes(mp_)
+    ch.per_pe("T", "softmax row sums", tmp, (SOFT, SOFT), "high")
+    ch.per_pe("PT", "P transposed", mp_ * sp, (TRANS, PV))
+    ch.per_pe("O32_", "P V accumulators", mp_ * vp * 4, (PV, OREQ))
+    ch.per_pe("O", "O", mp_ * vp, (OREQ, STORE))
+    kts.parts, vs.parts = min(parts, sp // C), min(parts, vp // C)
+    ch.load_shared()
+    terms = {}
+    for i, pe in enumerate(ch.pes):  # the row terms need no shared operand
+        kb.add(pe, mp.WaitOp, sem=0, count=1)
+        if zk:
+            _mm_on(kb, pe, ident)(f"@Q{i}", "@ZK", f"@RS{i}", [ch.mtp, 1], dp, 4 * C)
+    for part in kts.part_tiles(C):  # S part by part as K^T arrives
+        ch.arrive(kts, part)
+        for i, pe in enumerate(ch.pes):
+            mm = _mm_on(kb, pe, ident)
+            mm(f"@Q{i}", "@KTs", f"@S{i}", [ch.mtp, sp // C], dp, 4 * sp, part)
+            if "colconst" in s_terms:
+                mm("@ZQ", "@KTs", f"@CS{i}", [1, sp // C], dp, 4 * sp, part)
+    for i, pe in enumerate(ch.pes):
+        terms = dict(s_terms)
+        if "colconst" in terms:
+            terms["colterm"] = f"@CS{i}"
+        if zk:
+            terms["rowterm"] = f"@RS{i}"
+        kb.add(
+            pe,
+            QSoftmaxOp,
+            src=f"@S{i}",
+            dst=f"@P{i}",
+            tmp=f"@T{i}",
+            rows=mp_,
+            cols=sp,
+            score=[t["s_mult"], t["s_shift"], *t["s_out"]],
+            consts=list(t["consts"]),
+            **terms,
+            **({"preq": list(t["preq"])} if t["consts"][6] == 16 else {}),
+            **({"blocked": ch.mtp} if blocked else {}),
+        )
+        if blocked:
+            kb.add(
+                pe, TransposeBlockedOp, src=f"@P{i}", dst=f"@PT{i}", sel=f"@{sel}",
+                params=f"@{ident}", tiles=[ch.mtp, sp // C],
+            )  # fmt: skip
+        else:
+            kb.add(
+                pe, mp.TransposeOp, src=f"@P{i}", dst=f"@PT{i}", sel=f"@{sel}",
+                params=f"@{ident}", rows=mp_, cols=sp, ldc=sp,
+            )  # fmt: skip
+    for i, pe in enumerate(ch.pes):
+        if zv:
+            _mm_on(kb, pe, ident)(f"@PT{i}", "@ZV", f"@RO{i}", [ch.mtp, 1], sp, 4 * C)
+    for part in vs.part_tiles(C):  # P V part by part as V arrives
+        ch.arrive(vs, part)
+        for i, pe in enumerate(ch.pes):
+            mm = _mm_on(kb, pe, ident)
+            mm(f"@PT{i}", "@Vs", f"@O32_{i}", [ch.mtp, vp // C], sp, 4 * vp, part)
+            mm("@ZP", "@Vs", f"@CO{i}", [1, vp // C], sp, 4 * vp, part)
+    for i, pe in enumerate(ch.pes):
+        terms = dict(o_terms, colterm=f"@CO{i}")
+        if zv:
+            terms["rowterm"] = f"@RO{i}"
+        kb.add(
+            pe,
+            RequantRowsOp,
+            src=f"@O32_{i}",
+            dst=f"@O{i}",
+            rows=mp_,
+            cols=vp,
+            req=[t["o_mult"], t["o_shift"], *t["o_out"]],
+            **terms,
+        )
+        ch.store(pe, i, "O", "O", mp_ * vp)
+    ch.rows_output("O", m, dv, vp)
+    plan = ch.plan(keys_padded=sp, masked=sp > n, softmax_consts=list(t["consts"]))
+    plan["transpose"] = "blocked" if blocked else "row-major"
+    plan["zero_points"] = {"q": zq, "k": zk, "v": zv}
+    return kb.finish(plan)
+
+
+def compile_qattention(arch, t: dict, name: str = "qattention") -> CompiledKernel:
+    """Map, lower (with the vector-row templates), check and emit one attention head;
+    K^T and V in as many parts as the instruction memory allows."""
+    m, d = t["q"].shape
+    n, dv = t["v"].shape
+    return compile_mapped(
+        name,
+        arch,
+        lambda parts: map_qattention(arch, t, name, parts),
+        t,
+        {"O": qattention_reference(t)},
+        m * n * (d + dv),
+        parts=PARTS,
+    )

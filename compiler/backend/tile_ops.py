@@ -1,0 +1,48 @@
+"""Back-end task ops beyond the shared mapping dialect: ``mapping.matmul_at``.
+
+``mapping.matmul_at`` is ``mapping.matmul`` on a window of its buffers: the A, B, C
+and parameter pointers start at ``a_offset``/``b_offset``/``c_offset``/``p_offset``
+bytes into their buffers, so a schedule can multiply the tiles that have arrived
+so far (pipelined band loading, compiler/backend/gemm.py) without a buffer per tile.
+``c_stride`` (one B tile only) is the C byte step from one A tile to the next (default
+``R * ldc``: the tiles of a column strip; twice that for every other tile).
+``qload = 0`` skips the parameter load when the previous op left the same
+parameters in the output stage (one QLOAD per B tile instead of one per op).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from xdsl.irdl import irdl_op_definition
+from xdsl.utils.exceptions import VerifyException
+
+from compiler.dialects.mapping import _MM, TaskOp, int_of
+
+__all__ = ["MatmulAtOp"]
+
+
+@irdl_op_definition
+class MatmulAtOp(TaskOp):
+    """tiles = [mt, nt] starting at the offsets; C tile (i, j) at
+    c + c_offset + i*R*ldc + j*C."""
+
+    name = "mapping.matmul_at"
+    NEEDS: ClassVar[dict[str, str]] = dict(_MM)
+    OPTIONAL: ClassVar[dict[str, str]] = {
+        "param_stride": "int",
+        "a_offset": "int",
+        "b_offset": "int",
+        "c_offset": "int",
+        "p_offset": "int",
+        "qload": "int",
+        "c_stride": "int",
+    }
+
+    def check(self) -> None:
+        self._positive("tiles", "k")
+        self._nonneg("a_offset", "b_offset", "c_offset", "p_offset", "c_stride")
+        if int_of(self, "k") % 16:
+            raise VerifyException("'mapping.matmul_at' k must be a multiple of 16")
+        if "qload" in self.attributes and int_of(self, "qload") not in (0, 1):
+            raise VerifyException("'mapping.matmul_at' qload must be 0 or 1")

@@ -1,0 +1,250 @@
+"""Row-wise vector-unit task ops of the GEMM chains, with their lowering templates.
+
+Two ops beyond the shared mapping dialect, for chains whose GEMMs have two
+activation operands (an attention head from the front end):
+
+* ``mapping.requant_rows``: per row r of an int32 matrix ``src`` (``rows`` x ``cols``,
+  row stride ``4*cols``): ``t = ADD(row, colterm)``; ``t = SUB(t, rowterm[r])``;
+  ``dst row = REQ[req](t)`` (``req`` = [mult, shift, zp, lo, hi]; int8, or int32 with
+  ``out32``).  This is the matmul output stage with zero-point corrections that
+  depend on the data: the column term is ``colconst - colmac`` (``colmac`` = row 0
+  of a MAC product against a constant tile), formed once in place, and the row term
+  is word 0 of row r of ``rowterm`` (stride ``row_stride``).
+* ``mapping.qsoftmax``: the front end's ``qnt.softmax`` (compiler.qmath.i_softmax) of
+  int32 scores, after the score requantization above: per row ``[ADD colterm]``,
+  ``[SUB rowterm[r]]``, ``REQ[score]``, ``[ADD mask]``, RMAX, SUB max, EXP, RSUM;
+  the row sums gathered densely (LW/SW) and one RECIP over them (16 rows per 16
+  elements); per row VCFG MULT = 1/sum and REQ to int8 codes
+  (zero point and low clamp -2**(bits-1)).  ``consts`` = [ln2, b, c, inv_mult,
+  inv_shift, recip_k, bits] exactly as the op carries them.  With 16-bit
+  probabilities (``bits`` = 16) the qnt.requantize to int8 that follows is fused:
+  the first REQ gives ``p16 - zp16`` directly (ZP 0, clamp 0..65535, which is
+  ``clamp(x + zp16, lo16, hi16) - zp16`` for zp16 = lo16 = -32768) and a second
+  pass applies ``preq`` = [mult, shift, zp, lo, hi].  With ``blocked`` = m tiles the
+  int8 result is written as blocked R x 16 tiles (chain_ops.transpose_blocked's
+  input) instead of row-major rows: one REQ per 16 columns.
+
+:class:`VecTemplates` is a mixin of the lowering (compiler.backend.lower._PeLowering),
+like lower_stream.StreamTemplates; chain_emit.py lowers kernels that use these ops
+until lower.py registers the mixin (docs/backend.md).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from xdsl.irdl import irdl_op_definition
+from xdsl.utils.exceptions import VerifyException
+
+from compiler.backend.codegen import I, loop
+from compiler.dialects.mapping import TaskOp, int_of, ints_of, ref_of
+from compiler.errors import CompileError
+from hw.isa import DType, Op, VCfg, VFn
+
+__all__ = ["RequantRowsOp", "QSoftmaxOp", "VecTemplates", "dense_bytes"]
+
+_TERMS = {"colterm": "ref", "colconst": "ref", "rowterm": "ref", "row_stride": "int"}
+
+
+class _RowsOp(TaskOp):
+    def _rows_check(self) -> None:
+        self._positive("rows", "cols")
+        if int_of(self, "cols") % 16:
+            raise VerifyException(f"'{self.name}' cols must be a multiple of 16")
+        if ("colconst" in self.attributes) != ("colterm" in self.attributes):
+            raise VerifyException(f"'{self.name}' colconst needs colterm")
+        if ("rowterm" in self.attributes) != ("row_stride" in self.attributes):
+            raise VerifyException(f"'{self.name}' rowterm needs row_stride")
+
+
+@irdl_op_definition
+class RequantRowsOp(_RowsOp):
+    name = "mapping.requant_rows"
+    NEEDS: ClassVar[dict[str, str]] = {
+        "src": "ref",
+        "dst": "ref",
+        "rows": "int",
+        "cols": "int",
+        "req": "ints",
+    }
+    OPTIONAL: ClassVar[dict[str, str]] = dict(_TERMS)
+
+    def check(self) -> None:
+        self._rows_check()
+        if len(ints_of(self, "req")) != 5:
+            raise VerifyException("'mapping.requant_rows' req must be [mult, shift, zp, lo, hi]")
+
+
+@irdl_op_definition
+class QSoftmaxOp(_RowsOp):
+    name = "mapping.qsoftmax"
+    NEEDS: ClassVar[dict[str, str]] = {
+        "src": "ref",
+        "dst": "ref",
+        "tmp": "ref",
+        "rows": "int",
+        "cols": "int",
+        "score": "ints",
+        "consts": "ints",
+    }
+    OPTIONAL: ClassVar[dict[str, str]] = {
+        **_TERMS,
+        "mask": "ref",
+        "preq": "ints",
+        "blocked": "int",
+    }
+
+    def check(self) -> None:
+        self._rows_check()
+        if len(ints_of(self, "score")) != 5:
+            raise VerifyException("'mapping.qsoftmax' score must be [mult, shift, zp, lo, hi]")
+        c = ints_of(self, "consts")
+        if len(c) != 7 or c[0] < 1 or c[6] not in (8, 16):
+            raise VerifyException(
+                "'mapping.qsoftmax' consts must be [ln2, b, c, inv_mult, inv_shift, recip_k, "
+                "bits] with bits 8 or 16"
+            )
+        if (c[6] == 16) != ("preq" in self.attributes) or (
+            "preq" in self.attributes and len(ints_of(self, "preq")) != 5
+        ):
+            raise VerifyException(
+                "'mapping.qsoftmax' 16-bit probabilities need preq = [mult, shift, zp, lo, hi] "
+                "(the requantization to int8), 8-bit ones none"
+            )
+
+
+def _vop(fn, rd, rs1, rs2, n16, tout=DType.I32, bscalar=0):
+    i32 = int(DType.I32)
+    return I(
+        Op.VOP, rd=rd, rs1=rs1, rs2=rs2, n16=n16, fn=int(fn), tin=i32, tout=int(tout),
+        bscalar=bscalar,
+    )  # fmt: skip
+
+
+class VecTemplates:
+    """Lowering templates of requant_rows and qsoftmax (a _PeLowering mixin).
+    Registers: x1 = row, x2 = destination row, x5 = column term, x6 = row term,
+    x7 = mask, x11/x12 = per-row scalars."""
+
+    def _vcfg(self, **regs: int) -> None:
+        for name, value in regs.items():
+            self.code.append(I(Op.VCFG, rs1=0, cfg=int(VCfg[name.upper()]), imm=int(value)))
+
+    def _terms(self, op) -> tuple[list, list]:
+        """(setup, per-row code) adding the column term and subtracting the row term."""
+        n16 = int_of(op, "cols") // 16
+        setup, row = [], []
+        a = op.attributes
+        if "colterm" in a:
+            col = self.off(ref_of(op, "colterm"))
+            setup += [
+                I(Op.LI, rd=5, imm=col),
+                I(Op.LI, rd=6, imm=self.off(ref_of(op, "colconst"))),
+                _vop(VFn.SUB, 5, 6, 5, n16),  # colterm = colconst - colmac, in place
+            ]
+            row.append(_vop(VFn.ADD, 1, 1, 5, n16))
+        if "rowterm" in a:
+            setup.append(I(Op.LI, rd=6, imm=self.off(ref_of(op, "rowterm"))))
+            row += [I(Op.LW, rd=12, rs1=6, imm=0), _vop(VFn.SUB, 1, 1, 12, n16, bscalar=1)]
+        return setup, row
+
+    def requant_rows(self, op: RequantRowsOp) -> None:
+        rows, cols = int_of(op, "rows"), int_of(op, "cols")
+        mult, shift, zp, lo, hi = ints_of(op, "req")
+        self._vcfg(mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
+        setup, row = self._terms(op)
+        self.code += setup
+        self.code += [
+            I(Op.LI, rd=1, imm=self.off(ref_of(op, "src"))),
+            I(Op.LI, rd=2, imm=self.off(ref_of(op, "dst"))),
+        ]
+        row.append(_vop(VFn.REQ, 2, 1, 1, cols // 16, DType.I8))
+        steps = [(1, 4 * cols), (2, cols)]
+        if "rowterm" in op.attributes:
+            steps.append((6, int_of(op, "row_stride")))
+        self.strides({0: steps})
+        self.code += loop(rows, row + self.spill(0))
+
+    def qsoftmax(self, op: QSoftmaxOp) -> None:
+        rows, cols = int_of(op, "rows"), int_of(op, "cols")
+        n16 = cols // 16
+        ln2, b, c, inv_mult, inv_shift, recip_k, bits = ints_of(op, "consts")
+        mult, shift, zp, lo, hi = ints_of(op, "score")
+        self._vcfg(
+            exp_qln2=ln2, exp_inv_mult=inv_mult, exp_inv_shift=inv_shift, exp_qb=b, exp_qc=c,
+            recip_k=recip_k, mult=mult, shift=shift, zp=zp, lo=lo, hi=hi,
+        )  # fmt: skip
+        tmp = self.off(ref_of(op, "tmp"))
+        setup, pass1 = self._terms(op)
+        self.code += setup
+        self.code += [I(Op.LI, rd=1, imm=self.off(ref_of(op, "src"))), I(Op.LI, rd=3, imm=tmp)]
+        pass1.append(_vop(VFn.REQ, 1, 1, 1, n16))  # score codes, kept in int32 lanes
+        if "mask" in op.attributes:
+            self.code.append(I(Op.LI, rd=7, imm=self.off(ref_of(op, "mask"))))
+            pass1.append(_vop(VFn.ADD, 1, 1, 7, n16))
+        pass1 += [
+            _vop(VFn.RMAX, 3, 1, 1, n16),
+            I(Op.LW, rd=11, rs1=3, imm=0),
+            _vop(VFn.SUB, 1, 1, 11, n16, bscalar=1),
+            _vop(VFn.EXP, 1, 1, 1, n16),
+            _vop(VFn.RSUM, 3, 1, 1, n16),
+        ]
+        steps = [(1, 4 * cols), (3, 16)]
+        if "rowterm" in op.attributes:
+            steps.append((6, int_of(op, "row_stride")))
+        self.strides({0: steps})
+        self.code += loop(rows, pass1 + self.spill(0))
+        half = 1 << (bits - 1)
+        sums, recips = tmp + 16 * rows, tmp + 16 * rows + dense_bytes(rows)
+        # RSUM leaves one word per 16 bytes: gather the sums densely (LW/SW, 3 cycles a
+        # row), so that one RECIP runs on 16 rows' sums (32 cycles per element)
+        self.code += [I(Op.LI, rd=3, imm=tmp), I(Op.LI, rd=4, imm=sums)]
+        self.strides({0: [(3, 16), (4, 4)]})
+        gather = [I(Op.LW, rd=13, rs1=3, imm=0), I(Op.SW, rs1=4, rs2=13, imm=0)]
+        self.code += loop(rows, gather + self.spill(0))
+        self.code += [
+            I(Op.LI, rd=3, imm=sums),
+            I(Op.LI, rd=4, imm=recips),
+            _vop(VFn.RECIP, 4, 3, 3, dense_bytes(rows) // 64),
+        ]
+        src, dst = self.off(ref_of(op, "src")), self.off(ref_of(op, "dst"))
+        wide = "preq" in op.attributes
+        if wide:  # p16 - zp16 in place, then the requantization to int8
+            self._vcfg(shift=recip_k - bits, zp=0, lo=0, hi=(1 << bits) - 1)
+        else:
+            self._vcfg(shift=recip_k - bits, zp=-half, lo=-half, hi=half - 1)
+        per_row = [I(Op.LW, rd=12, rs1=4, imm=0), I(Op.VCFG, rs1=12, cfg=int(VCfg.MULT), imm=0)]
+        if wide:
+            self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=2, imm=src)]
+            self.strides({0: [(1, 4 * cols), (2, 4 * cols), (4, 4)]})
+            body = [*per_row, _vop(VFn.REQ, 2, 1, 1, n16), *self.spill(0)]
+            self.code += loop(rows, body)
+            mult, shift, zp, lo, hi = ints_of(op, "preq")
+            self._vcfg(mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
+            per_row = []
+        self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=2, imm=dst)]
+        self._int8_rows(op, rows, cols, per_row, {} if wide else {4: 4})
+
+    def _int8_rows(self, op, rows: int, cols: int, head: list, more: dict) -> None:
+        """Per row: ``head``, then REQ of the int32 row at x1 to int8 at x2: one VOP
+        (row-major ``dst``), or one per 16 columns into blocked tiles (``blocked`` =
+        m tiles: 16-column chunk j of row i*R + t goes to tile (j, i), row t)."""
+        n16 = cols // 16
+        extra = [(reg, step) for reg, step in more.items()]
+        if "blocked" not in op.attributes:
+            self.strides({0: [(1, 4 * cols), (2, cols), *extra]})
+            body = [*head, _vop(VFn.REQ, 2, 1, 1, n16, DType.I8), *self.spill(0)]
+            self.code += loop(rows, body)
+            return
+        C = self.arch.mac_cols
+        if C != 16:
+            raise CompileError(f"'{op.name}' blocked output needs 16 MAC columns, not {C}")
+        tile = int_of(op, "blocked") * self.arch.mac_rows * C  # one column of tiles
+        self.strides({0: [(2, C - n16 * tile), *extra], 1: [(1, 64), (2, tile)]})
+        inner = loop(n16, [_vop(VFn.REQ, 2, 1, 1, 1, DType.I8), *self.spill(1)])
+        self.code += loop(rows, [*head, *inner, *self.tail(0)])
+
+
+def dense_bytes(rows: int) -> int:
+    """Bytes of one dense int32 word per row, whole 16-element RECIP groups."""
+    return -(-rows // 16) * 64
