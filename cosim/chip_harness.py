@@ -51,16 +51,31 @@ from hw.pe.controller import ERR_PC_BITS
 from hw.pe.interfaces import HostPort
 from hw.pe.pe import DBG_SEL_BITS
 
-__all__ = ["MAX_TILES", "ChipTop", "build_chip", "chip_sources", "chip_verilog"]
+__all__ = [
+    "MAX_TILES",
+    "TILE_MODULE",
+    "ChipTop",
+    "build_chip",
+    "chip_sources",
+    "chip_verilog",
+    "dut_verilog",
+    "tile_verilog",
+]
 
 MAX_TILES = 64  # start_mask width of the harness
 
 
+TILE_MODULE = "myelin_tile"  # the Verilog module of hw.tile.Tile (one for all positions)
+
+
 class ChipTop(wiring.Component):
     """``hw.chip.Chip`` with a :class:`cosim.dram.DramEndpoint` on every DRAM port and
-    an ``EdgeSink`` on the host port; the DRAM storage ports ``dram_<p>`` go out."""
+    an ``EdgeSink`` on the host port; the DRAM storage ports ``dram_<p>`` go out.
 
-    def __init__(self, arch: ArchConfig):
+    ``tile`` is passed to ``Chip`` (``hw.tile.Tile``, or ``hw.tile.blackbox`` for
+    Verilog with the tile module converted once)."""
+
+    def __init__(self, arch: ArchConfig, tile=None):
         if not isinstance(arch, ArchConfig):
             raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
         if arch.tiles > MAX_TILES:
@@ -68,6 +83,7 @@ class ChipTop(wiring.Component):
                 f"arch must have at most {MAX_TILES} tiles for cosim, not {arch.tiles}"
             )
         self.arch = arch
+        self._tile = tile
         t = arch.tiles
         members = {
             "start": In(t), "running": Out(t), "halted": Out(t),
@@ -87,7 +103,7 @@ class ChipTop(wiring.Component):
 
         m = Module()
         arch = self.arch
-        m.submodules.chip = chip = Chip(arch)
+        m.submodules.chip = chip = Chip(arch) if self._tile is None else Chip(arch, self._tile)
         for p in range(arch.dram_ports):
             m.submodules[f"dram_ep_{p}"] = ep = DramEndpoint(arch, p)
             wiring.connect(m, ep.noc, getattr(chip, f"dram_{p}"))
@@ -289,9 +305,28 @@ def _source_hash(arch: ArchConfig) -> str:
     return h.hexdigest()[:16]
 
 
+def tile_verilog(arch: ArchConfig) -> str:
+    """Verilog of ``hw.tile.Tile(arch)`` as module :data:`TILE_MODULE` (and its
+    submodules, all named ``myelin_tile.*``)."""
+    from hw.tile import Tile
+
+    return verilog.convert(Tile(arch), name=TILE_MODULE, emit_src=False)
+
+
+def dut_verilog(arch: ArchConfig) -> str:
+    """Verilog of :class:`ChipTop` (module ``dut``) whose tiles are instances of
+    :data:`TILE_MODULE` (port names from the Tile's signature, see
+    ``hw.tile.instance_ports``)."""
+    from hw.tile import blackbox, tile_signature
+
+    top = ChipTop(arch, tile=blackbox(TILE_MODULE, tile_signature(arch)))
+    return verilog.convert(top, name="dut", emit_src=False)
+
+
 def chip_sources(arch: ArchConfig) -> tuple[tuple[str, str], ...]:
-    """(file, Verilog) of :class:`ChipTop` (module ``dut``) and ``cosim_top``; cached on
-    disk under build/cosim/verilog/ (converting a chip takes minutes)."""
+    """(file, Verilog) of the tile module, :class:`ChipTop` (module ``dut``, the tile
+    instantiated per position) and ``cosim_top``; cached on disk under
+    build/cosim/verilog/."""
     from cosim.verilator import BUILD_ROOT
 
     key = repr(sorted(arch.to_dict().items()))
@@ -301,9 +336,11 @@ def chip_sources(arch: ArchConfig) -> tuple[tuple[str, str], ...]:
     if path.exists():
         _MEMO[key] = tuple((n, t) for n, t in json.loads(path.read_text()))
         return _MEMO[key]
-    top = ChipTop(arch)
-    text = verilog.convert(top, name="dut", emit_src=False)
-    sources = (("dut.v", text), ("cosim_top.sv", chip_verilog(top.signature, arch)))
+    sources = (
+        ("tile.v", tile_verilog(arch)),
+        ("dut.v", dut_verilog(arch)),
+        ("cosim_top.sv", chip_verilog(_chiptop_signature(arch), arch)),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(sources))
@@ -313,6 +350,12 @@ def chip_sources(arch: ArchConfig) -> tuple[tuple[str, str], ...]:
 
 
 _MEMO: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def _chiptop_signature(arch: ArchConfig) -> wiring.Signature:
+    top = ChipTop(arch)
+    top._MustUse__silence = True  # only its signature is wanted
+    return top.signature
 
 
 def build_chip(arch: ArchConfig, kind: str = "cocotb", main_cpp: str = ""):

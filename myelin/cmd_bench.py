@@ -25,15 +25,19 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     gemm.set_defaults(func=_gemm)
 
     speed = bench_sub.add_parser(
-        "cosim-speed", help="cycles/s of cocotb+Verilator, raw Verilator, Amaranth"
+        "cosim-speed",
+        help="cycles/s of cocotb+Verilator, raw Verilator, Amaranth (the whole chip, "
+        "without Amaranth, when the preset has more than one tile)",
     )
     speed.add_argument("--arch", default="tiny")
-    speed.add_argument("--reps", type=int, default=5, help="kernel runs per launch")
+    speed.add_argument(
+        "--reps", type=int, default=None, help="kernel runs per launch (default 5; chip: 3)"
+    )
     speed.add_argument(
         "--rounds",
         type=int,
-        default=3,
-        help="alternating cosim / raw launches (the fastest run counts)",
+        default=None,
+        help="alternating cosim / raw launches, the fastest run counts (default 3; chip: 2)",
     )
     speed.add_argument(
         "--amaranth-cycles",
