@@ -59,6 +59,8 @@ __all__ = [
     "chip_sources",
     "chip_verilog",
     "dut_verilog",
+    "build_hier",
+    "hier_config",
     "tile_verilog",
 ]
 
@@ -313,6 +315,55 @@ def tile_verilog(arch: ArchConfig) -> str:
     return verilog.convert(Tile(arch), name=TILE_MODULE, emit_src=False)
 
 
+def hier_config(module: str) -> str:
+    """A Verilator configuration file (``.vlt``) that makes ``module`` a hierarchical
+    block (build with ``--hierarchical``, :data:`HIER_FLAGS`).
+
+    Verilator 5 orders the logic of all instances together and emits specialised
+    C++ per instance of a plain module (measured: 30 MB of tile C++ for the 2 x 2
+    chip, 161 MB for the 4 x 4 one); a hierarchical block is Verilated and compiled
+    once, into a library that every instance uses.
+    """
+    return f'`verilator_config\nhier_block -module "{module}"\n'
+
+
+HIER_FLAGS = ("--hierarchical",)
+
+
+def build_hier(spec):
+    """``cosim.verilator.build`` of a spec with :data:`HIER_FLAGS`.
+
+    Verilator puts each hierarchical block into a sub-folder of ``obj``, which the
+    final clean-up of ``cosim.verilator._build_locked`` (``unlink`` of every entry
+    but the executable) cannot remove: it raises once the executable is built.
+    This finishes that clean-up under the build's lock and marks the build done.
+    """
+    import fcntl
+    import shutil
+
+    from cosim import verilator as vl
+
+    try:
+        return vl.build(spec)
+    except (IsADirectoryError, PermissionError):
+        folder = spec.folder()
+        obj = folder / "obj"
+        with open(folder.with_name(folder.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if not (obj / spec.top).exists():
+                    raise
+                for f in obj.iterdir():
+                    if f.is_dir():
+                        shutil.rmtree(f)
+                    elif f.name != spec.top:
+                        f.unlink()
+                (folder / ".done").write_text("ok\n")
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    return vl.build(spec)  # a cache hit now
+
+
 def dut_verilog(arch: ArchConfig) -> str:
     """Verilog of :class:`ChipTop` (module ``dut``) whose tiles are instances of
     :data:`TILE_MODULE` (port names from the Tile's signature, see
@@ -324,9 +375,9 @@ def dut_verilog(arch: ArchConfig) -> str:
 
 
 def chip_sources(arch: ArchConfig) -> tuple[tuple[str, str], ...]:
-    """(file, Verilog) of the tile module, :class:`ChipTop` (module ``dut``, the tile
-    instantiated per position) and ``cosim_top``; cached on disk under
-    build/cosim/verilog/."""
+    """(file, text) of the Verilator configuration :func:`hier_config`, the tile
+    module, :class:`ChipTop` (module ``dut``, the tile instantiated per position)
+    and ``cosim_top``; cached on disk under build/cosim/verilog/."""
     from cosim.verilator import BUILD_ROOT
 
     key = repr(sorted(arch.to_dict().items()))
@@ -337,6 +388,7 @@ def chip_sources(arch: ArchConfig) -> tuple[tuple[str, str], ...]:
         _MEMO[key] = tuple((n, t) for n, t in json.loads(path.read_text()))
         return _MEMO[key]
     sources = (
+        ("tile.vlt", hier_config(TILE_MODULE)),
         ("tile.v", tile_verilog(arch)),
         ("dut.v", dut_verilog(arch)),
         ("cosim_top.sv", chip_verilog(_chiptop_signature(arch), arch)),
@@ -370,5 +422,6 @@ def build_chip(arch: ArchConfig, kind: str = "cocotb", main_cpp: str = ""):
         main_cpp=main_cpp,
         sources=chip_sources(arch),
         waves=vl.waves_enabled() and kind == "cocotb",
+        extra_flags=HIER_FLAGS,
     )
-    return vl.build(spec)
+    return build_hier(spec)

@@ -176,7 +176,13 @@ def main_cpp(arch: ArchConfig) -> str:
 
 def build_noc(arch: ArchConfig) -> vl.Build:
     """The traffic executable for ``arch``'s mesh (built once, cached)."""
-    sources = (("noc_mesh.v", mesh_verilog(arch)), ("noc_top.v", wrapper_verilog(arch)))
+    from cosim.chip_harness import HIER_FLAGS, build_hier, hier_config
+
+    sources = (
+        ("router.vlt", hier_config(ROUTER_MODULE)),
+        ("noc_mesh.v", mesh_verilog(arch)),
+        ("noc_top.v", wrapper_verilog(arch)),
+    )
     spec = vl.BuildSpec(
         design="noc",
         preset=design_name(arch),
@@ -185,5 +191,6 @@ def build_noc(arch: ArchConfig) -> vl.Build:
         kind="exe",
         main_cpp=main_cpp(arch),
         timing=False,
+        extra_flags=HIER_FLAGS,
     )
-    return vl.build(spec)
+    return build_hier(spec)
