@@ -246,6 +246,7 @@ def bench_cosim_speed(
     reps: int | None = None,
     amaranth_cycles: int = 2000,
     rounds: int | None = None,
+    pe_only: bool = False,
 ) -> dict[str, Any]:
     """The GEMM kernel ``reps`` times per launch: cocotb + Verilator, raw C++, Amaranth.
 
@@ -253,9 +254,10 @@ def bench_cosim_speed(
     A preset with more than one tile is measured as a whole chip: the multi-PE GEMM
     of :func:`cosim.chip_bench.bench_chip_cosim_speed` (``m``, ``n`` and
     ``amaranth_cycles`` do not apply; ``reps``/``rounds`` default to 3/2 there, 5/3
-    for one PE).
+    for one PE).  ``pe_only`` measures one PE whatever the preset (``design`` says
+    which was measured).
     """
-    if arch.tiles > 1:
+    if arch.tiles > 1 and not pe_only:
         from cosim.chip_bench import bench_chip_cosim_speed
 
         chip = bench_chip_cosim_speed(

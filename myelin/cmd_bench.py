@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
         default=2000,
         help="cycles simulated by Amaranth's simulator (then extrapolated)",
     )
+    speed.add_argument(
+        "--pe", action="store_true", help="measure one PE even when the preset has several tiles"
+    )
     speed.add_argument("--json", action="store_true")
     speed.set_defaults(func=_speed)
 
@@ -76,6 +79,7 @@ def _speed(args: argparse.Namespace) -> int:
         reps=args.reps,
         rounds=args.rounds,
         amaranth_cycles=args.amaranth_cycles,
+        pe_only=args.pe,
     )
     _print(figures, args.json)
     return 0
