@@ -243,14 +243,30 @@ def bench_cosim_speed(
     m: int = 64,
     n: int = 64,
     k: int = 256,
-    reps: int = 5,
+    reps: int | None = None,
     amaranth_cycles: int = 2000,
-    rounds: int = 3,
+    rounds: int | None = None,
+    pe_only: bool = False,
 ) -> dict[str, Any]:
     """The GEMM kernel ``reps`` times per launch: cocotb + Verilator, raw C++, Amaranth.
 
     Rates use the fastest run of each (the machine is shared); medians are reported too.
+    A preset with more than one tile is measured as a whole chip: the multi-PE GEMM
+    of :func:`cosim.chip_bench.bench_chip_cosim_speed` (``m``, ``n`` and
+    ``amaranth_cycles`` do not apply; ``reps``/``rounds`` default to 3/2 there, 5/3
+    for one PE).  ``pe_only`` measures one PE whatever the preset (``design`` says
+    which was measured).
     """
+    if arch.tiles > 1 and not pe_only:
+        from cosim.chip_bench import bench_chip_cosim_speed
+
+        chip = bench_chip_cosim_speed(
+            arch, k=k, reps=3 if reps is None else reps, rounds=2 if rounds is None else rounds
+        )
+        rest = {key: value for key, value in chip.items() if key != "bench"}
+        return {"bench": "cosim-speed", "design": "chip", **rest}
+    reps = 5 if reps is None else reps
+    rounds = 3 if rounds is None else rounds
     case = gemm_case(arch, m, n, k)
     build_pe(arch)
     raw_run(arch, case, 1)  # build the raw model before timing anything
@@ -271,6 +287,7 @@ def bench_cosim_speed(
     am_hz = amaranth_hz(arch, case, amaranth_cycles)
     return {
         "bench": "cosim-speed",
+        "design": "pe",
         "arch": arch.name,
         "kernel": f"gemm {m}x{n}x{k}",
         "cycles_per_run": cyc,

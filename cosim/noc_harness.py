@@ -9,7 +9,8 @@ small ``key value`` file and writes one JSON object (see
 :mod:`cosim.noc_traffic`, which owns both formats).
 
 Design: ``noc_top`` (generated Verilog) instantiates ``noc_mesh``
-(:class:`hw.noc.mesh.Mesh`, converted by Amaranth) and renames its ports to
+(:class:`hw.noc.mesh.Mesh`, converted by Amaranth with its routers as instances
+of one separately converted module ``myelin_router``) and renames its ports to
 plain names that C++ can reach (Verilator mangles ``__``): endpoint ``e``
 (tiles first, index ``y * mesh_cols + x``, then the outer ports in
 :func:`hw.noc.mesh.edge_ports` order), class ``c`` (0 request, 1 response):
@@ -40,7 +41,14 @@ from hw.isa import HEAD_FIELDS, Kind, MsgClass, Route
 from hw.noc.mesh import Mesh, edge_ports
 from hw.pe.interfaces import NocPort
 
-__all__ = ["build_noc", "design_name", "endpoint_names", "main_cpp", "mesh_verilog"]
+__all__ = [
+    "ROUTER_MODULE",
+    "build_noc",
+    "design_name",
+    "endpoint_names",
+    "main_cpp",
+    "mesh_verilog",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 STREAMS = (("s", "out"), ("r", "in"))  # our prefix, NocPort direction
@@ -63,6 +71,7 @@ def _source_hash(arch: ArchConfig) -> str:
     h = hashlib.sha256(repr(sorted(arch.to_dict().items())).encode())
     paths = [
         *(REPO / "hw" / "noc").glob("*.py"),
+        REPO / "hw" / "tile.py",
         REPO / "hw" / "pe" / "interfaces.py",
         REPO / "hw" / "isa.py",
         REPO / "hw" / "arch.py",
@@ -73,14 +82,22 @@ def _source_hash(arch: ArchConfig) -> str:
     return h.hexdigest()[:16]
 
 
+ROUTER_MODULE = "myelin_router"  # the Verilog module of hw.noc.router.Router
+
+
 def mesh_verilog(arch: ArchConfig) -> str:
-    """Verilog of ``Mesh(arch)`` as module ``noc_mesh``, cached on disk under
-    build/cosim/verilog/ (keyed by the hw/noc sources and the arch): an 8x8
-    conversion takes minutes."""
+    """Verilog of ``Mesh(arch)`` as module ``noc_mesh``, its routers instances of
+    the module :data:`ROUTER_MODULE` (converted once, included in the text); cached
+    on disk under build/cosim/verilog/ (keyed by the hw/noc sources and the arch)."""
+    from hw.noc.router import Router, router_signature
+    from hw.tile import blackbox
+
     path = vl.BUILD_ROOT / "verilog" / f"noc-{design_name(arch)}-{_source_hash(arch)}.v"
     if path.exists():
         return path.read_text()
-    text = verilog.convert(Mesh(arch), name="noc_mesh", emit_src=False)
+    router = verilog.convert(Router(arch), name=ROUTER_MODULE, emit_src=False)
+    mesh = Mesh(arch, router=blackbox(ROUTER_MODULE, router_signature(arch)))
+    text = router + verilog.convert(mesh, name="noc_mesh", emit_src=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(text)
@@ -159,7 +176,13 @@ def main_cpp(arch: ArchConfig) -> str:
 
 def build_noc(arch: ArchConfig) -> vl.Build:
     """The traffic executable for ``arch``'s mesh (built once, cached)."""
-    sources = (("noc_mesh.v", mesh_verilog(arch)), ("noc_top.v", wrapper_verilog(arch)))
+    from cosim.chip_harness import HIER_FLAGS, build_hier, hier_config
+
+    sources = (
+        ("router.vlt", hier_config(ROUTER_MODULE)),
+        ("noc_mesh.v", mesh_verilog(arch)),
+        ("noc_top.v", wrapper_verilog(arch)),
+    )
     spec = vl.BuildSpec(
         design="noc",
         preset=design_name(arch),
@@ -168,5 +191,6 @@ def build_noc(arch: ArchConfig) -> vl.Build:
         kind="exe",
         main_cpp=main_cpp(arch),
         timing=False,
+        extra_flags=HIER_FLAGS,
     )
-    return vl.build(spec)
+    return build_hier(spec)

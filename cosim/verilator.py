@@ -233,7 +233,9 @@ def _build_locked(spec: BuildSpec, folder: Path) -> None:
     _run(make, folder, "make")
     _save_runtime(runtime, obj)
     for f in obj.iterdir():  # only the executable is used again: keep the cache small
-        if f.name != spec.top:
+        if f.is_dir():  # hierarchical blocks' sub-folders
+            shutil.rmtree(f)
+        elif f.name != spec.top:
             f.unlink()
 
 

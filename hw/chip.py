@@ -1,12 +1,13 @@
-"""The chip top: a mesh of tiles (one ``Pe`` + one router each) with its off-chip ports.
+"""The chip top: a mesh of tiles (``hw.tile.Tile``: Pe + router) with its off-chip ports.
 
 Block diagram (docs/chip.md has the full description)::
 
-    host load bus ──host_tile──► tile (x, y).pe.host   (one PE at a time)
+    host load bus ──host_tile──► tile (x, y).host   (one PE at a time)
     start[t] / halted[t] / error[t] / err_pc[t]  per tile t = y * mesh_cols + x
-    Mesh ── edge_east_<dram_node(p).y> ──► dram_<p>   (NoC flit streams, off chip)
-         ── edge_south_0              ──► host_noc  (NoC flit streams, off chip)
-         ── every other outer port    ──► EdgeSink  (answers requests with ERROR)
+    tiles ── links ── tiles; every outer side ── EdgeAdapter ── NocPort:
+         edge_east_<dram_node(p).y> ──► dram_<p>   (NoC flit streams, off chip)
+         edge_south_0              ──► host_noc  (NoC flit streams, off chip)
+         every other outer port    ──► EdgeSink  (answers requests with ERROR)
 
 Every outer port of the mesh is terminated: packets to a non-existent tile leave
 the mesh through an outer port, and the :class:`EdgeSink` there answers each
@@ -16,27 +17,30 @@ sender's DMA faults instead of waiting for ever.
 Each tile also has a small network-error monitor: the first ERROR packet that
 reaches the PE (on ``in_resp``) is latched (its ``addr`` and source node) and can
 be read through the debug port (:data:`DBG_NET_ADDR`, :data:`DBG_NET_SRC`).
+
+The tiles are position-independent (coordinates are inputs): ``Chip(arch,
+tile=hw.tile.blackbox("myelin_tile", tile_signature(arch)))`` instantiates a
+separately converted tile module instead, so that the chip's Verilog holds the
+tile once (``cosim/chip_harness.py``).
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw import isa
 from hw.arch import ArchConfig
 from hw.isa import Kind, Route
-from hw.noc.mesh import Mesh, edge_ports
+from hw.noc.link import EAST, NORTH, SOUTH, WEST
+from hw.noc.mesh import edge_ports, wire_grid
 from hw.pe.controller import ERR_PC_BITS
-from hw.pe.interfaces import Flit, HostPort, NocPort
-from hw.pe.pe import DBG_PC, DBG_SEL_BITS, Pe
+from hw.pe.interfaces import HostPort, NocPort
+from hw.pe.pe import DBG_SEL_BITS
+from hw.tile import DBG_NET_ADDR, DBG_NET_SRC, Tile
 
 __all__ = ["DBG_NET_ADDR", "DBG_NET_SRC", "Chip", "EdgeSink", "chip_port_names"]
-
-# Debug selectors added by the chip (the PE's own end at DBG_PC).
-DBG_NET_ADDR = DBG_PC + 1  # addr of the first ERROR packet this PE received
-DBG_NET_SRC = DBG_PC + 2  # its source: x | y << 8 | 1 << 16 (bit 16: one was received)
 
 
 def _field(value, f: isa.Field):
@@ -128,34 +132,6 @@ class EdgeSink(wiring.Component):
         return m
 
 
-class _NetErrorMonitor(wiring.Component):
-    """Latches the first ERROR head flit seen on a PE's ``in_resp`` handshake."""
-
-    def __init__(self):
-        super().__init__(
-            {
-                "valid": In(1),
-                "ready": In(1),
-                "flit": In(Flit),
-                "seen": Out(1),
-                "addr": Out(32),
-                "src": Out(2 * isa.COORD_BITS),
-            }
-        )
-
-    def elaborate(self, platform):
-        m = Module()
-        d = self.flit.data
-        is_err = self.flit.first & (_field(d, isa.H_KIND) == int(Kind.ERROR))
-        with m.If(self.valid & self.ready & is_err & ~self.seen):
-            m.d.sync += [
-                self.seen.eq(1),
-                self.addr.eq(_field(d, isa.H_ADDR)),
-                self.src.eq(_field(d, isa.H_SRC_X) | _field(d, isa.H_SRC_Y) << isa.COORD_BITS),
-            ]
-        return m
-
-
 class Chip(wiring.Component):
     """``arch.mesh_cols x arch.mesh_rows`` tiles; tile ``t = y * mesh_cols + x``.
 
@@ -173,10 +149,13 @@ class Chip(wiring.Component):
     * ``dram_<p>`` for each DRAM port p, ``host_noc``: ``In(NocPort())`` (the
       endpoint's view is ``NocPort``): NoC flit streams of the outer ports at
       ``hw.isa.dram_node(arch, p)`` and ``hw.isa.host_node(arch)``.
-    * ``drop``: ``Out(tiles)``, router t discarded a packet (``Mesh.drop``).
+    * ``drop``: ``Out(tiles)``, router t discarded a packet (``Router.drop``).
+
+    ``tile``: a callable ``arch -> component with the Tile's signature``
+    (default :class:`hw.tile.Tile`; ``hw.tile.blackbox`` for Verilog).
     """
 
-    def __init__(self, arch: ArchConfig):
+    def __init__(self, arch: ArchConfig, tile=Tile):
         if not isinstance(arch, ArchConfig):
             raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
         if arch.mesh_cols > 62 or arch.mesh_rows > 62:
@@ -185,6 +164,7 @@ class Chip(wiring.Component):
                 f"{arch.mesh_cols} x {arch.mesh_rows}"
             )
         self.arch = arch
+        self._tile = tile
         t = arch.tiles
         members = {
             "start": In(t),
@@ -207,48 +187,36 @@ class Chip(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         arch = self.arch
-        m.submodules.mesh = mesh = Mesh(arch)
-        pes, mons = [], []
+        tiles = []
         for t in range(arch.tiles):
             x, y = t % arch.mesh_cols, t // arch.mesh_cols
-            m.submodules[f"pe_{x}_{y}"] = pe = Pe(arch)
-            m.submodules[f"netmon_{x}_{y}"] = mon = _NetErrorMonitor()
-            wiring.connect(m, pe.noc, mesh.tile(x, y))
+            m.submodules[f"tile_{x}_{y}"] = tile = self._tile(arch)
             m.d.comb += [
-                pe.coords.x.eq(x), pe.coords.y.eq(y), pe.start.eq(self.start[t]),
-                self.running[t].eq(pe.running), self.halted[t].eq(pe.halted),
-                self.error[t].eq(pe.error), self.err_pc[t].eq(pe.err_pc),
-                mon.valid.eq(pe.noc.in_resp.valid), mon.ready.eq(pe.noc.in_resp.ready),
-                mon.flit.eq(pe.noc.in_resp.payload),
+                tile.start.eq(self.start[t]),
+                self.running[t].eq(tile.running), self.halted[t].eq(tile.halted),
+                self.error[t].eq(tile.error), self.err_pc[t].eq(tile.err_pc),
             ]  # fmt: skip
-            pes.append(pe)
-            mons.append(mon)
-        self._edges(m, mesh)
-        self._host(m, pes)
-        self._debug(m, pes, mons)
-        m.d.comb += self.drop.eq(mesh.drop)
+            tiles.append(tile)
+        grid = [tiles[y * arch.mesh_cols : (y + 1) * arch.mesh_cols] for y in range(arch.mesh_rows)]
+        self._edges(m, wire_grid(m, arch, grid))
+        self._host(m, tiles)
+        self._debug(m, tiles)
+        m.d.comb += self.drop.eq(Cat(tile.drop for tile in tiles))
         return m
 
-    def _edges(self, m: Module, mesh: Mesh) -> None:
+    def _edges(self, m: Module, adapters) -> None:
         named = chip_port_names(self.arch)
+        step = {EAST: (1, 0), WEST: (-1, 0), SOUTH: (0, 1), NORTH: (0, -1)}
         for name, x, y, side in edge_ports(self.arch):
-            port = getattr(mesh, name)
+            port = adapters[name].noc
             if name in named:
                 wiring.connect(m, wiring.flipped(getattr(self, named[name])), port)
                 continue
-            node = (
-                (x + 1, y)
-                if side == 2
-                else (x - 1, y)
-                if side == 4
-                else (x, y + 1)
-                if side == 3
-                else (x, y - 1)
-            )
-            m.submodules[f"sink_{name}"] = sink = EdgeSink(self.arch, node)
+            dx, dy = step[side]
+            m.submodules[f"sink_{name}"] = sink = EdgeSink(self.arch, (x + dx, y + dy))
             wiring.connect(m, sink.noc, port)
 
-    def _host(self, m: Module, pes: list[Pe]) -> None:
+    def _host(self, m: Module, pes: list) -> None:
         host = self.host
         rsel = Signal.like(self.host_tile)
         m.d.sync += rsel.eq(self.host_tile)
@@ -266,16 +234,8 @@ class Chip(wiring.Component):
             with m.If(rsel == t):
                 m.d.comb += [host.rvalid.eq(pe.host.rvalid), host.rdata.eq(pe.host.rdata)]
 
-    def _debug(self, m: Module, pes: list[Pe], mons: list) -> None:
-        sel = self.dbg_sel
-        for t, (pe, mon) in enumerate(zip(pes, mons, strict=True)):
-            m.d.comb += pe.dbg_sel.eq(Mux(self.dbg_tile == t, sel, 0))
+    def _debug(self, m: Module, tiles: list) -> None:
+        for t, tile in enumerate(tiles):
+            m.d.comb += tile.dbg_sel.eq(Mux(self.dbg_tile == t, self.dbg_sel, 0))
             with m.If(self.dbg_tile == t):
-                with m.If(sel == DBG_NET_ADDR):
-                    m.d.comb += self.dbg_data.eq(mon.addr)
-                with m.Elif(sel == DBG_NET_SRC):
-                    m.d.comb += self.dbg_data.eq(
-                        mon.src[: isa.COORD_BITS] | mon.src[isa.COORD_BITS :] << 8 | mon.seen << 16
-                    )
-                with m.Else():
-                    m.d.comb += self.dbg_data.eq(pe.dbg_data)
+                m.d.comb += self.dbg_data.eq(tile.dbg_data)

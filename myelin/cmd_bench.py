@@ -9,7 +9,11 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction) -> None:
-    gemm = bench_sub.add_parser("gemm", help="the hand-written GEMM kernel: cycles, utilization")
+    gemm = bench_sub.add_parser(
+        "gemm",
+        help="the hand-written GEMM split over every tile of the chip (scaling efficiency "
+        "against one PE); --pe: the single-PE kernel",
+    )
     gemm.add_argument("--arch", default="tiny", help="preset name or TOML/JSON file")
     gemm.add_argument("--m", type=int, default=64)
     gemm.add_argument("--n", type=int, default=64)
@@ -21,25 +25,35 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
         help="rtl: cocotb + Verilator; isa: the reference simulator",
     )
     gemm.add_argument("--seed", type=int, default=0)
+    gemm.add_argument(
+        "--pe", action="store_true", help="run on one PE even when the preset has several tiles"
+    )
     gemm.add_argument("--json", action="store_true", help="print one JSON object")
     gemm.set_defaults(func=_gemm)
 
     speed = bench_sub.add_parser(
-        "cosim-speed", help="cycles/s of cocotb+Verilator, raw Verilator, Amaranth"
+        "cosim-speed",
+        help="cycles/s of cocotb+Verilator, raw Verilator, Amaranth (the whole chip, "
+        "without Amaranth, when the preset has more than one tile)",
     )
     speed.add_argument("--arch", default="tiny")
-    speed.add_argument("--reps", type=int, default=5, help="kernel runs per launch")
+    speed.add_argument(
+        "--reps", type=int, default=None, help="kernel runs per launch (default 5; chip: 3)"
+    )
     speed.add_argument(
         "--rounds",
         type=int,
-        default=3,
-        help="alternating cosim / raw launches (the fastest run counts)",
+        default=None,
+        help="alternating cosim / raw launches, the fastest run counts (default 3; chip: 2)",
     )
     speed.add_argument(
         "--amaranth-cycles",
         type=int,
         default=2000,
         help="cycles simulated by Amaranth's simulator (then extrapolated)",
+    )
+    speed.add_argument(
+        "--pe", action="store_true", help="measure one PE even when the preset has several tiles"
     )
     speed.add_argument("--json", action="store_true")
     speed.set_defaults(func=_speed)
@@ -55,10 +69,17 @@ def _print(figures: dict, as_json: bool) -> None:
 
 
 def _gemm(args: argparse.Namespace) -> int:
-    from cosim.bench import bench_gemm
     from hw.arch import load_arch
 
-    figures = bench_gemm(load_arch(args.arch), args.m, args.n, args.k, on=args.on, seed=args.seed)
+    arch = load_arch(args.arch)
+    if arch.tiles > 1 and not args.pe:
+        from cosim.chip_bench import bench_chip_gemm
+
+        figures = bench_chip_gemm(arch, args.m, args.n, args.k, on=args.on, seed=args.seed)
+    else:
+        from cosim.bench import bench_gemm
+
+        figures = bench_gemm(arch, args.m, args.n, args.k, on=args.on, seed=args.seed)
     _print(figures, args.json)
     return 0 if figures["bit_exact"] else 1
 
@@ -72,6 +93,7 @@ def _speed(args: argparse.Namespace) -> int:
         reps=args.reps,
         rounds=args.rounds,
         amaranth_cycles=args.amaranth_cycles,
+        pe_only=args.pe,
     )
     _print(figures, args.json)
     return 0

@@ -38,6 +38,8 @@ import numpy as np
 
 from compiler.backend.alloc import AllocError, align
 from compiler.backend.builder import DESC_BYTES, KernelBuilder, Mapped
+from compiler.backend.gemm_pair import pair_fits as _pair_fits
+from compiler.backend.gemm_pair import pair_tasks as _pair_tasks
 from compiler.backend.gemm_pipe import a_split as _a_split
 from compiler.backend.gemm_pipe import b_split as _b_split
 from compiler.backend.gemm_pipe import pipelined_tasks as _pipelined_tasks
@@ -84,6 +86,9 @@ def can_cast(arch, followers: int, sems: int) -> bool:
 
 def _grid(arch, mt: int, nt: int) -> tuple[int, int]:
     return min(arch.mesh_rows, mt), min(arch.mesh_cols, nt)
+
+
+PAIR = True  # False: always gemm_pipe.py's order (B tile outer from the start)
 
 
 def plan_gemm(arch, spec: GemmSpec) -> dict:
@@ -201,17 +206,21 @@ def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm")
     # then even / odd B tiles (and A tiles) go to banks of their own when they fit
     pipelined = False
     if mode == "resident":
+        # paired first pass (gemm_pair.py) when its bank layout fits, else gemm_pipe.py
+        plan["order"] = "pair" if PAIR and _pair_fits(kb.arch, plan, a_band) else "pass"
+        tasks = _pair_tasks if plan["order"] == "pair" else _pipelined_tasks
         plan["b_split"] = _b_split(kb.arch, plan, a_band, b_band)
         plan["a_split"] = plan["b_split"] and _a_split(kb.arch, plan, a_band)
+        if plan["order"] == "pair":
+            plan["a_split"] = plan["b_split"] = False
         longest = max(
-            _pipelined_tasks(None, (x, y), plan, a_band, b_band, 0)
-            for x in range(gc)
-            for y in range(gr)
+            tasks(None, (x, y), plan, a_band, b_band, 0) for x in range(gc) for y in range(gr)
         )
         pipelined = longest <= kb.arch.imem_words - 32
     plan["pipelined"] = pipelined
     if not pipelined:
-        for key in ("b_parts", "a_chunk_tiles", "a_ahead", "c_layout", "a_split", "b_split"):
+        for key in ("b_parts", "a_chunk_tiles", "a_ahead", "c_layout", "a_split", "b_split",
+                    "order"):
             plan.pop(key, None)
     if plan.get("a_split"):
         # even and odd A tiles in the two bottom banks: a tile arriving (or being
@@ -223,7 +232,15 @@ def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm")
     elif mode in ("resident", "stream_b"):
         for gy in range(gr):
             kb.sram_buffer(f"A{gy}", "A", a_band, (0, gy, gc - 1, gy), side="low")
-    if plan.get("b_split"):
+    if plan.get("order") == "pair":
+        # B tiles 0 / 1 in the two top banks, tile 2 at the top of bank 1, later tiles
+        # alternating over the top two (gemm_pair.b_place); A and C low in bank 0
+        for gx in range(gc):
+            col = (gx, 0, gx, gr - 1)
+            kb.sram_buffer(f"B{gx}e", "B", kb.arch.bank_bytes, col, side="high")
+            kb.sram_buffer(f"B{gx}o", "B", kb.arch.bank_bytes, col, side="high")
+            kb.sram_buffer(f"B{gx}x", "B", kp * C, col, side="high")
+    elif plan.get("b_split"):
         # even and odd B tiles in the two top banks: the tile being multiplied and the
         # next one arriving never share a bank (the MAC's reads win every bank cycle)
         for gx in range(gc):
@@ -239,7 +256,7 @@ def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm")
             kb.sram_buffer(f"C{gx}_{gy}", "C", mp_ * np_, pe, side="low")
             c_off = (gy * gc + gx) * mp_ * np_
             if pipelined:
-                _pipelined_tasks(kb, pe, plan, a_band, b_band, c_off)
+                tasks(kb, pe, plan, a_band, b_band, c_off)
                 continue
             if mode == "stream":
                 _stream_tasks(kb, pe, plan, a_band, b_band)

@@ -7,6 +7,7 @@ mesh_cols) beyond the east edge.  Output 5 (``CONFIG``) is internal: the
 router's configuration sink, reached only by CONFIG packets.
 """
 
+from amaranth.hdl import Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,6 +27,7 @@ __all__ = [
     "OPPOSITE",
     "Link",
     "outer_ports",
+    "faces_edge",
 ]
 
 LOCAL, NORTH, EAST, SOUTH, WEST = range(5)
@@ -71,3 +73,16 @@ def outer_ports(arch: ArchConfig, x: int, y: int) -> set[int]:
     if x == arch.mesh_cols - 1:
         outer.add(EAST)
     return outer
+
+
+def faces_edge(arch: ArchConfig, side: int, x, y) -> Value:
+    """1-bit value: side ``side`` of the router at (``x``, ``y``) faces outside the mesh.
+
+    ``x`` and ``y`` may be integers or Amaranth values (a router's coordinate
+    inputs); for integers this agrees with :func:`outer_ports`.
+    """
+    last = {NORTH: 0, SOUTH: arch.mesh_rows - 1, WEST: 0, EAST: arch.mesh_cols - 1}
+    if side not in last:
+        raise ValueError(f"side must be one of NORTH, EAST, SOUTH, WEST (1..4), not {side!r}")
+    coord = y if side in (NORTH, SOUTH) else x
+    return Value.cast(coord == last[side])

@@ -1,15 +1,17 @@
-"""A mesh of routers, ``arch.mesh_cols x arch.mesh_rows``."""
+"""A mesh of routers, ``arch.mesh_cols x arch.mesh_rows``, and the wiring it shares
+with the chip top (:func:`wire_grid`)."""
 
 from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.arch import ArchConfig
+from hw.noc.edge import EdgeAdapter
 from hw.noc.link import EAST, NORTH, PORT_NAMES, SOUTH, WEST
 from hw.noc.router import Router
 from hw.pe.interfaces import NocPort
 
-__all__ = ["Mesh", "edge_ports"]
+__all__ = ["Mesh", "edge_ports", "wire_grid"]
 
 
 def edge_ports(arch: ArchConfig) -> list[tuple[str, int, int, int]]:
@@ -24,6 +26,35 @@ def edge_ports(arch: ArchConfig) -> list[tuple[str, int, int, int]]:
     return ports
 
 
+def wire_grid(m: Module, arch: ArchConfig, nodes) -> dict[str, EdgeAdapter]:
+    """Tie ``nodes[y][x]`` (routers or tiles: ``x``, ``y`` inputs and ``<side>_in`` /
+    ``<side>_out`` links) to their coordinates, link neighbours and close every
+    outer side with an :class:`EdgeAdapter` (submodule ``<edge port name>``).
+
+    Returns the adapters by :func:`edge_ports` name; the caller connects their
+    ``noc`` ports to the endpoints.
+    """
+    for y, row in enumerate(nodes):
+        for x, n in enumerate(row):
+            m.d.comb += [n.x.eq(x), n.y.eq(y)]
+            if x + 1 < arch.mesh_cols:
+                e = nodes[y][x + 1]
+                wiring.connect(m, n.east_out, e.west_in)
+                wiring.connect(m, e.west_out, n.east_in)
+            if y + 1 < arch.mesh_rows:
+                s = nodes[y + 1][x]
+                wiring.connect(m, n.south_out, s.north_in)
+                wiring.connect(m, s.north_out, n.south_in)
+    adapters = {}
+    for name, x, y, side in edge_ports(arch):
+        n = nodes[y][x]
+        m.submodules[name] = adapter = EdgeAdapter(arch)
+        wiring.connect(m, adapter.to_router, getattr(n, f"{PORT_NAMES[side]}_in"))
+        wiring.connect(m, getattr(n, f"{PORT_NAMES[side]}_out"), adapter.from_router)
+        adapters[name] = adapter
+    return adapters
+
+
 class Mesh(wiring.Component):
     """Routers joined by credit links; every PE port and every outer port exposed.
 
@@ -32,14 +63,18 @@ class Mesh(wiring.Component):
     * ``edge_<side>_<i>``: ``In(NocPort())``, the outer port on ``side`` of the
       edge router in column (north/south) or row (east/west) ``i``, for an
       off-chip endpoint: DRAM port p at ``edge_east_<dram_node(p).y>``, the
-      host at ``edge_south_0``.  The chip top must terminate every outer port
-      (at least by consuming what arrives): packets to non-existent tiles
-      leave through them.
+      host at ``edge_south_0``; an :class:`EdgeAdapter` sits between it and the
+      router.  The chip top must terminate every outer port (at least by
+      consuming what arrives): packets to non-existent tiles leave through them.
     * ``drop``: bit ``y * mesh_cols + x`` pulses when router (x, y) discards a
       packet (``Router.drop``).
+
+    ``router``: a callable ``arch -> component with the Router's signature``;
+    ``hw.tile.blackbox`` makes one that instantiates a separately converted
+    router module (the Verilog then holds the router once).
     """
 
-    def __init__(self, arch: ArchConfig):
+    def __init__(self, arch: ArchConfig, router=Router):
         if not isinstance(arch, ArchConfig):
             raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
         self.arch = arch
@@ -52,7 +87,7 @@ class Mesh(wiring.Component):
         members["drop"] = Out(arch.tiles)
         super().__init__(members)
         self.routers = [
-            [Router(arch, x, y) for x in range(arch.mesh_cols)] for y in range(arch.mesh_rows)
+            [router(arch) for x in range(arch.mesh_cols)] for y in range(arch.mesh_rows)
         ]
 
     def tile(self, x: int, y: int):
@@ -60,24 +95,12 @@ class Mesh(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        a = self.arch
         for y, row in enumerate(self.routers):
             for x, r in enumerate(row):
                 m.submodules[f"router_{x}_{y}"] = r
                 wiring.connect(m, wiring.flipped(self.tile(x, y)), r.local)
-        for name, x, y, side in edge_ports(a):
-            r = self.routers[y][x]
-            wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(r, PORT_NAMES[side]))
-        for y in range(a.mesh_rows):
-            for x in range(a.mesh_cols):
-                r = self.routers[y][x]
-                if x + 1 < a.mesh_cols:
-                    e = self.routers[y][x + 1]
-                    wiring.connect(m, r.east_out, e.west_in)
-                    wiring.connect(m, e.west_out, r.east_in)
-                if y + 1 < a.mesh_rows:
-                    s = self.routers[y + 1][x]
-                    wiring.connect(m, r.south_out, s.north_in)
-                    wiring.connect(m, s.north_out, r.south_in)
+        adapters = wire_grid(m, self.arch, self.routers)
+        for name, adapter in adapters.items():
+            wiring.connect(m, wiring.flipped(getattr(self, name)), adapter.noc)
         m.d.comb += self.drop.eq(Cat(r.drop for row in self.routers for r in row))
         return m

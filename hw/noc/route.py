@@ -1,5 +1,9 @@
 """Route computation: the output set of a head flit at router (x, y).
 
+The router's coordinates are inputs (``x``, ``y``, ``hw.isa.COORD_BITS`` wide), so
+one RouteCompute (and one router) serves every position of the mesh; which
+sides face the mesh edge follows from them (``hw.noc.link.faces_edge``).
+
 Computed when the flit enters an input buffer (look-ahead into the buffer), so
 the allocator sees a ready-made output set.  The rules (``docs/noc.md``):
 
@@ -29,7 +33,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.arch import ArchConfig
-from hw.isa import H_KIND, H_RET, H_ROUTE, H_X0, H_X1, H_Y0, H_Y1, Kind, Route
+from hw.isa import COORD_BITS, H_KIND, H_RET, H_ROUTE, H_X0, H_X1, H_Y0, H_Y1, Kind, Route
 from hw.noc.link import (
     CONFIG,
     EAST,
@@ -40,7 +44,7 @@ from hw.noc.link import (
     PORTS,
     SOUTH,
     WEST,
-    outer_ports,
+    faces_edge,
 )
 from hw.noc.table import KEY_BITS
 
@@ -52,21 +56,22 @@ def _field(word, f):
 
 
 class RouteCompute(wiring.Component):
-    """Combinational: ``route`` (bit o = output o) of ``head`` arriving on ``port``.
+    """Combinational: ``route`` (bit o = output o) of ``head`` arriving on ``port``
+    of the router at (``x``, ``y``) (inputs, which must hold a tile of the mesh).
 
     ``key``/``key_hit``/``key_ports`` connect to a ``KeyTable`` lookup port.
     """
 
-    def __init__(self, arch: ArchConfig, x: int, y: int, port: int):
-        if not 0 <= x < arch.mesh_cols:
-            raise ValueError(f"x must be in 0..{arch.mesh_cols - 1}, not {x!r}")
-        if not 0 <= y < arch.mesh_rows:
-            raise ValueError(f"y must be in 0..{arch.mesh_rows - 1}, not {y!r}")
+    def __init__(self, arch: ArchConfig, port: int):
+        if not isinstance(arch, ArchConfig):
+            raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
         if port not in range(PORTS):
             raise ValueError(f"port must be in 0..{PORTS - 1}, not {port!r}")
-        self.arch, self.x, self.y, self.port = arch, x, y, port
+        self.arch, self.port = arch, port
         super().__init__(
             {
+                "x": In(COORD_BITS),
+                "y": In(COORD_BITS),
                 "head": In(arch.flit_bits),
                 "key": Out(KEY_BITS),
                 "key_hit": In(1),
@@ -101,10 +106,10 @@ class RouteCompute(wiring.Component):
     def _unicast(self, m, out):
         a, x, y = self.arch, self.x, self.y
         x0, y0 = _field(self.head, H_X0), _field(self.head, H_Y0)
-        go_e = (x0 > x) if x < a.mesh_cols - 1 else C(0)
+        go_e = (x0 > x) & ~faces_edge(a, EAST, x, y)
         go_w = x0 < x
         at_col = ~go_e & ~go_w
-        go_s = at_col & ((y0 > y) if y < a.mesh_rows - 1 else C(0))
+        go_s = at_col & (y0 > y) & ~faces_edge(a, SOUTH, x, y)
         go_n = at_col & (y0 < y)
         here = at_col & ~go_s & ~go_n
         off_e, off_s = x0 >= a.mesh_cols, y0 >= a.mesh_rows
@@ -127,19 +132,20 @@ class RouteCompute(wiring.Component):
         xhi = Mux(xhi_raw < a.mesh_cols, xhi_raw, a.mesh_cols - 1)
         yhi = Mux(yhi_raw < a.mesh_rows, yhi_raw, a.mesh_rows - 1)
         nonempty = (xlo <= xhi) & (ylo <= yhi)
-        inject = port == LOCAL or port in outer_ports(a, x, y)
-        eastbound = inject or port == WEST
-        westbound = inject or port == EAST
-        southbound = not inject and port == NORTH
-        northbound = not inject and port == SOUTH
-        x_phase = inject or port in (EAST, WEST)
+        # entering the mesh here: from the PE, or from an outer port's endpoint
+        inject = C(1) if port == LOCAL else faces_edge(a, port, x, y)
+        eastbound = inject | C(port == WEST)
+        westbound = inject | C(port == EAST)
+        southbound = ~inject & C(port == NORTH)
+        northbound = ~inject & C(port == SOUTH)
+        x_phase = inject | C(port in (EAST, WEST))
         in_x = (xlo <= x) & (x <= xhi)
         in_y = (ylo <= y) & (y <= yhi)
         fork = in_x & x_phase
         bits = {
             LOCAL: in_x & in_y,
-            EAST: (x < xhi) if eastbound else C(0),
-            WEST: (x > xlo) if westbound else C(0),
+            EAST: eastbound & (x < xhi),
+            WEST: westbound & (x > xlo),
             SOUTH: (fork | southbound) & (y < yhi),
             NORTH: (fork | northbound) & (y > ylo),
         }

@@ -12,64 +12,62 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.arch import ArchConfig
-from hw.isa import H_LEN, MsgClass
+from hw.isa import COORD_BITS, H_LEN, MsgClass
 from hw.noc.alloc import Allocator
 from hw.noc.buffer import InputBuffer
-from hw.noc.link import CONFIG, LOCAL, OUTPUTS, PORT_NAMES, PORTS, Link, outer_ports
+from hw.noc.link import CONFIG, LOCAL, OUTPUTS, PORT_NAMES, PORTS, Link
 from hw.noc.route import RouteCompute
 from hw.noc.table import KeyTable
 from hw.pe.interfaces import Flit, NocPort
 
-__all__ = ["Router"]
+__all__ = ["Router", "router_signature"]
+
+
+def router_signature(arch: ArchConfig) -> wiring.Signature:
+    """The :class:`Router`'s signature (independent of its position)."""
+    members = {"x": In(COORD_BITS), "y": In(COORD_BITS), "local": In(NocPort())}
+    for p in range(1, PORTS):
+        members[f"{PORT_NAMES[p]}_in"] = In(Link(arch))
+        members[f"{PORT_NAMES[p]}_out"] = Out(Link(arch))
+    members["drop"] = Out(1)
+    return wiring.Signature(members)
+
 
 _STREAMS = {MsgClass.REQUEST: ("out_req", "in_req"), MsgClass.RESPONSE: ("out_resp", "in_resp")}
 
 
 class Router(wiring.Component):
-    """Router of tile (x, y) of an ``arch.mesh_cols x arch.mesh_rows`` mesh.
+    """One router of an ``arch.mesh_cols x arch.mesh_rows`` mesh, at any position.
 
-    Ports (signature built from ``arch``, ``x`` and ``y``):
+    Ports (the same for every position, so that the Verilog of the mesh holds
+    the router module once):
 
+    * ``x``, ``y``: ``In(hw.isa.COORD_BITS)``, the router's coordinates; they must
+      hold a tile of the mesh and stay constant (the mesh ties them to constants).
     * ``local``: ``In(NocPort())``, the PE side: the PE's ``out_req``/``out_resp``
       streams enter the local input buffers (``ready`` = buffer not full); the
       ``in_req``/``in_resp`` streams come from an ejection buffer of
       ``router_buffer_flits`` per class, fed under credits like a link.
-    * ``north``/``east``/``south``/``west`` of a side facing the mesh edge:
-      ``In(NocPort())`` too, for the off-chip endpoint there (same protocol).
-    * every other side: ``<side>_in``: ``In(Link(arch))`` and ``<side>_out``:
-      ``Out(Link(arch))``, credit-based links to the neighbour.
+    * ``<side>_in``: ``In(Link(arch))`` and ``<side>_out``: ``Out(Link(arch))`` for
+      every side (``north``, ``east``, ``south``, ``west``): credit links to the
+      neighbour, or, on a side facing the mesh edge (``hw.noc.link.faces_edge``
+      of ``x``/``y``), to an :class:`hw.noc.edge.EdgeAdapter` that turns them
+      into the ``NocPort`` view of the off-chip endpoint there.
     * ``drop``: pulses when a packet with no output, or a stray body flit, is
       discarded.
     """
 
-    def __init__(self, arch: ArchConfig, x: int, y: int):
+    def __init__(self, arch: ArchConfig):
         if not isinstance(arch, ArchConfig):
             self._MustUse__silence = True  # a rejected component is no unused one
             raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
-        for what, value, size in (("x", x, arch.mesh_cols), ("y", y, arch.mesh_rows)):
-            if not isinstance(value, int) or not 0 <= value < size:
-                self._MustUse__silence = True
-                raise ValueError(f"{what} must be in 0..{size - 1}, not {value!r}")
-        self.arch, self.x, self.y = arch, x, y
-        self.outer = outer_ports(arch, x, y)
-        self.stream_ports = {LOCAL} | self.outer
-        members = {"local": In(NocPort())}
-        for p in range(1, PORTS):
-            name = PORT_NAMES[p]
-            if p in self.outer:
-                members[name] = In(NocPort())
-            else:
-                members[f"{name}_in"] = In(Link(arch))
-                members[f"{name}_out"] = Out(Link(arch))
-        members["drop"] = Out(1)
-        super().__init__(members)
+        self.arch = arch
+        super().__init__(router_signature(arch))
         vcs, depth = arch.vcs, arch.router_buffer_flits
         self.inbuf = [[InputBuffer(arch) for _ in range(vcs)] for _ in range(PORTS)]
-        self.ejbuf = {p: [InputBuffer(arch) for _ in range(vcs)] for p in self.stream_ports}
+        self.ejbuf = [InputBuffer(arch) for _ in range(vcs)]  # of the local port
         self.alloc = Allocator(arch)
-        self.table = KeyTable(
-            arch, lookups=sum(vcs if p in self.stream_ports else 1 for p in range(PORTS))
-        )
+        self.table = KeyTable(arch, lookups=vcs + PORTS - 1)
         # credits[o][v]: free slots downstream of output o for class v
         self.credits = [
             [Signal(range(depth + 1), init=depth, name=f"credits_{o}_{v}") for v in range(vcs)]
@@ -79,18 +77,16 @@ class Router(wiring.Component):
         self.credit_out = [
             [Signal(name=f"credit_out_{p}_{v}") for v in range(vcs)] for p in range(PORTS)
         ]
-        self.eject_credit = {
-            p: [Signal(name=f"eject_credit_{p}_{v}") for v in range(vcs)] for p in self.stream_ports
-        }
+        self.eject_credit = [Signal(name=f"eject_credit_{v}") for v in range(vcs)]
         self.out_valid = [Signal(name=f"out_valid_{o}") for o in range(PORTS)]
         self.out_vc = [Signal(range(vcs), name=f"out_vc_{o}") for o in range(PORTS)]
         self.out_flit = [Signal(Flit, name=f"out_flit_{o}") for o in range(PORTS)]
 
     def port(self, p: int):
-        """The interface object of port ``p`` (``NocPort`` side) or ``(in, out)`` links."""
+        """The interface object of port ``p``: ``local``, or the ``(in, out)`` links."""
         name = PORT_NAMES[p]
-        if p in self.stream_ports:
-            return getattr(self, name)
+        if p == LOCAL:
+            return self.local
         return getattr(self, f"{name}_in"), getattr(self, f"{name}_out")
 
     def elaborate(self, platform):
@@ -120,10 +116,12 @@ class Router(wiring.Component):
         return m
 
     def _route(self, m, p, head, lookups, suffix):
-        rc = RouteCompute(self.arch, self.x, self.y, p)
+        rc = RouteCompute(self.arch, p)
         m.submodules[f"route_{PORT_NAMES[p]}{suffix}"] = rc
         lookup = next(lookups)
         m.d.comb += [
+            rc.x.eq(self.x),
+            rc.y.eq(self.y),
             rc.head.eq(head),
             lookup.key.eq(rc.key),
             rc.key_hit.eq(lookup.hit),
@@ -133,8 +131,8 @@ class Router(wiring.Component):
 
     def _input_side(self, m, p, lookups):
         bufs = self.inbuf[p]
-        if p in self.stream_ports:
-            noc = self.port(p)
+        if p == LOCAL:
+            noc = self.local
             for v in range(self.arch.vcs):
                 src = getattr(noc, _STREAMS[MsgClass(v)][0])
                 route = self._route(m, p, src.payload.data, lookups, f"_{v}")
@@ -190,11 +188,11 @@ class Router(wiring.Component):
 
     def _output_side(self, m, o):
         vcs = self.arch.vcs
-        if o in self.stream_ports:
-            noc = self.port(o)
+        if o == LOCAL:
+            noc = self.local
             returned = []
             for v in range(vcs):
-                buf = self.ejbuf[o][v]
+                buf = self.ejbuf[v]
                 m.submodules[f"ejbuf_{PORT_NAMES[o]}_{v}"] = buf
                 dst = getattr(noc, _STREAMS[MsgClass(v)][1])
                 m.d.comb += [
@@ -204,8 +202,8 @@ class Router(wiring.Component):
                     dst.payload.eq(buf.r.payload.flit),
                     buf.r.ready.eq(dst.ready),
                 ]
-                m.d.sync += self.eject_credit[o][v].eq(buf.r.valid & buf.r.ready)
-                returned.append(self.eject_credit[o][v])
+                m.d.sync += self.eject_credit[v].eq(buf.r.valid & buf.r.ready)
+                returned.append(self.eject_credit[v])
         else:
             _, link_out = self.port(o)
             m.d.comb += [

@@ -277,6 +277,23 @@ def test_chip_converts_and_terminates_every_outer_port():
         Chip("tiny")
 
 
+def test_chip_verilog_holds_the_tile_once():
+    """tile.v defines the tile module; dut.v instantiates it once per position with
+    exactly its ports (the Instance port list comes from the Tile's signature)."""
+    from cosim.chip_harness import TILE_MODULE, chip_sources
+    from tests.hw.test_router import _instance_ports, _module_ports
+
+    src = dict(chip_sources(ARCH))
+    assert set(src) == {"tile.vlt", "tile.v", "dut.v", "cosim_top.sv"}
+    assert f'hier_block -module "{TILE_MODULE}"' in src["tile.vlt"]
+    assert f"module {TILE_MODULE}(" not in src["dut.v"]
+    ports = _module_ports(src["tile.v"], TILE_MODULE)
+    assert {"x", "y", "clk", "rst", "east_in__flit", "west_out__credit", "dbg_data"} <= ports
+    insts = _instance_ports(src["dut.v"], TILE_MODULE)
+    assert len(insts) == ARCH.tiles
+    assert all(conns == ports for conns in insts)
+
+
 def test_chip_programs_match_chipsim():
     """PE-to-PE writes with signal, remote and DRAM reads, DRAM writes, RECT multicast
     writes and signals, semaphore barriers; then the error cases, all in one launch."""

@@ -68,6 +68,7 @@ def test_gemm_on_rtl_is_bit_exact(capsys):
                 "64",
                 "--on",
                 "rtl",
+                "--pe",
                 "--json",
             ]
         )

@@ -84,8 +84,8 @@ def drive_anything(m, iface):
 
 class CreditHarness(Elaboratable):
     def __init__(self, receiver=Router):
-        self.a = Router(ARCH, 0, 0)
-        self.b = receiver(ARCH, 1, 0)
+        self.a = Router(ARCH)
+        self.b = receiver(ARCH)
 
     def elaborate(self, platform):
         m = Module()
@@ -103,12 +103,12 @@ class CreditHarness(Elaboratable):
                 i.flit.eq(o.flit),
                 o.credit.eq(i.credit),
             ]
-        for r, names in (
-            (a, ("local", "north", "south", "west")),
-            (b, ("local", "north", "south", "east")),
-        ):
-            for name in names:
-                drive_anything(m, getattr(r, name))
+        m.d.comb += [a.x.eq(0), a.y.eq(0), b.x.eq(1), b.y.eq(0)]
+        for r, sides in ((a, ("north", "south", "west")), (b, ("north", "south", "east"))):
+            drive_anything(m, r.local)
+            for side in sides:  # the outer sides, as their edge adapters could drive them
+                drive_anything(m, getattr(r, f"{side}_in"))
+                drive_anything(m, getattr(r, f"{side}_out"))
         depth = ARCH.router_buffer_flits
         for src, dst, o, p in ((a, b, EAST, WEST), (b, a, WEST, EAST)):
             for v in range(ARCH.vcs):

@@ -162,6 +162,34 @@ def test_edge_endpoints_inject_and_receive():
     bench.run()
 
 
+def test_edge_adapters_add_no_latency():
+    """Through an edge adapter a packet takes as long as through the local port: edge to
+    the tile beside it, and that tile to the edge, 3 cycles each (like PE to itself);
+    edge to edge across a 2x2 mesh 3 + 2 per hop.  Both classes, one at a time."""
+    arch = TINY
+    bench = MeshBench(arch, seed=18)
+    west0, east1 = ("edge", 0, 0, 4), ("edge", 1, 1, 2)
+    plan = [  # source, class, target
+        (west0, MsgClass.RESPONSE, (0, 0)),
+        (west0, MsgClass.REQUEST, (0, 0)),
+        (("tile", 1, 1), MsgClass.REQUEST, (5, 1)),  # beyond the east edge: east1
+        (("tile", 1, 1), MsgClass.RESPONSE, (5, 1)),
+        (west0, MsgClass.REQUEST, (7, 1)),  # 2 hops to (1, 1), out east
+    ]
+    todo = list(plan)
+
+    def inject(cycle):
+        if len(bench.sb.latencies) == len(plan) - len(todo) and not bench.sb.in_flight():
+            src, cls, (x0, y0) = todo.pop(0)
+            bench.send(src, cls, 0, x0=x0, y0=y0)
+        return bool(todo)
+
+    bench.run(inject)
+    assert bench.sb.delivered == len(plan)
+    assert bench.sb.latencies == [3, 3, 3, 3, 3 + 2 * 2], bench.sb.latencies
+    assert east1 in bench.ports
+
+
 def test_rect_and_key_multicast_3x3():
     arch = MESH3
     bench = MeshBench(arch, seed=14)

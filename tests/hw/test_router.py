@@ -2,7 +2,7 @@
 
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Module
+from amaranth.hdl import Elaboratable, Module
 
 from hw.arch import PRESETS
 from hw.isa import Kind, MsgClass, Route, encode_head
@@ -21,12 +21,25 @@ def key_of(o):
     return ("tile", X, Y) if o == LOCAL else ("link", PORT_NAMES[o])
 
 
+class Placed(Elaboratable):
+    """The router with its coordinate inputs tied to (x, y)."""
+
+    def __init__(self, router, x, y):
+        self.router, self.x, self.y = router, x, y
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.router = self.router
+        m.d.comb += [self.router.x.eq(self.x), self.router.y.eq(self.y)]
+        return m
+
+
 class RouterBench:
     """``rtl_*`` side: the router with a driver on each port."""
 
     def __init__(self, seed, stall=0.0, table=()):
         self.rng = rng_for(seed)
-        self.dut = Router(ARCH, X, Y)
+        self.dut = Router(ARCH)
         self.sb = Scoreboard()
         self.table = list(table)
         self.ports = {LOCAL: StreamPort(key_of(LOCAL), self.dut.local, self.sb, self.rng, stall)}
@@ -59,7 +72,7 @@ class RouterBench:
 
     def run(self, limit=4000, inject=None):
         return run_traffic(
-            self.dut,
+            Placed(self.dut, X, Y),
             list(self.ports.values()),
             self.sb,
             limit=limit,
@@ -69,14 +82,15 @@ class RouterBench:
 
 
 def test_router_converts_to_verilog():
-    text = verilog.convert(Router(ARCH, 0, 0))
+    text = verilog.convert(Router(ARCH))
     assert "module" in text
+    # one module for every position: the coordinates are ports
+    assert "input [5:0] x;" in text and "input [5:0] y;" in text
 
 
-@pytest.mark.parametrize("bad", [(-1, 0), (3, 0), (0, 3)])
-def test_router_rejects_bad_coordinates(bad):
-    with pytest.raises(ValueError, match="must be in"):
-        Router(ARCH, *bad)
+def test_router_rejects_bad_arch():
+    with pytest.raises(TypeError, match="ArchConfig"):
+        Router("tiny")
 
 
 def test_all_port_pairs_both_classes():
@@ -198,7 +212,7 @@ def test_route_compute_matches_reference(xy):
     from hw.noc.route import RouteCompute
 
     rng = rng_for(20 + xy[0] * 3 + xy[1])
-    rcs = [RouteCompute(ARCH, *xy, p) for p in range(PORTS)]
+    rcs = [RouteCompute(ARCH, p) for p in range(PORTS)]
     top = Module()
     for p, rc in enumerate(rcs):
         top.submodules[f"rc{p}"] = rc
@@ -217,6 +231,8 @@ def test_route_compute_matches_reference(xy):
         for word in cases:
             head = decode_head(word)
             for p, rc in enumerate(rcs):
+                ctx.set(rc.x, xy[0])
+                ctx.set(rc.y, xy[1])
                 ctx.set(rc.head, word)
                 got = ctx.get(rc.route)
                 want = ref_route(ARCH, *xy, p, head) if head["route"] < 3 else set()
@@ -225,3 +241,38 @@ def test_route_compute_matches_reference(xy):
     sim = Simulator(top)
     sim.add_testbench(tb)
     sim.run()
+
+
+def _module_ports(text, name):
+    import re
+
+    header = re.search(rf"module {re.escape(name)}\((.*?)\);", text, re.S)
+    assert header, f"module {name} not found"
+    return {p.strip() for p in header.group(1).split(",")}
+
+
+def _instance_ports(text, module):
+    """Port names connected by each instance of ``module`` in ``text``."""
+    import re
+
+    found = []
+    for inst in re.finditer(rf"^\s*{re.escape(module)}\s+\S+\s*\((.*?)\);", text, re.S | re.M):
+        found.append(set(re.findall(r"\.(\w+)\(", inst.group(1))))
+    return found
+
+
+def test_mesh_verilog_holds_the_router_once():
+    """The blackbox mesh instantiates one converted router module per position, with
+    exactly its ports (names derived from the Router's signature)."""
+    from hw.noc.mesh import Mesh
+    from hw.noc.router import router_signature
+    from hw.tile import blackbox
+
+    router = verilog.convert(Router(ARCH), name="myelin_router", emit_src=False)
+    mesh = Mesh(ARCH, router=blackbox("myelin_router", router_signature(ARCH)))
+    text = verilog.convert(mesh, name="noc_mesh", emit_src=False)
+    assert "module myelin_router" not in text
+    insts = _instance_ports(text, "myelin_router")
+    assert len(insts) == ARCH.tiles
+    ports = _module_ports(router, "myelin_router")
+    assert all(conns == ports for conns in insts)
