@@ -5,16 +5,18 @@ belongs to one packet (one *branch* of a multicast packet) from the cycle it
 is granted until that output has taken the packet's tail.  Each cycle:
 
 1. *VC allocation*, per output and class: a round-robin arbiter over the
-   inputs whose head flit asks for the output and does not have it yet; the
-   winner gets the output if no packet holds it.  A multicast head gets its
-   outputs **one by one** (per-branch allocation, no claiming across outputs):
-   a branch that has its output streams on at its own pace, and releases the
-   output as soon as it has taken the tail, even while a slower sibling
-   branch still waits.  A multicast packet that does **not** fit in an input
-   buffer (``len + 1 > router_buffer_flits``) is allocated all or nothing
-   (every output free and won in the same cycle): a long packet holding one
-   branch while waiting for another could deadlock a single router.  Such
-   packets are not deadlock-free in a mesh anyway (``docs/noc_multicast.md``).
+   inputs whose head flit asks for the output; the winner gets it if no packet
+   holds it, and the pointer moves past the winner.  A head takes the outputs
+   of its set **one by one in** ``ORDER`` (direction of travel in X, north,
+   south, then the sinks) and keeps those it has while it waits for the next
+   (no claim on outputs it does not hold): it asks for an output only when
+   every earlier output of its set is *ready*, i.e. held and, for a multicast
+   packet that fits in a buffer (``len + 1 <= router_buffer_flits``), with
+   credits for the whole packet, except the last output of its set, which
+   needs none.  The head starts (is switched) when all its outputs are ready,
+   so no branch but the last can ever wait for credits.  A multicast packet
+   longer than a buffer has no room condition and is not deadlock-free in a
+   mesh (``docs/noc_multicast.md``: rule, deadlock-freedom argument, figures).
 2. *Switch allocation*, per physical output: among the (at most one per
    class) packets holding it whose current flit has not yet taken this output
    and for which a credit is available, round-robin between the classes.
@@ -23,8 +25,8 @@ is granted until that output has taken the packet's tail.  Each cycle:
 
 A granted head can be switched in the same cycle.  A packet with an empty
 output set is consumed (``drop`` pulses); so is a body flit that arrives at an
-idle input (a framing error, also ``drop``).  Why per-branch allocation of
-buffer-sized multicast packets is deadlock-free: ``docs/noc_multicast.md``.
+idle input (a framing error, also ``drop``).  Each output is released when
+it has taken the packet's tail.
 """
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal

@@ -141,16 +141,11 @@ def test_pymtl3_net_mesh_delivers_uniform_traffic():
 # -- 4x4 ---------------------------------------------------------------------------------
 
 
-# RECT multicast can deadlock the mesh (see the xfail below); this fixed seed and load pass.
-MCAST_SAFE_RATE = 0.1
-
-
 @pytest.mark.extended  # the 4x4 mesh build takes 10-25 min
 @pytest.mark.xdist_group("noc_small")
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_small_patterns_under_backpressure(pattern):
-    rate = MCAST_SAFE_RATE if pattern == "multicast" else 0.35
-    res = rtl_run(SMALL, pattern=pattern, packets=4000, rate=rate, stall=0.25, seed=7)
+    res = rtl_run(SMALL, pattern=pattern, packets=4000, rate=0.35, stall=0.25, seed=7)
     assert_clean(res)
 
 
@@ -199,19 +194,13 @@ def test_small_past_saturation_drains():
 # -- extended: >= 50,000 packets per configuration ---------------------------------------
 
 RATES = (0.05, 0.2, 0.35, 0.5, 0.8)
-MCAST_DEADLOCK = pytest.mark.xfail(
-    strict=False,
-    reason="RTL deadlock under RECT multicast: long runs stop at any load "
-    "(4x4, 0.1 flit/node/cycle: after about 125,000 cycles); docs/noc_bench.md",
-)
-EXT_PATTERNS = [pytest.param(p, marks=MCAST_DEADLOCK) if p == "multicast" else p for p in PATTERNS]
 
 
 @pytest.mark.extended
 @pytest.mark.extended  # the 4x4 mesh build takes 10-25 min
 @pytest.mark.xdist_group("noc_small")
 @pytest.mark.parametrize("rate", RATES)
-@pytest.mark.parametrize("pattern", EXT_PATTERNS)
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_extended_small(pattern, rate):
     seed = 1000 + PATTERNS.index(pattern) * 10 + RATES.index(rate)
     res = rtl_run(
@@ -223,7 +212,7 @@ def test_extended_small(pattern, rate):
 @pytest.mark.extended
 @pytest.mark.xdist_group("noc_8x8")
 @pytest.mark.parametrize("rate", RATES)
-@pytest.mark.parametrize("pattern", EXT_PATTERNS)
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_extended_8x8(pattern, rate):
     seed = 2000 + PATTERNS.index(pattern) * 10 + RATES.index(rate)
     res = rtl_run(
