@@ -32,7 +32,7 @@ TARGETS = {  # name: RECT corners (x0, y0, x1, y1), seen from tile (0, 0)
 }
 
 
-def stream_rate(arch, rect, length, packets=16, seed=1):
+def stream_rate(arch, rect, length, packets=12, seed=1):
     """Delivered flits/cycle of the slowest destination of a stream of packets from SRC.
 
     ``rect`` None: unicast to tile (2, 2).  The rate is measured between the first and
@@ -87,13 +87,14 @@ def test_fork_throughput_of_buffer_sized_packets_pays_the_credit_loop(arch):
     assert rate == pytest.approx(flits / (flits + 3), abs=0.01)
 
 
-def mixed_load(arch, seed, rate, cycles, stall, mcast_frac=0.5, unicast_max=7):
+def mixed_load(arch, seed, rate, cycles, stall, mcast_frac=0.5, unicast_max=7, mcast_max=None):
     """Every tile starts a packet with probability ``rate`` per cycle: RECT to a random
-    rectangle (<= router_buffer_flits flits) with probability ``mcast_frac``, else a
-    unicast of up to ``unicast_max + 1`` flits; random class; sinks stall ``stall``."""
+    rectangle (up to ``mcast_max + 1`` flits, default router_buffer_flits) with
+    probability ``mcast_frac``, else a unicast of up to ``unicast_max + 1`` flits;
+    random class; sinks stall ``stall``."""
     bench = MeshBench(arch, seed=seed, stall=stall)
     rng = bench.rng
-    mlen = arch.router_buffer_flits - 1
+    mlen = arch.router_buffer_flits - 1 if mcast_max is None else mcast_max
 
     def make(src):
         cls = MsgClass(rng.randrange(2))
