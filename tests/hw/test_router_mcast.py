@@ -156,3 +156,12 @@ def test_other_allocation_orders_are_cyclic(order):
     cycle = find_cycle(allocation_dependency_graph(arch, MsgClass.REQUEST, order))
     print(cycle)
     assert cycle is not None
+
+
+@pytest.mark.extended
+def test_single_flit_rect_multicast_at_high_load_4x4():
+    """The case that deadlocked the Verilated 4x4 mesh: RECT only, single-flit packets,
+    0.35 packets/node/cycle, no back-pressure."""
+    arch = MESH3.replace(mesh_cols=4, mesh_rows=4)
+    bench = mixed_load(arch, 51, 0.35, 300, 0.0, mcast_frac=1.0, unicast_max=0, mcast_max=0)
+    assert bench.sb.delivered > 5000
