@@ -59,7 +59,7 @@ class ArchConfig:
     # -- network on chip --------------------------------------------------------
     flit_bits: int = 128
     vcs: int = 2  # one virtual channel per message class (request, response)
-    router_buffer_flits: int = 4  # input buffer depth per port and VC
+    router_buffer_flits: int = 8  # input buffer depth per port and VC
     routing_table_entries: int = 64  # key/mask multicast table per router
     max_packet_flits: int = 16  # payload flits per packet
     # -- off-chip memory --------------------------------------------------------
@@ -192,6 +192,15 @@ class ArchConfig:
         return self.tiles * self.chips_cols * self.chips_rows
 
     @property
+    def rect_payload_flits(self) -> int:
+        """Payload flits of a RECT multicast packet (docs/noc_multicast.md): the whole
+        packet must fit a router input buffer (deadlock freedom of forks), and with
+        buffers of 6 flits or more three slots stay free so that the credits of one
+        packet are back before the next needs them (a fork stream at 1 flit/cycle)."""
+        depth = self.router_buffer_flits
+        return min(self.max_packet_flits, depth - 4 if depth >= 6 else depth - 1)
+
+    @property
     def sem_max(self) -> int:
         return (1 << self.sem_bits) - 1
 
@@ -223,6 +232,7 @@ PRESETS: dict[str, ArchConfig] = {
         sram_banks=4,
         imem_words=512,
         routing_table_entries=8,
+        router_buffer_flits=4,
         dram_bytes=2**20,
         dram_latency=40,
     ),

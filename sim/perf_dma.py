@@ -27,9 +27,17 @@ WRITE_DRAIN = 3  # remote write: tail arrival to the inbound semaphore increment
 WRITE_START = 3  # write packets: the packetizer's SRAM read before the head flit leaves
 SIGNAL_DRAIN = 3  # SIGNAL packet: ejection to the semaphore increment (RTL chip, measured)
 RESP_DRAIN = 2  # read response: tail arrival to the local semaphore increment
-# cycles (x 100) a RECT packet forking to >= 2 tiles holds each link of its tree: RTL
-# chip, 1024 words to 2 or 4 PEs in 3-payload-flit packets take 2453 cycles (docs/chip.md)
-RECT_FORK_PACKET_CYCLES = 717
+# A RECT packet forking to >= 2 tiles starts only when every branch but one has room
+# for all of it (docs/noc_multicast.md): the credits of the previous packet come back
+# FORK_CREDIT_LOOP cycles after its tail left (link register, buffer, credit register),
+# so a packet of F flits holds the tree F + 3 cycles unless F <= depth - 3.
+FORK_CREDIT_LOOP = 3
+
+
+def fork_hold(arch, payloads: list[int]) -> int:
+    """Cycles a forked RECT stream of packets with these payload flits holds its tree."""
+    room = arch.router_buffer_flits - FORK_CREDIT_LOOP
+    return sum(p + 1 + (FORK_CREDIT_LOOP if p + 1 > room else 0) for p in payloads)
 
 
 class DmaTimer:
@@ -62,8 +70,8 @@ class DmaTimer:
         c0, rows = d["count0"], d["count1"] * d["count2"]
         mode = d["mode"]
         rect = mode == SignalMode.RECT and not d["read"]
-        # RECT packets carry at most router_buffer_flits - 1 payload flits (docs/dma.md)
-        payload = min(a.max_packet_flits, a.router_buffer_flits - 1) if rect else a.max_packet_flits
+        # RECT packets carry at most rect_payload_flits payload flits (docs/dma.md)
+        payload = a.rect_payload_flits if rect else a.max_packet_flits
         per_row = -(-c0 // payload)
         packets = rows * per_row
         words = c0 * rows
@@ -106,7 +114,11 @@ class DmaTimer:
             route = fab.unicast(self.coords, target)
         # a forked packet is allocated virtual cut-through: it waits until every branch
         # has credits for all of it, so it holds the tree longer than its flits
-        hold = -(-packets * RECT_FORK_PACKET_CYCLES // 100) if fork else flits
+        if fork:
+            full, rem = divmod(c0, payload)
+            hold = rows * fork_hold(a, [payload] * full + ([rem] if rem else []))
+        else:
+            hold = flits
         sent, tails = fab.send(route, max(hold, flits), s + WRITE_START)
         end = sent
         for (link, _, _), tail in zip(route, tails, strict=True):

@@ -1,28 +1,32 @@
 """Output allocation and switch arbitration of the router (one cycle).
 
 Wormhole switching with one virtual channel per message class: an output VC
-belongs to one packet from its head to its tail.  Each cycle:
+belongs to one packet (one *branch* of a multicast packet) from the cycle it
+is granted until that output has taken the packet's tail.  Each cycle:
 
-1. *VC allocation*, per class: the head flits waiting at the inputs are
-   visited in round-robin order; a head gets **all** outputs of its set at
-   once, and only if none is held by a packet or claimed this cycle by a head
-   visited before it (a waiting head claims its outputs even when it loses, so
-   a multicast head cannot be starved by unicast heads).  The round-robin
-   pointer stays on a blocked head until it is served.  A packet with more
-   than one output that fits in a buffer (``len + 1 <= router_buffer_flits``)
-   is allocated *virtual cut-through*: only when every output has credits for
-   the whole packet, so that its branches never wait for each other (this is
-   what keeps tree multicast deadlock-free, ``hw.noc.cdg``).
+1. *VC allocation*, per output and class: a round-robin arbiter over the
+   inputs whose head flit asks for the output; the winner gets it if no packet
+   holds it, and the pointer moves past the winner.  A head takes the outputs
+   of its set **one by one in** ``ORDER`` (direction of travel in X, north,
+   south, then the sinks) and keeps those it has while it waits for the next
+   (no claim on outputs it does not hold): it asks for an output only when
+   every earlier output of its set is *ready*, i.e. held and, for a multicast
+   packet that fits in a buffer (``len + 1 <= router_buffer_flits``), with
+   credits for the whole packet, except the last output of its set, which
+   needs none.  The head starts (is switched) when all its outputs are ready,
+   so no branch but the last can ever wait for credits.  A multicast packet
+   longer than a buffer has no room condition and is not deadlock-free in a
+   mesh (``docs/noc_multicast.md``: rule, deadlock-freedom argument, figures).
 2. *Switch allocation*, per physical output: among the (at most one per
    class) packets holding it whose current flit has not yet taken this output
    and for which a credit is available, round-robin between the classes.
 3. A flit leaves its input buffer (``pop``) in the cycle its last outstanding
-   output takes it (outputs may take a multicast flit in different cycles);
-   the packet releases its outputs when its tail leaves.
+   output takes it (outputs may take a multicast flit in different cycles).
 
 A granted head can be switched in the same cycle.  A packet with an empty
 output set is consumed (``drop`` pulses); so is a body flit that arrives at an
-idle input (a framing error, also ``drop``).
+idle input (a framing error, also ``drop``).  Each output is released when
+it has taken the packet's tail.
 """
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal
@@ -30,7 +34,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.arch import ArchConfig
-from hw.noc.link import OUTPUTS, PORTS
+from hw.noc.link import CONFIG, EAST, LOCAL, NORTH, OUTPUTS, PORTS, SOUTH, WEST
 
 __all__ = ["Allocator", "InputRequest", "OutputGrant"]
 
@@ -58,6 +62,15 @@ class OutputGrant(wiring.Signature):
         super().__init__({"valid": Out(1), "vc": Out(range(arch.vcs)), "input": Out(range(PORTS))})
 
 
+# allocation order of the outputs of one packet (docs/noc_multicast.md): the
+# direction of travel in X, then north, south, and the sinks last
+ORDER = (EAST, WEST, NORTH, SOUTH, LOCAL, CONFIG)
+
+
+def _grid(name, shape=1, vcs=1):
+    return [[Signal(shape, name=f"{name}_{p}_{v}") for v in range(vcs)] for p in range(PORTS)]
+
+
 class Allocator(wiring.Component):
     def __init__(self, arch: ArchConfig):
         self.arch = arch
@@ -70,80 +83,92 @@ class Allocator(wiring.Component):
                 "drop": Out(1),
             }
         )
-        # per input and VC: packet in progress, its outputs, outputs that took the flit
-        self.active = [[Signal(name=f"active_{p}_{v}") for v in range(vcs)] for p in range(PORTS)]
-        self.held = [
-            [Signal(OUTPUTS, name=f"held_{p}_{v}") for v in range(vcs)] for p in range(PORTS)
-        ]
-        self.taken = [
-            [Signal(OUTPUTS, name=f"taken_{p}_{v}") for v in range(vcs)] for p in range(PORTS)
-        ]
+        # per input and VC: packet in progress (head gone), its output set (latched
+        # from the head), the outputs it holds, the outputs that took the current flit
+        self.active = _grid("active", 1, vcs)
+        self.route = _grid("route", OUTPUTS, vcs)
+        self.held = _grid("held", OUTPUTS, vcs)
+        self.taken = _grid("taken", OUTPUTS, vcs)
 
     def elaborate(self, platform):
         m = Module()
         vcs = self.arch.vcs
-        head_req = [[Signal(name=f"head_req_{p}_{v}") for v in range(vcs)] for p in range(PORTS)]
-        granted = [[Signal(name=f"granted_{p}_{v}") for v in range(vcs)] for p in range(PORTS)]
+        head = _grid("head", 1, vcs)  # a head flit at the front, packet not started
+        routes = _grid("routes", OUTPUTS, vcs)  # output set of the front flit's packet
         for p in range(PORTS):
             for v in range(vcs):
                 i = self.inputs[p][v]
-                m.d.comb += head_req[p][v].eq(i.valid & i.first & ~self.active[p][v])
-        for v in range(vcs):
-            self._vc_allocation(m, v, head_req, granted)
-        routes = [
-            [Signal(OUTPUTS, name=f"route_{p}_{v}") for v in range(vcs)] for p in range(PORTS)
-        ]
-        wants = [[Signal(OUTPUTS, name=f"want_{p}_{v}") for v in range(vcs)] for p in range(PORTS)]
-        for p in range(PORTS):
-            for v in range(vcs):
-                i = self.inputs[p][v]
-                owns = self.active[p][v] | granted[p][v]
                 m.d.comb += [
-                    routes[p][v].eq(Mux(self.active[p][v], self.held[p][v], i.route)),
-                    wants[p][v].eq(Mux(owns & i.valid, routes[p][v] & ~self.taken[p][v], 0)),
+                    head[p][v].eq(i.valid & i.first & ~self.active[p][v]),
+                    routes[p][v].eq(Mux(self.active[p][v], self.route[p][v], i.route)),
                 ]
+        granted = _grid("granted", OUTPUTS, vcs)
+        start = _grid("start", 1, vcs)
+        for v in range(vcs):
+            self._vc_allocation(m, v, head, granted, start)
+        wants = _grid("want", OUTPUTS, vcs)
+        for p in range(PORTS):
+            for v in range(vcs):
+                i, taken = self.inputs[p][v], self.taken[p][v]
+                owns = self.held[p][v] | granted[p][v]
+                go = ~head[p][v] | start[p][v] | taken.any()  # a head waits for its start
+                m.d.comb += wants[p][v].eq(Mux(i.valid & go, owns & ~taken, 0))
         sent = self._switch_allocation(m, wants)
-        self._advance(m, granted, routes, sent)
+        self._advance(m, head, routes, granted, sent)
         return m
 
-    def _vc_allocation(self, m, v, head_req, granted):
-        pointer = Signal(range(PORTS), name=f"va_pointer_{v}")
-        held = C(0, OUTPUTS)
-        for p in range(PORTS):
-            held = held | Mux(self.active[p][v], self.held[p][v], 0)
-        fits = [self._fits(m, p, v) for p in range(PORTS)]
-        top_served = Signal(name=f"va_top_served_{v}")
-        with m.Switch(pointer):
-            for start in range(PORTS):
-                with m.Case(start):
-                    claimed = held
-                    for k in range(PORTS):
-                        p = (start + k) % PORTS
-                        route = self.inputs[p][v].route
-                        free = ((route & claimed) == 0) & fits[p]
-                        m.d.comb += granted[p][v].eq(head_req[p][v] & free)
-                        claimed = claimed | Mux(head_req[p][v], route, 0)
-                        if k == 0:
-                            m.d.comb += top_served.eq(~head_req[p][v] | free)
-        with m.If(top_served):
-            m.d.sync += pointer.eq(Mux(pointer == PORTS - 1, 0, pointer + 1))
+    def _vc_allocation(self, m, v, head, granted, start):
+        """Outputs in ``ORDER``, each by a round-robin arbiter over the requesting inputs.
 
-    def _fits(self, m, p, v):
-        """The head at input p, class v, may be allocated as far as credits go."""
+        A head asks for an output once every output of its set earlier in ``ORDER`` is
+        ready: held (or granted now) and, for a multicast packet that fits in a
+        buffer, with credits for the whole packet (every output but the last in
+        ``ORDER``).  It starts when all its outputs are ready.
+        """
         depth = self.arch.router_buffer_flits
-        i = self.inputs[p][v]
-        multicast = Signal(name=f"multicast_{p}_{v}")
-        m.d.comb += multicast.eq((i.route & (i.route - 1)) != 0)
-        room = 1
-        for o in range(OUTPUTS):
-            room = room & (~i.route[o] | (self.credits[o][v] > i.length))
-        fits = Signal(name=f"fits_{p}_{v}")
-        m.d.comb += fits.eq(~multicast | (i.length >= depth) | room)
-        return fits
+        ready = _grid(f"va_ready_{v}", OUTPUTS)
+        prefix = [C(1, 1)] * PORTS  # all earlier outputs of the set are ready
+        for k, o in enumerate(ORDER):
+            busy = C(0, 1)
+            for p in range(PORTS):
+                busy = busy | self.held[p][v][o]
+            req = []
+            for p in range(PORTS):
+                i, held = self.inputs[p][v], self.held[p][v]
+                r = Signal(name=f"va_req_{o}_{p}_{v}")
+                fresh = i.route[o] & ~held[o] & ~self.taken[p][v][o]
+                m.d.comb += r.eq(head[p][v] & fresh & prefix[p])
+                req.append(r)
+            pointer = Signal(range(PORTS), name=f"va_pointer_{o}_{v}")
+            with m.Switch(pointer):
+                for first in range(PORTS):
+                    with m.Case(first):
+                        found = C(0, 1)
+                        for n in range(PORTS):
+                            p = (first + n) % PORTS
+                            m.d.comb += granted[p][v][o].eq(req[p] & ~found & ~busy)
+                            found = found | req[p]
+            for p in range(PORTS):  # the pointer moves past the input served
+                with m.If(granted[p][v][o]):
+                    m.d.sync += pointer.eq((p + 1) % PORTS)
+            for p in range(PORTS):
+                i = self.inputs[p][v]
+                later = C(0, 1)
+                for o2 in ORDER[k + 1 :]:
+                    later = later | i.route[o2]
+                # cut-through: room downstream for the whole packet (a sink's
+                # "credits" are its ejection buffer; CONFIG always has room)
+                room = (self.credits[o][v] > i.length) | (i.length >= depth)
+                m.d.comb += ready[p][0][o].eq(
+                    (self.held[p][v][o] | granted[p][v][o]) & (~later | room)
+                )
+                prefix[p] = prefix[p] & (~i.route[o] | ready[p][0][o])
+        for p in range(PORTS):
+            m.d.comb += start[p][v].eq(prefix[p])
 
     def _switch_allocation(self, m, wants):
         vcs = self.arch.vcs
-        sent = [[Signal(OUTPUTS, name=f"sent_{p}_{v}") for v in range(vcs)] for p in range(PORTS)]
+        sent = _grid("sent", OUTPUTS, vcs)
         sent_bits = [[[] for v in range(vcs)] for p in range(PORTS)]
         for o in range(OUTPUTS):
             cand = [Signal(name=f"sa_cand_{o}_{v}") for v in range(vcs)]
@@ -171,22 +196,23 @@ class Allocator(wiring.Component):
                 m.d.comb += sent[p][v].eq(Cat(sent_bits[p][v]))
         return sent
 
-    def _advance(self, m, granted, routes, sent):
+    def _advance(self, m, head, routes, granted, sent):
         drops = []
         for p in range(PORTS):
             for v in range(len(granted[p])):
                 i = self.inputs[p][v]
-                active, taken = self.active[p][v], self.taken[p][v]
-                owns = active | granted[p][v]
+                active, taken, held = self.active[p][v], self.taken[p][v], self.held[p][v]
                 now_taken = taken | sent[p][v]
-                done = owns & i.valid & ((routes[p][v] & ~now_taken) == 0)
+                done = i.valid & (head[p][v] | active) & ((routes[p][v] & ~now_taken) == 0)
                 stray = i.valid & ~i.first & ~active
                 m.d.comb += i.pop.eq(done | stray)
-                drops.append(stray | (granted[p][v] & (i.route == 0)))
+                drops.append(stray | (head[p][v] & (i.route == 0)))
+                # an output is released when it has taken the tail
+                m.d.sync += held.eq((held | granted[p][v]) & ~Mux(i.last, sent[p][v], 0))
+                with m.If(head[p][v]):
+                    m.d.sync += self.route[p][v].eq(i.route)
                 with m.If(done):
                     m.d.sync += [taken.eq(0), active.eq(~i.last)]
                 with m.Else():
-                    m.d.sync += [taken.eq(now_taken), active.eq(owns)]
-                with m.If(granted[p][v]):
-                    m.d.sync += self.held[p][v].eq(i.route)
+                    m.d.sync += taken.eq(now_taken)
         m.d.comb += self.drop.eq(Cat(drops).any())

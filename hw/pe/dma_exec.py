@@ -76,9 +76,9 @@ class DmaExecutor(wiring.Component):
         chunk = Signal(len_bits())
         row_end = Signal()
         last = Signal()
-        # Rectangle multicast packets must fit a router input buffer whole (docs/noc.md:
-        # a forked wormhole packet longer than that can deadlock on its slowest branch).
-        mcast_max = min(arch.max_packet_flits, arch.router_buffer_flits - 1)
+        # Rectangle multicast packets must fit a router input buffer whole, with room
+        # for pipelining (ArchConfig.rect_payload_flits, docs/noc_multicast.md).
+        mcast_max = arch.rect_payload_flits
         limit = Mux(d.mode == SignalMode.RECT, mcast_max, arch.max_packet_flits)
         m.d.comb += [
             left.eq(d.count0 - done),

@@ -142,18 +142,13 @@ def test_pymtl3_net_mesh_delivers_uniform_traffic():
 # -- 4x4 ---------------------------------------------------------------------------------
 
 
-# RECT multicast can deadlock the mesh (see the xfail below); this fixed seed and load pass.
-MCAST_SAFE_RATE = 0.1
-
-
 DEFAULT_SMALL = ("uniform", "hotspot", "multicast")
 
 
 @pytest.mark.xdist_group("noc_small")
 @pytest.mark.parametrize("pattern", DEFAULT_SMALL)
 def test_small_subset_under_backpressure(pattern):
-    rate = MCAST_SAFE_RATE if pattern == "multicast" else 0.35
-    res = rtl_run(SMALL, pattern=pattern, packets=1500, rate=rate, stall=0.25, seed=7)
+    res = rtl_run(SMALL, pattern=pattern, packets=1500, rate=0.35, stall=0.25, seed=7)
     assert_clean(res)
 
 
@@ -161,20 +156,17 @@ def test_small_subset_under_backpressure(pattern):
 @pytest.mark.xdist_group("noc_small")
 @pytest.mark.parametrize("pattern", [p for p in PATTERNS if p not in DEFAULT_SMALL])
 def test_small_patterns_under_backpressure(pattern):
-    rate = MCAST_SAFE_RATE if pattern == "multicast" else 0.35
-    res = rtl_run(SMALL, pattern=pattern, packets=4000, rate=rate, stall=0.25, seed=7)
+    res = rtl_run(SMALL, pattern=pattern, packets=4000, rate=0.35, stall=0.25, seed=7)
     assert_clean(res)
 
 
 @pytest.mark.extended
 @pytest.mark.xdist_group("noc_small")
-@pytest.mark.xfail(
-    strict=True,
-    reason="RTL deadlock: RECT multicast at 0.35 flit/node/cycle on 4x4 stops every flit "
-    "(watchdog), even with single-flit packets and no back-pressure; docs/noc_bench.md",
-)
 def test_small_multicast_high_load_does_not_deadlock():
+    """Deadlocked before the ordered multicast allocation (docs/noc_multicast.md)."""
     res = rtl_run(SMALL, pattern="multicast", packets=4000, rate=0.35, seed=7)
+    assert_clean(res)
+    res = rtl_run(SMALL, pattern="multicast", packets=4000, rate=0.35, stall=0.25, seed=8)
     assert_clean(res)
 
 
@@ -212,18 +204,12 @@ def test_small_past_saturation_drains():
 # -- extended: >= 50,000 packets per configuration ---------------------------------------
 
 RATES = (0.05, 0.2, 0.35, 0.5, 0.8)
-MCAST_DEADLOCK = pytest.mark.xfail(
-    strict=False,
-    reason="RTL deadlock under RECT multicast: long runs stop at any load "
-    "(4x4, 0.1 flit/node/cycle: after about 125,000 cycles); docs/noc_bench.md",
-)
-EXT_PATTERNS = [pytest.param(p, marks=MCAST_DEADLOCK) if p == "multicast" else p for p in PATTERNS]
 
 
 @pytest.mark.extended
 @pytest.mark.xdist_group("noc_small")
 @pytest.mark.parametrize("rate", RATES)
-@pytest.mark.parametrize("pattern", EXT_PATTERNS)
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_extended_small(pattern, rate):
     seed = 1000 + PATTERNS.index(pattern) * 10 + RATES.index(rate)
     res = rtl_run(
@@ -235,7 +221,7 @@ def test_extended_small(pattern, rate):
 @pytest.mark.extended
 @pytest.mark.xdist_group("noc_8x8")
 @pytest.mark.parametrize("rate", RATES)
-@pytest.mark.parametrize("pattern", EXT_PATTERNS)
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_extended_8x8(pattern, rate):
     seed = 2000 + PATTERNS.index(pattern) * 10 + RATES.index(rate)
     res = rtl_run(
