@@ -219,8 +219,15 @@ def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm")
         pipelined = longest <= kb.arch.imem_words - 32
     plan["pipelined"] = pipelined
     if not pipelined:
-        for key in ("b_parts", "a_chunk_tiles", "a_ahead", "c_layout", "a_split", "b_split",
-                    "order"):
+        for key in (
+            "b_parts",
+            "a_chunk_tiles",
+            "a_ahead",
+            "c_layout",
+            "a_split",
+            "b_split",
+            "order",
+        ):
             plan.pop(key, None)
     if plan.get("a_split"):
         # even and odd A tiles in the two bottom banks: a tile arriving (or being
