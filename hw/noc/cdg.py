@@ -21,10 +21,11 @@ routing function is the same for both in this design.
 ``branch_coupling=True`` adds the dependencies that multicast forks create in
 a wormhole router that frees a flit only when every branch took it: the
 branch holding output ``o1`` waits for every sibling ``o2``.  That graph is
-cyclic for the XY tree: this is why the router allocates a multicast packet
-that fits in a buffer (``len + 1 <= router_buffer_flits``) virtual cut-through
-(its branches never wait, so they add no dependency), and why longer multicast
-packets are unsafe (``docs/noc.md``).
+cyclic for the XY tree: this is why the router allocates the outputs of a
+multicast packet that fits in a buffer in a fixed order, each but the last
+with room for the whole packet, so that only its last branch can lag; the waits
+that rule adds are in ``hw.noc.mcast_cdg``, whose graph is acyclic
+(``docs/noc_multicast.md``).  Longer multicast packets are unsafe.
 """
 
 from __future__ import annotations
