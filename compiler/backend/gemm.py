@@ -12,7 +12,8 @@ Two schedules, chosen from the SRAM size:
   whenever a band is shared by more than one PE: it divides the DRAM traffic of
   that operand by the group size.  The bands load tile by tile, pipelined with the
   MAC work, with arriving tiles kept out of the banks being multiplied
-  (gemm_pipe.py, ``plan["pipelined"]``); C then leaves in column strips, DRAM
+  (``plan["pipelined"]``; order ``plan["order"]``: gemm_pair.py's paired first
+  pass when it fits, else gemm_pipe.py's B-tile passes); C then leaves in column strips, DRAM
   layout ``[gr][gc][ntp][Mp][C]``.  When the unrolled first pass does not fit the
   instruction memory, the bands load whole first (one multicast each).
 * ``stream_a`` / ``stream_b``: one band resident (loaded and multicast as above), the
@@ -38,6 +39,7 @@ import numpy as np
 
 from compiler.backend.alloc import AllocError, align
 from compiler.backend.builder import DESC_BYTES, KernelBuilder, Mapped
+from compiler.backend.gemm_pair import DESC_ROOM as _PAIR_DESC_ROOM
 from compiler.backend.gemm_pair import pair_fits as _pair_fits
 from compiler.backend.gemm_pair import pair_tasks as _pair_tasks
 from compiler.backend.gemm_pipe import a_split as _a_split
@@ -211,7 +213,7 @@ def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm")
         tasks = _pair_tasks if plan["order"] == "pair" else _pipelined_tasks
         plan["b_split"] = _b_split(kb.arch, plan, a_band, b_band)
         plan["a_split"] = plan["b_split"] and _a_split(kb.arch, plan, a_band)
-        if plan["order"] == "pair":
+        if plan["order"] == "pair":  # its own bank layout (gemm_pair.py)
             plan["a_split"] = plan["b_split"] = False
         longest = max(
             tasks(None, (x, y), plan, a_band, b_band, 0) for x in range(gc) for y in range(gr)
@@ -236,6 +238,10 @@ def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm")
             row = (0, gy, gc - 1, gy)
             kb.sram_buffer(f"A{gy}e", "A", kb.arch.bank_bytes, row, side="low")
             kb.sram_buffer(f"A{gy}o", "A", (mtp // 2) * kp * R, row, side="low")
+    elif plan.get("order") == "pair":  # A padded so that C ends bank 0, X starts bank 1
+        for gy in range(gr):
+            pad = kb.arch.bank_bytes - mp_ * np_
+            kb.sram_buffer(f"A{gy}", "A", pad, (0, gy, gc - 1, gy), side="low")
     elif mode in ("resident", "stream_b"):
         for gy in range(gr):
             kb.sram_buffer(f"A{gy}", "A", a_band, (0, gy, gc - 1, gy), side="low")
@@ -245,8 +251,8 @@ def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm")
         for gx in range(gc):
             col = (gx, 0, gx, gr - 1)
             kb.sram_buffer(f"B{gx}e", "B", kb.arch.bank_bytes, col, side="high")
-            kb.sram_buffer(f"B{gx}o", "B", kb.arch.bank_bytes, col, side="high")
-            kb.sram_buffer(f"B{gx}x", "B", kp * C, col, side="high")
+            kb.sram_buffer(f"B{gx}o", "B", kb.arch.bank_bytes - _PAIR_DESC_ROOM, col, side="high")
+            kb.sram_buffer(f"X{gx}", "B", kp * C, col, side="low")
     elif plan.get("b_split"):
         # even and odd B tiles in the two top banks: the tile being multiplied and the
         # next one arriving never share a bank (the MAC's reads win every bank cycle)
