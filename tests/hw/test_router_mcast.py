@@ -128,18 +128,31 @@ def test_mixed_multicast_load_does_not_deadlock_3x3():
     assert bench.sb.delivered > 400
 
 
-OPEN_DEADLOCK = pytest.mark.xfail(
-    strict=True,
-    reason="deadlocks after about 3,700 cycles (watchdog): the allocation rule misses a "
-    "case, root cause open (docs/noc_multicast.md)",
-)
-
-
 @pytest.mark.extended
-@pytest.mark.parametrize("seed", [41, 42, pytest.param(43, marks=OPEN_DEADLOCK)])
+@pytest.mark.parametrize("seed", [41, 42, 43])
 def test_mixed_multicast_load_long_runs_3x3(seed):
+    """Seed 43 deadlocked at cycle ~3,735 under the previous rule (a last branch that
+    started without room lagged, docs/noc_multicast.md); now 4,172 packets, 9,587 copies
+    in 5,037 cycles."""
     bench = mixed_load(MESH3, seed=seed, rate=0.15, cycles=3000, stall=0.25)
     assert bench.sb.delivered > 3000
+
+
+def test_lagging_last_branch_closes_the_seed43_cycle():
+    """The wait-for cycle of the seed-43 deadlock (3x3, 4-flit buffers), in the dependency
+    graph of the previous rule (the last output started without room): the packet at the
+    front of (2,1)'s south input waits for (2,1)'s local output, held by a packet starved
+    by its fork at (1,0), whose last branch waits for (1,1)'s north input; its front
+    waits for (1,1)'s local output, held by a packet starved by its fork at (2,2), whose
+    last branch waits for (2,1)'s south input.  The current rule has neither edge."""
+    arch = MESH3
+    a, b = ("in", 2, 1, SOUTH), ("in", 1, 1, NORTH)
+    old = allocation_dependency_graph(arch, MsgClass.REQUEST, ORDER, lagging_last=True)
+    assert old.has_edge(a, b) and old.has_edge(b, a)
+    assert find_cycle(old) is not None
+    new = allocation_dependency_graph(arch, MsgClass.REQUEST, ORDER)
+    assert not new.has_edge(a, b) and not new.has_edge(b, a)
+    assert find_cycle(new) is None
 
 
 @pytest.mark.parametrize("mesh", [(2, 2), (3, 3), (4, 4), (5, 3), (8, 8)])
