@@ -21,8 +21,9 @@ a multicast packet (in ``ORDER``) could start without room and lag: the packet's
 flits then reach the routers behind its other branches only as fast as the last
 branch moves, so every output the packet holds in those subtrees, and every
 input channel that may ask for such an output, waits for the channel behind the
-last branch (*starved subtree*).  That graph is cyclic on a 3 x 3 mesh: the
-deadlock of the mixed-load seed 43.
+last branch (*starved subtree*).  That graph is cyclic (from 2 x 2 up; the
+channel-level graph over-approximates) and holds the wait-for cycle of the
+seed-43 deadlock on 3 x 3.
 """
 
 from __future__ import annotations

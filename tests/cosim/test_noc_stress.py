@@ -204,13 +204,9 @@ def test_small_past_saturation_drains():
 # -- extended: >= 50,000 packets per configuration ---------------------------------------
 
 RATES = (0.05, 0.2, 0.35, 0.5, 0.8)
-MCAST_DEADLOCK = pytest.mark.xfail(
-    strict=False,
-    reason="not yet run with the ordered multicast allocation; the Amaranth-sim 3x3 run "
-    "test_router_mcast.py::test_mixed_multicast_load_long_runs_3x3[43] still deadlocks "
-    "(docs/noc_multicast.md)",
-)
-EXT_PATTERNS = [pytest.param(p, marks=MCAST_DEADLOCK) if p == "multicast" else p for p in PATTERNS]
+# multicast included: clean since multicast packets need room on every output
+# (docs/noc_multicast.md)
+EXT_PATTERNS = PATTERNS
 
 
 @pytest.mark.extended
