@@ -12,11 +12,14 @@ is granted until that output has taken the packet's tail.  Each cycle:
    (no claim on outputs it does not hold): it asks for an output only when
    every earlier output of its set is *ready*, i.e. held and, for a multicast
    packet that fits in a buffer (``len + 1 <= router_buffer_flits``), with
-   credits for the whole packet, except the last output of its set, which
-   needs none.  The head starts (is switched) when all its outputs are ready,
-   so no branch but the last can ever wait for credits.  A multicast packet
-   longer than a buffer has no room condition and is not deadlock-free in a
-   mesh (``docs/noc_multicast.md``: rule, deadlock-freedom argument, figures).
+   credits for the whole packet, on every output of its set (virtual
+   cut-through; a unicast packet needs no room).  The head starts (is
+   switched) when all its outputs are ready, so no branch of a multicast
+   packet ever waits for credits, and none lags behind its siblings (a lagging
+   branch would starve the subtrees of the others: the seed-43 deadlock).  A
+   multicast packet longer than a buffer has no room condition and is not
+   deadlock-free in a mesh (``docs/noc_multicast.md``: rule, deadlock-freedom
+   argument, figures).
 2. *Switch allocation*, per physical output: among the (at most one per
    class) packets holding it whose current flit has not yet taken this output
    and for which a credit is available, round-robin between the classes.
@@ -122,8 +125,8 @@ class Allocator(wiring.Component):
 
         A head asks for an output once every output of its set earlier in ``ORDER`` is
         ready: held (or granted now) and, for a multicast packet that fits in a
-        buffer, with credits for the whole packet (every output but the last in
-        ``ORDER``).  It starts when all its outputs are ready.
+        buffer, with credits for the whole packet.  It starts when all its outputs
+        are ready.
         """
         depth = self.arch.router_buffer_flits
         ready = _grid(f"va_ready_{v}", OUTPUTS)
@@ -153,18 +156,22 @@ class Allocator(wiring.Component):
                     m.d.sync += pointer.eq((p + 1) % PORTS)
             for p in range(PORTS):
                 i = self.inputs[p][v]
-                later = C(0, 1)
-                for o2 in ORDER[k + 1 :]:
-                    later = later | i.route[o2]
-                # cut-through: room downstream for the whole packet (a sink's
+                # virtual cut-through: room downstream for the whole packet (a sink's
                 # "credits" are its ejection buffer; CONFIG always has room)
                 room = (self.credits[o][v] > i.length) | (i.length >= depth)
+                needs_room = self._needs_room(i.route, k)
                 m.d.comb += ready[p][0][o].eq(
-                    (self.held[p][v][o] | granted[p][v][o]) & (~later | room)
+                    (self.held[p][v][o] | granted[p][v][o]) & (~needs_room | room)
                 )
                 prefix[p] = prefix[p] & (~i.route[o] | ready[p][0][o])
         for p in range(PORTS):
             m.d.comb += start[p][v].eq(prefix[p])
+
+    def _needs_room(self, route, k):
+        """Whether output ``ORDER[k]`` of a packet with output set ``route`` waits for room
+        for the whole packet: every output of a multicast packet does (a test mutant
+        overrides this with the previous, deadlock-prone rule)."""
+        return (route & (route - 1)) != 0
 
     def _switch_allocation(self, m, wants):
         vcs = self.arch.vcs

@@ -143,17 +143,12 @@ def test_pymtl3_net_mesh_delivers_uniform_traffic():
 
 
 DEFAULT_SMALL = ("uniform", "hotspot", "multicast")
-# Multicast at 0.35 passes test_small_multicast_high_load_does_not_deadlock since the
-# ordered allocation (docs/noc_multicast.md); one long mixed 3x3 run (seed 43) still
-# deadlocks (tests/hw/test_router_mcast.py), so the default run keeps a lower load.
-MCAST_SAFE_RATE = 0.1
 
 
 @pytest.mark.xdist_group("noc_small")
 @pytest.mark.parametrize("pattern", DEFAULT_SMALL)
 def test_small_subset_under_backpressure(pattern):
-    rate = MCAST_SAFE_RATE if pattern == "multicast" else 0.35
-    res = rtl_run(SMALL, pattern=pattern, packets=1500, rate=rate, stall=0.25, seed=7)
+    res = rtl_run(SMALL, pattern=pattern, packets=1500, rate=0.35, stall=0.25, seed=7)
     assert_clean(res)
 
 
@@ -209,13 +204,9 @@ def test_small_past_saturation_drains():
 # -- extended: >= 50,000 packets per configuration ---------------------------------------
 
 RATES = (0.05, 0.2, 0.35, 0.5, 0.8)
-MCAST_DEADLOCK = pytest.mark.xfail(
-    strict=False,
-    reason="not yet run with the ordered multicast allocation; the Amaranth-sim 3x3 run "
-    "test_router_mcast.py::test_mixed_multicast_load_long_runs_3x3[43] still deadlocks "
-    "(docs/noc_multicast.md)",
-)
-EXT_PATTERNS = [pytest.param(p, marks=MCAST_DEADLOCK) if p == "multicast" else p for p in PATTERNS]
+# multicast included: clean since multicast packets need room on every output
+# (docs/noc_multicast.md)
+EXT_PATTERNS = PATTERNS
 
 
 @pytest.mark.extended

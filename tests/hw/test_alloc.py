@@ -4,8 +4,9 @@ A Python model stands in for the input buffers (one queue of flits per input and
 class, popped on ``pop``) and for the credit counters (decremented by every grant,
 never returned unless a test says so); each cycle records which output took which
 flit.  Checked: same-cycle grant of a unicast head, the allocation order and the
-cut-through condition of multicast packets (``docs/noc_multicast.md``), output
-reservation across packets, round-robin fairness, drops.
+virtual cut-through condition of multicast packets (room on every output,
+``docs/noc_multicast.md``), output reservation across packets, round-robin
+fairness, drops.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def test_unicast_head_is_granted_and_switched_in_the_same_cycle():
     assert [took for took, _ in log[:3]] == [[(EAST, "u", i)] for i in range(3)]
 
 
-def test_multicast_waits_for_room_for_the_whole_packet_except_on_its_last_output():
+def test_multicast_waits_for_room_for_the_whole_packet_on_every_output():
     flits, vc = packet("m", [EAST, SOUTH, LOCAL], 3)
 
     def refill(cycle, cr):
@@ -103,11 +104,15 @@ def test_multicast_waits_for_room_for_the_whole_packet_except_on_its_last_output
         if cycle == 6:
             cr[(LOCAL, REQ)] = DEPTH
 
-    # EAST and SOUTH need room for 4 flits; LOCAL, last in ORDER, starts with one credit
+    # every output needs room for the 4 flits, the last in ORDER (LOCAL) too: a
+    # branch that started without room would lag and starve its siblings' subtrees
+    # (docs/noc_multicast.md, the seed-43 deadlock)
     log = simulate({(WEST, vc): flits}, {(EAST, REQ): 3, (LOCAL, REQ): 1}, 12, refill)
-    assert all(not took for took, _ in log[:5])
-    assert log[5][0] == sorted([(EAST, "m", 0), (SOUTH, "m", 0), (LOCAL, "m", 0)])
-    assert first_cycle(log, EAST, "m", 3) == 8
+    assert all(not took for took, _ in log[:6])
+    assert log[6][0] == sorted([(EAST, "m", 0), (SOUTH, "m", 0), (LOCAL, "m", 0)])
+    assert [took for took, _ in log[6:10]] == [
+        sorted((o, "m", i) for o in (EAST, SOUTH, LOCAL)) for i in range(4)
+    ]
 
 
 def test_long_multicast_is_not_held_to_cut_through():
@@ -124,12 +129,18 @@ def test_multicast_holds_its_outputs_until_each_took_the_tail():
         if cycle == 4:
             cr[(SOUTH, REQ)] = DEPTH
 
-    # EAST (room for the packet) leads; SOUTH, the last output, lags until its credits
-    # come back; the unicast waits for EAST until the multicast's tail took it
+    # the multicast holds EAST (granted first, in ORDER) while SOUTH has no room; the
+    # unicast waits for EAST until the multicast's tail took it; no branch lags
     log = simulate({(LOCAL, vc): m, (WEST, vc): u}, {(SOUTH, REQ): 0}, 10, refill)
-    assert first_cycle(log, EAST, "m") == 0 and first_cycle(log, SOUTH, "m") == 4
+    assert first_cycle(log, EAST, "m") == 4 and first_cycle(log, SOUTH, "m") == 4
     assert first_cycle(log, EAST, "m", 1) == 5 and first_cycle(log, SOUTH, "m", 1) == 5
     assert first_cycle(log, EAST, "u") == 6
+
+
+def test_unicast_needs_no_room_for_the_whole_packet():
+    flits, vc = packet("u", [SOUTH], DEPTH - 1)
+    log = simulate({(NORTH, vc): flits}, {(SOUTH, REQ): 1}, cycles=4)
+    assert log[0][0] == [(SOUTH, "u", 0)] and all(not took for took, _ in log[1:])
 
 
 def test_unicast_inputs_share_an_output_round_robin():
