@@ -27,7 +27,7 @@ WRITE_DRAIN = 3  # remote write: tail arrival to the inbound semaphore increment
 WRITE_START = 3  # write packets: the packetizer's SRAM read before the head flit leaves
 SIGNAL_DRAIN = 3  # SIGNAL packet: ejection to the semaphore increment (RTL chip, measured)
 RESP_DRAIN = 2  # read response: tail arrival to the local semaphore increment
-# A RECT packet forking to >= 2 tiles starts only when every branch but one has room
+# A RECT packet forking to >= 2 tiles starts only when every branch has room
 # for all of it (docs/noc_multicast.md): the credits of the previous packet come back
 # FORK_CREDIT_LOOP cycles after its tail left (link register, buffer, credit register),
 # so a packet of F flits holds the tree F + 3 cycles unless F <= depth - 3.

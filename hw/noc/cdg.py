@@ -22,8 +22,8 @@ routing function is the same for both in this design.
 a wormhole router that frees a flit only when every branch took it: the
 branch holding output ``o1`` waits for every sibling ``o2``.  That graph is
 cyclic for the XY tree: this is why the router allocates the outputs of a
-multicast packet that fits in a buffer in a fixed order, each but the last
-with room for the whole packet, so that only its last branch can lag; the waits
+multicast packet that fits in a buffer in a fixed order and starts it only
+when every output has room for the whole packet, so no branch lags; the waits
 that rule adds are in ``hw.noc.mcast_cdg``, whose graph is acyclic
 (``docs/noc_multicast.md``).  Longer multicast packets are unsafe.
 """
