@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-__all__ = ["register"]
+__all__ = ["add_gemm_args", "register"]
 
 
 def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction) -> None:
@@ -14,17 +14,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
         help="the hand-written GEMM split over every tile of the chip (scaling efficiency "
         "against one PE); --pe: the single-PE kernel",
     )
-    gemm.add_argument("--arch", default="tiny", help="preset name or TOML/JSON file")
-    gemm.add_argument("--m", type=int, default=64)
-    gemm.add_argument("--n", type=int, default=64)
-    gemm.add_argument("--k", type=int, default=256)
-    gemm.add_argument(
-        "--on",
-        choices=("rtl", "isa"),
-        default="rtl",
-        help="rtl: cocotb + Verilator; isa: the reference simulator",
-    )
-    gemm.add_argument("--seed", type=int, default=0)
+    add_gemm_args(gemm, "tiny", (64, 64, 256))
     gemm.add_argument(
         "--pe", action="store_true", help="run on one PE even when the preset has several tiles"
     )
@@ -57,6 +47,20 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     )
     speed.add_argument("--json", action="store_true")
     speed.set_defaults(func=_speed)
+
+
+def add_gemm_args(p: argparse.ArgumentParser, arch: str, mnk: tuple[int, int, int]) -> None:
+    """The options the GEMM benches share (``bench gemm``, ``bench chip-gemm``)."""
+    p.add_argument("--arch", default=arch, help="preset name or TOML/JSON file")
+    for name, default in zip(("--m", "--n", "--k"), mnk, strict=True):
+        p.add_argument(name, type=int, default=default)
+    p.add_argument(
+        "--on",
+        choices=("rtl", "isa"),
+        default="rtl",
+        help="rtl: cocotb + Verilator; isa: the reference simulator",
+    )
+    p.add_argument("--seed", type=int, default=0)
 
 
 def _print(figures: dict, as_json: bool) -> None:

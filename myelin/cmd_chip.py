@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from myelin.cmd_bench import add_gemm_args
+
 __all__ = ["register"]
 
 
@@ -12,17 +14,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     gemm = bench_sub.add_parser(
         "chip-gemm", help="GEMM split over every PE of the chip: cycles, scaling efficiency"
     )
-    gemm.add_argument("--arch", default="small", help="preset name or TOML/JSON file")
-    gemm.add_argument("--m", type=int, default=256)
-    gemm.add_argument("--n", type=int, default=256)
-    gemm.add_argument("--k", type=int, default=256)
-    gemm.add_argument(
-        "--on",
-        choices=("rtl", "isa"),
-        default="rtl",
-        help="rtl: the chip under cocotb + Verilator; isa: ChipSim",
-    )
-    gemm.add_argument("--seed", type=int, default=0)
+    add_gemm_args(gemm, "small", (256, 256, 256))
     gemm.add_argument(
         "--no-baseline", action="store_true", help="skip the 1-PE run (no scaling_efficiency)"
     )
