@@ -46,6 +46,7 @@ class ChipRun:
     halted: list[int]  # per tile t = y * mesh_cols + x
     errors: list[int]
     err_pcs: list[int]
+    halt_cycles: list[int]  # per tile: start edge to its first halted cycle (0: never)
 
 
 class ChipDriver:
@@ -162,8 +163,9 @@ class ChipDriver:
         mask = sum(1 << t for t in tiles)
         await self.command(Cmd.RUN, max_cycles=max_cycles, mask=mask)
         n = self.arch.tiles
-        halted, errs, pcs = (
-            int(getattr(self.dut, s).value) for s in ("pe_halted", "pe_errors", "pe_err_pcs")
+        halted, errs, pcs, hcs = (
+            int(getattr(self.dut, s).value)
+            for s in ("pe_halted", "pe_errors", "pe_err_pcs", "pe_halt_cycles")
         )
         return ChipRun(
             status=Status(int(self.dut.status.value)),
@@ -171,6 +173,7 @@ class ChipDriver:
             halted=[halted >> t & 1 for t in range(n)],
             errors=[errs >> (3 * t) & 7 for t in range(n)],
             err_pcs=[pcs >> (16 * t) & 0xFFFF for t in range(n)],
+            halt_cycles=[hcs >> (32 * t) & 0xFFFFFFFF for t in range(n)],
         )
 
 
@@ -229,7 +232,7 @@ def run_chip_programs(
     the images' segments and programs: the small chip loads a compiled kernel in
     ~20x fewer cycles), PEs with an
     image are started together.  Returns one dict per run: ``status``, ``cycles``,
-    ``pes`` (per tile: started, halted, error, err_pc, pc, net_error, net_addr,
+    ``pes`` (per tile: started, halted, halt_cycle, error, err_pc, pc, net_error, net_addr,
     net_node, and ``sram`` (first ``sram_dump`` bytes), ``regs``, ``sems``), ``dram``
     (per port, first ``dram_dump`` bytes) and ``errors`` (:func:`describe_errors`).
     With ``checked``, a run ending in a timeout raises SimulationError naming the PEs.

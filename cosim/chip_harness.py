@@ -20,7 +20,8 @@ Commands (:class:`cosim.harness.Cmd`, the same codes):
 * DUMP_DBG: ``dbg_sel`` 0..arg_count-1 of PE ``arg_tile`` into ``cosim_out.hex``.
 
 Outputs besides the command ones: ``pe_halted[T-1:0]``, ``pe_errors[3T-1:0]`` (3 bits
-per tile t = y * mesh_cols + x), ``pe_err_pcs[16T-1:0]``.
+per tile t = y * mesh_cols + x), ``pe_err_pcs[16T-1:0]``, ``pe_halt_cycles[32T-1:0]`` (cycles
+from the RUN start edge to each tile's first halted cycle; 0 while it runs).
 """
 
 from __future__ import annotations
@@ -197,7 +198,8 @@ module cosim_top (
   output reg  [63:0] cycle      /*verilator public_flat_rw*/,
   output wire [{tiles}-1:0] pe_halted /*verilator public_flat_rw*/,
   output wire [3*{tiles}-1:0] pe_errors /*verilator public_flat_rw*/,
-  output wire [16*{tiles}-1:0] pe_err_pcs /*verilator public_flat_rw*/{stress_ports}
+  output wire [16*{tiles}-1:0] pe_err_pcs /*verilator public_flat_rw*/,
+  output reg  [32*{tiles}-1:0] pe_halt_cycles /*verilator public_flat_rw*/{stress_ports}
 );
   reg clk = 1'b0;
   always #{half} clk = ~clk;
@@ -222,7 +224,17 @@ module cosim_top (
   reg [1:0] k = 0;
   reg [63:0] t0 = 0;
   reg finish;
-  initial begin ack = 0; status = 0; run_cycles = 0; cycle = 0; end
+  initial begin ack = 0; status = 0; run_cycles = 0; cycle = 0; pe_halt_cycles = 0; end
+
+  // per tile: cycles from the start edge to its first halted cycle (0 = not halted)
+  always @(posedge clk)
+    if (busy && cmd == {C_RUN}) begin
+      if (i == 0) pe_halt_cycles <= 0;
+      else if (i == 1)
+        for (integer q = 0; q < {tiles}; q = q + 1)
+          if (halted[q] && pe_halt_cycles[32*q +: 32] == 0)
+            pe_halt_cycles[32*q +: 32] <= cycle - t0;
+    end
 
   always @(posedge clk) begin
     cycle <= cycle + 1;

@@ -98,6 +98,7 @@ async def run_chip(dut) -> None:
             {
                 "started": t in run["tiles"],
                 "halted": res.halted[t],
+                "halt_cycle": res.halt_cycles[t],
                 "error": res.errors[t],
                 "err_pc": res.err_pcs[t],
             }

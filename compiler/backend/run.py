@@ -49,7 +49,7 @@ STATUS_HALTED, STATUS_ERROR, STATUS_TIMEOUT = 1, 2, 3  # cosim.harness.Status
 class ExecResult:
     outputs: dict[str, np.ndarray]
     cycles: int  # ChipSim: the busiest PE's issue cycles; RTL: measured start-to-last-halt
-    per_pe_cycles: dict[tuple[int, int], int]
+    per_pe_cycles: dict[tuple[int, int], int]  # RTL: start to each PE's halt
     instructions: int | None  # None on RTL (not counted by the harness)
     timed: bool = False  # True when ``cycles`` is a cycle-accurate measurement
     extra: dict = field(default_factory=dict)
@@ -192,10 +192,16 @@ class RtlExecutor:
         dram = entry["dram"]
         outputs = read_outputs(ck, lambda p, off, n: dram[p][off : off + n].tobytes())
         cycles = int(entry["cycles"])
+        cols = ck.arch.mesh_cols
+        per_pe = {
+            (t % cols, t // cols): int(pe["halt_cycle"])
+            for t, pe in enumerate(entry["pes"])
+            if pe.get("started") and pe.get("halt_cycle")
+        }
         return ExecResult(
             outputs,
             cycles,
-            {},
+            per_pe,
             None,
             timed=True,
             extra={"stress_seed": seed, "run_seconds": entry.get("run_seconds")},

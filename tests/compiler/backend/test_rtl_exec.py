@@ -58,6 +58,10 @@ def test_compiled_kernels_on_tiny_rtl_match_numpy_and_chipsim():
         f = figures(ck, res, "rtl")
         assert f["cycles"] == res.cycles and f["cycles_measured"]
         assert res.cycles >= roofline(ck)["compute"] > 0
+        # per-PE halt cycles: every started PE, the last one ends the run
+        assert set(res.per_pe_cycles) == set(ck.images)
+        assert max(res.per_pe_cycles.values()) == res.cycles
+        assert min(res.per_pe_cycles.values()) > 0
         print(f"{ck.name}: {res.cycles} RTL cycles, roofline {f['roofline_cycles']}")
     err = results[-1]
     assert isinstance(err, SimulationError)
