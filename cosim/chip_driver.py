@@ -18,10 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from cocotb.triggers import First, Timer
 
-from cosim.harness import CLOCK_PERIOD_NS, IN_FILE, OUT_FILE, Cmd, Status, dram_sim_words
-from cosim.pe_driver import DBG_PC, DBG_SEMS, WORD, _padded, bytes_to_hex, hex_to_bytes
+from cosim.harness import IN_FILE, OUT_FILE, Cmd, Status, dram_sim_words
+from cosim.pe_driver import (
+    DBG_PC,
+    DBG_SEMS,
+    WORD,
+    _padded,
+    bytes_to_hex,
+    harness_command,
+    hex_to_bytes,
+)
 from hw.arch import ArchConfig
 from hw.chip import DBG_NET_ADDR, DBG_NET_SRC
 from hw.errors import SimulationError
@@ -29,7 +36,6 @@ from hw.isa import PeError
 
 __all__ = ["ChipDriver", "ChipRun", "describe_errors", "run_chip_programs", "stress_state"]
 
-SLACK_CYCLES = 1000
 DBG_COUNT = DBG_NET_SRC + 1
 
 
@@ -69,23 +75,16 @@ class ChipDriver:
         max_cycles: int = 0,
         mask: int = 0,
     ) -> None:
-        dut = self.dut
-        dut.cmd.value = int(cmd)
-        dut.arg_tile.value = tile
-        dut.arg_base.value = base
-        dut.arg_count.value = count
-        dut.max_cycles.value = max_cycles
-        dut.start_mask.value = mask
-        want = 1 - int(dut.req.value)
-        dut.req.value = want
-        budget = (4 * count + max_cycles + SLACK_CYCLES) * CLOCK_PERIOD_NS
-        await First(dut.ack.value_change, Timer(budget, "ns"))
-        if int(dut.ack.value) != want:
-            raise SimulationError(
-                f"chip harness command {cmd.name} (tile {tile}, base {base}, count {count}) did "
-                f"not finish within {budget // CLOCK_PERIOD_NS} cycles (cycle "
-                f"{int(dut.cycle.value)})"
-            )
+        await harness_command(
+            self.dut,
+            cmd,
+            f"chip harness command {cmd.name} (tile {tile}, base {base}, count {count})",
+            arg_tile=tile,
+            arg_base=base,
+            arg_count=count,
+            max_cycles=max_cycles,
+            start_mask=mask,
+        )
 
     async def reset(self) -> None:
         await self.command(Cmd.RESET)

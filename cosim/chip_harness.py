@@ -44,8 +44,8 @@ from cosim.harness import (
     DramMemPort,
     _decl,
     _ports,
+    command_fsm,
     dram_sim_words,
-    settle_cycles,
 )
 from hw.arch import ArchConfig
 from hw.pe.controller import ERR_PC_BITS
@@ -151,23 +151,45 @@ def chip_verilog(sig: wiring.Signature, arch: ArchConfig) -> str:
             f"arg_base + arg_count - 1);"
         )
     names = {f"C_{c.name}": int(c) for c in Cmd}
+    tbits = max(1, (t - 1).bit_length())
+    dram_cases = _DRAM_CASES.format(
+        load_cases="\n".join(load_cases), dump_cases="\n".join(dump_cases), **names
+    )
+    fsm = command_fsm(
+        arch,
+        start="mask",
+        all_halted="(halted & mask) == mask",
+        init=" pe_halt_cycles = 0;",
+        select=f"\n        host_tile <= arg_tile[{tbits}-1:0]; dbg_tile <= arg_tile[{tbits}-1:0];",
+        dram_cases=dram_cases,
+    )
     return _HARNESS.format(
         decls=decls,
         conns=conns,
         storage="".join(storage),
-        load_cases="\n".join(load_cases),
-        dump_cases="\n".join(dump_cases),
         tiles=t,
-        tbits=max(1, (t - 1).bit_length()),
-        buf_words=max(arch.sram_words, arch.imem_words, 64),
         half=CLOCK_PERIOD_NS // 2,
-        in_file=IN_FILE,
-        out_file=OUT_FILE,
-        settle=settle_cycles(arch),
         stress_ports=_STRESS_INPUTS if stress else "",
+        fsm=fsm,
         **names,
     )
 
+
+_DRAM_CASES = """
+        {C_LOAD_DRAM}: begin
+          case (arg_tile)
+{load_cases}
+            default: ;
+          endcase
+          finish = 1;
+        end
+        {C_DUMP_DRAM}: begin
+          case (arg_tile)
+{dump_cases}
+            default: ;
+          endcase
+          finish = 1;
+        end"""
 
 _STRESS_INPUTS = """,
   input  wire        stress_en   /*verilator public_flat_rw*/,
@@ -216,16 +238,7 @@ module cosim_top (
   assign pe_errors = error;
   assign pe_err_pcs = err_pc;
   wire [{tiles}-1:0] mask = start_mask[{tiles}-1:0];
-
-  reg [127:0] buffer [0:{buf_words}-1];
-  reg busy = 0;
-  reg [31:0] i = 0;
-  reg [31:0] j = 0;
-  reg [1:0] k = 0;
-  reg [63:0] t0 = 0;
-  reg finish;
-  initial begin ack = 0; status = 0; run_cycles = 0; cycle = 0; pe_halt_cycles = 0; end
-
+{fsm}
   // per tile: cycles from the start edge to its first halted cycle (0 = not halted)
   always @(posedge clk)
     if (busy && cmd == {C_RUN}) begin
@@ -235,87 +248,6 @@ module cosim_top (
           if (halted[q] && pe_halt_cycles[32*q +: 32] == 0)
             pe_halt_cycles[32*q +: 32] <= cycle - t0;
     end
-
-  always @(posedge clk) begin
-    cycle <= cycle + 1;
-    start <= 0;
-    finish = 0;
-    if (!busy) begin
-      if (req != ack) begin
-        busy <= 1; i <= 0; j <= 0; k <= 0;
-        host_tile <= arg_tile[{tbits}-1:0]; dbg_tile <= arg_tile[{tbits}-1:0];
-        if (cmd == {C_LOAD_IMEM} || cmd == {C_LOAD_SRAM})
-          if (arg_count != 0) $readmemh("{in_file}", buffer, 0, arg_count - 1);
-      end
-    end else begin
-      case (cmd)
-        {C_RESET}: begin
-          rst <= 1; i <= i + 1;
-          if (i == 4) begin rst <= 0; finish = 1; end
-        end
-        {C_LOAD_IMEM}, {C_LOAD_SRAM}: begin
-          if (!host__valid || host__ready) begin
-            if (i < arg_count) begin
-              host__valid <= 1; host__we <= 1; host__imem <= (cmd == {C_LOAD_IMEM});
-              host__addr <= arg_base + i; host__wdata <= buffer[i]; i <= i + 1;
-            end else begin
-              host__valid <= 0; host__we <= 0; host__imem <= 0; finish = 1;
-            end
-          end
-        end
-        {C_DUMP_SRAM}: begin
-          if (!host__valid || host__ready) begin
-            if (i < arg_count) begin
-              host__valid <= 1; host__we <= 0; host__imem <= 0;
-              host__addr <= arg_base + i; i <= i + 1;
-            end else host__valid <= 0;
-          end
-          if (host__rvalid) begin buffer[j] <= host__rdata; j <= j + 1; end
-          if (j == arg_count && !host__valid) begin
-            $writememh("{out_file}", buffer, 0, arg_count - 1); finish = 1;
-          end
-        end
-        {C_LOAD_DRAM}: begin
-          case (arg_tile)
-{load_cases}
-            default: ;
-          endcase
-          finish = 1;
-        end
-        {C_DUMP_DRAM}: begin
-          case (arg_tile)
-{dump_cases}
-            default: ;
-          endcase
-          finish = 1;
-        end
-        {C_RUN}: begin
-          if (i == 0) begin
-            start <= mask; t0 <= cycle; i <= 1; status <= 0;
-          end else if (error != 0) begin
-            status <= 2; if (i == 1) run_cycles <= cycle - t0; finish = 1;
-          end else if (i == 1 && cycle - t0 >= max_cycles) begin
-            status <= 3; run_cycles <= cycle - t0; finish = 1;
-          end else if (i == 1 && (halted & mask) == mask) begin
-            run_cycles <= cycle - t0; i <= 2; j <= 0;
-          end else if (i == 2) begin
-            j <= j + 1;
-            if (j == {settle}) begin status <= 1; finish = 1; end
-          end
-        end
-        {C_DUMP_DBG}: begin
-          if (i < arg_count) begin
-            dbg_sel <= i[5:0]; k <= k + 1;
-            if (k == 2) begin buffer[i] <= {{96'b0, dbg_data}}; i <= i + 1; k <= 0; end
-          end else begin
-            $writememh("{out_file}", buffer, 0, arg_count - 1); finish = 1;
-          end
-        end
-        default: finish = 1;
-      endcase
-      if (finish) begin busy <= 0; ack <= req; end
-    end
-  end
 endmodule
 """
 

@@ -47,6 +47,7 @@ __all__ = [
     "Cmd",
     "DramMemPort",
     "Status",
+    "command_fsm",
     "design_sources",
     "dram_sim_words",
     "dut_signature",
@@ -154,27 +155,19 @@ def harness_verilog(sig: wiring.Signature, arch: ArchConfig) -> str:
     """The SystemVerilog text of ``cosim_top`` for a DUT with signature ``sig``."""
     ports = _ports(sig)
     has_dram = any(n.startswith("dram__") for n in ports)
-    buf_words = max(arch.sram_words, arch.imem_words, 64)
     decls = "\n".join(_decl(n, f, w) for n, (f, w) in ports.items())
     conns = ",\n".join(f"    .{n}({n})" for n in ports)
-    p = {k.replace("__", "_"): k for k in ports}  # host_valid -> host__valid, ...
-    names = dict(
-        in_file=IN_FILE,
-        out_file=OUT_FILE,
-        half=CLOCK_PERIOD_NS // 2,
-        settle=settle_cycles(arch),
-        **{f"C_{c.name}": int(c) for c in Cmd},
-        **p,
-    )
+    p = {k.replace("__", "_"): k for k in ports}  # dram_en -> dram__en, ...
+    names = dict(in_file=IN_FILE, out_file=OUT_FILE, **{f"C_{c.name}": int(c) for c in Cmd}, **p)
     dram_cases = _DRAM_CASES.format(**names) if has_dram else ""
     storage = _DRAM_STORAGE.format(dram_words=dram_sim_words(arch), **names) if has_dram else ""
+    fsm = command_fsm(arch, start="1", all_halted="halted", dram_cases=dram_cases)
     return _HARNESS.format(
         decls=decls,
         conns=conns,
-        buf_words=buf_words,
-        dram_cases=dram_cases,
         dram_storage=storage,
-        **names,
+        half=CLOCK_PERIOD_NS // 2,
+        fsm=fsm,
     )
 
 
@@ -223,7 +216,15 @@ module cosim_top (
 {dram_storage}
   assign pe_error = error;
   assign pe_err_pc = err_pc;
+{fsm}endmodule
+"""
 
+# The command state machine shared by the PE and chip harnesses (cosim/chip_harness.py).
+# Placeholders besides the command codes: {buf_words}, {init} (more initial
+# assignments), {select} (more assignments when a command is taken), {dram_cases}
+# (the LOAD_DRAM/DUMP_DRAM case items), {start} (the value pulsed on ``start``),
+# {all_halted} (the run's end condition), {settle}, {in_file}, {out_file}.
+FSM = """
   reg [127:0] buffer [0:{buf_words}-1];
   reg busy = 0;
   reg [31:0] i = 0;
@@ -231,7 +232,7 @@ module cosim_top (
   reg [1:0] k = 0;
   reg [63:0] t0 = 0;
   reg finish;
-  initial begin ack = 0; status = 0; run_cycles = 0; cycle = 0; end
+  initial begin ack = 0; status = 0; run_cycles = 0; cycle = 0;{init} end
 
   always @(posedge clk) begin
     cycle <= cycle + 1;
@@ -239,7 +240,7 @@ module cosim_top (
     finish = 0;
     if (!busy) begin
       if (req != ack) begin
-        busy <= 1; i <= 0; j <= 0; k <= 0;
+        busy <= 1; i <= 0; j <= 0; k <= 0;{select}
         if (cmd == {C_LOAD_IMEM} || cmd == {C_LOAD_SRAM})
           if (arg_count != 0) $readmemh("{in_file}", buffer, 0, arg_count - 1);
       end
@@ -250,35 +251,35 @@ module cosim_top (
           if (i == 4) begin rst <= 0; finish = 1; end
         end
         {C_LOAD_IMEM}, {C_LOAD_SRAM}: begin
-          if (!{host_valid} || {host_ready}) begin
+          if (!host__valid || host__ready) begin
             if (i < arg_count) begin
-              {host_valid} <= 1; {host_we} <= 1; {host_imem} <= (cmd == {C_LOAD_IMEM});
-              {host_addr} <= arg_base + i; {host_wdata} <= buffer[i]; i <= i + 1;
+              host__valid <= 1; host__we <= 1; host__imem <= (cmd == {C_LOAD_IMEM});
+              host__addr <= arg_base + i; host__wdata <= buffer[i]; i <= i + 1;
             end else begin
-              {host_valid} <= 0; {host_we} <= 0; {host_imem} <= 0; finish = 1;
+              host__valid <= 0; host__we <= 0; host__imem <= 0; finish = 1;
             end
           end
         end
         {C_DUMP_SRAM}: begin
-          if (!{host_valid} || {host_ready}) begin
+          if (!host__valid || host__ready) begin
             if (i < arg_count) begin
-              {host_valid} <= 1; {host_we} <= 0; {host_imem} <= 0;
-              {host_addr} <= arg_base + i; i <= i + 1;
-            end else {host_valid} <= 0;
+              host__valid <= 1; host__we <= 0; host__imem <= 0;
+              host__addr <= arg_base + i; i <= i + 1;
+            end else host__valid <= 0;
           end
-          if ({host_rvalid}) begin buffer[j] <= {host_rdata}; j <= j + 1; end
-          if (j == arg_count && !{host_valid}) begin
+          if (host__rvalid) begin buffer[j] <= host__rdata; j <= j + 1; end
+          if (j == arg_count && !host__valid) begin
             $writememh("{out_file}", buffer, 0, arg_count - 1); finish = 1;
           end
         end{dram_cases}
         {C_RUN}: begin
           if (i == 0) begin
-            start <= 1; t0 <= cycle; i <= 1; status <= 0;
+            start <= {start}; t0 <= cycle; i <= 1; status <= 0;
           end else if (error != 0) begin
             status <= 2; if (i == 1) run_cycles <= cycle - t0; finish = 1;
           end else if (i == 1 && cycle - t0 >= max_cycles) begin
             status <= 3; run_cycles <= cycle - t0; finish = 1;
-          end else if (i == 1 && halted) begin
+          end else if (i == 1 && {all_halted}) begin
             run_cycles <= cycle - t0; i <= 2; j <= 0;
           end else if (i == 2) begin
             // halted: let packets still in the network land (they may fault the PE)
@@ -299,8 +300,24 @@ module cosim_top (
       if (finish) begin busy <= 0; ack <= req; end
     end
   end
-endmodule
 """
+
+
+def command_fsm(arch: ArchConfig, **parts: str) -> str:
+    """The command state machine text (:data:`FSM`) for ``arch``; ``parts`` fill
+    ``start``, ``all_halted`` and optionally ``init``, ``select``, ``dram_cases``."""
+    names = {
+        "buf_words": max(arch.sram_words, arch.imem_words, 64),
+        "settle": settle_cycles(arch),
+        "in_file": IN_FILE,
+        "out_file": OUT_FILE,
+        "init": "",
+        "select": "",
+        "dram_cases": "",
+        **{f"C_{c.name}": int(c) for c in Cmd},
+        **parts,
+    }
+    return FSM.format(**names)
 
 
 class PeTop(wiring.Component):

@@ -24,7 +24,15 @@ from cosim.harness import CLOCK_PERIOD_NS, IN_FILE, OUT_FILE, Cmd, Status
 from hw.arch import ArchConfig
 from hw.errors import SimulationError
 
-__all__ = ["DBG_PC", "DBG_SEMS", "PeDriver", "RunResult", "bytes_to_hex", "hex_to_bytes"]
+__all__ = [
+    "DBG_PC",
+    "DBG_SEMS",
+    "PeDriver",
+    "RunResult",
+    "bytes_to_hex",
+    "harness_command",
+    "hex_to_bytes",
+]
 
 DBG_REGS = 0  # dbg_sel 0..15: x0..x15
 DBG_SEMS = 16  # dbg_sel 16..47: semaphore counts
@@ -32,6 +40,25 @@ DBG_PC = 48
 DBG_COUNT = 49
 WORD = 16
 SLACK_CYCLES = 1000
+
+
+async def harness_command(dut, cmd: Cmd, what: str, **args: int) -> None:
+    """Issue harness command ``cmd`` with the argument registers ``args`` (their
+    names in ``cosim_top``) and wait for its ``ack``; ``what`` names it in the
+    SimulationError raised when it does not finish within its cycle budget."""
+    dut.cmd.value = int(cmd)
+    for name, value in args.items():
+        getattr(dut, name).value = value
+    want = 1 - int(dut.req.value)
+    dut.req.value = want
+    budget = 4 * args.get("arg_count", 0) + args.get("max_cycles", 0) + SLACK_CYCLES
+    budget *= CLOCK_PERIOD_NS
+    await First(dut.ack.value_change, Timer(budget, "ns"))
+    if int(dut.ack.value) != want:
+        raise SimulationError(
+            f"{what} did not finish within {budget // CLOCK_PERIOD_NS} cycles "
+            f"(cycle {int(dut.cycle.value)})"
+        )
 
 
 def bytes_to_hex(data: np.ndarray) -> str:
@@ -73,21 +100,14 @@ class PeDriver:
         self.workdir = Path.cwd() if workdir is None else Path(workdir)
 
     async def command(self, cmd: Cmd, base: int = 0, count: int = 0, max_cycles: int = 0) -> None:
-        dut = self.dut
-        dut.cmd.value = int(cmd)
-        dut.arg_base.value = base
-        dut.arg_count.value = count
-        dut.max_cycles.value = max_cycles
-        want = 1 - int(dut.req.value)
-        dut.req.value = want
-        budget = (4 * count + max_cycles + SLACK_CYCLES) * CLOCK_PERIOD_NS
-        await First(dut.ack.value_change, Timer(budget, "ns"))
-        if int(dut.ack.value) != want:
-            raise SimulationError(
-                f"PE {self.coords}: harness command {cmd.name} (base {base}, count {count}) "
-                f"did not finish within {budget // CLOCK_PERIOD_NS} cycles "
-                f"(cycle {int(dut.cycle.value)})"
-            )
+        await harness_command(
+            self.dut,
+            cmd,
+            f"PE {self.coords}: harness command {cmd.name} (base {base}, count {count})",
+            arg_base=base,
+            arg_count=count,
+            max_cycles=max_cycles,
+        )
 
     async def reset(self) -> None:
         await self.command(Cmd.RESET)
