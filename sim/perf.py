@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import heapq
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hw.errors import SimulationError
 from hw.isa import DESC_WORDS, WORD_BYTES, PeError, SignalMode, decode_desc
 from sim.pe_sim import PeSim, _Fault
+from sim.perf_banks import Streams, desc_banks, op_banks
 from sim.perf_costs import (
     DMA_FETCH,
     HALT_EXTRA,
@@ -61,13 +62,14 @@ class _TimedPe(PeSim):
     """A PeSim whose own DMA completions (SELF copies, reads) increment later."""
 
     deferred: int | None = None
+    deferred_data: tuple[int, int] = (0, 0)  # (bank mask, words) of the landing data
     model: Any = None
     perf_key: tuple = ()
 
     def net_signal(self, sem, count) -> bool:
         if self.deferred is None:
             return super().net_signal(sem, count)
-        self.model.schedule(self.deferred, self, sem, count)
+        self.model.schedule(self.deferred, self, sem, count, *self.deferred_data)
         return True
 
 
@@ -86,6 +88,8 @@ class _Tile:
     macs: int = 0
     wait: int = 0
     instructions: int = 0
+    streams: Streams = field(default_factory=Streams)
+    bank_stall: int = 0  # cycles inbound data waited for this PE's units (sim/perf_banks.py)
 
 
 class PerfSim:
@@ -109,6 +113,7 @@ class PerfSim:
         self._cost_cache: dict[int, StaticCost] = {}
         self._pad = StaticCost(Kind.LOCAL, 1)
         self._descs: dict[bytes, dict] = {}  # decoded descriptors by their bytes
+        self._bank_masks: dict[tuple[bytes, str], int] = {}
 
     # -- loading -------------------------------------------------------------------
     def _chip(self, chip: tuple[int, int]):
@@ -169,14 +174,18 @@ class PerfSim:
         return self.board.transfer(src, dst, nbytes, start)
 
     # -- events ----------------------------------------------------------------------
-    def schedule(self, at: int, pe, sem: int, count: int) -> None:
+    def schedule(self, at: int, pe, sem: int, count: int, banks: int = 0, words: int = 0) -> None:
+        """An increment of ``sem`` at ``pe`` at cycle ``at``; ``banks``/``words``: the
+        data it signals, written into those SRAM banks over the ``words`` cycles up to
+        ``at`` (held off by the PE's streaming units, sim/perf_banks.py)."""
         self._seq += 1
-        heapq.heappush(self._events, (at, _SIG, self._seq, (pe, sem, count)))
+        heapq.heappush(self._events, (at, _SIG, self._seq, (pe, sem, count, banks, words)))
 
     def remote_signal(self, endpoints, sem: int, count: int) -> None:
         """Called by the timed network for each increment of a write or SIGNAL."""
         for ep in endpoints:
-            self.schedule(self._remote.get(tuple(ep.coords), self._now + 1), ep, sem, count)
+            at, banks, words = self._remote.get(tuple(ep.coords), (self._now + 1, 0, 0))
+            self.schedule(at, ep, sem, count, banks, words)
 
     def _push(self, tile: _Tile, key: tuple) -> None:
         self._seq += 1
@@ -207,9 +216,16 @@ class PerfSim:
         res.cpu_seconds = time.process_time() - c0
         return res
 
-    def _deliver(self, pe, sem: int, count: int) -> None:
-        PeSim.net_signal(pe, sem, count)
+    def _deliver(self, pe, sem: int, count: int, banks: int, words: int) -> None:
         tile = self.tiles.get(pe.perf_key)
+        if banks and tile is not None:
+            now = self._now
+            end = tile.streams.delay(now - words + 1, now, banks)
+            if end > now:
+                tile.bank_stall += end - now
+                self.schedule(end, pe, sem, count)
+                return
+        PeSim.net_signal(pe, sem, count)
         if tile is not None and tile.blocked == sem and tile.done < 0:
             ins = tile.costs[pe.pc].ins
             if pe.sems[sem] >= ins["count"]:
@@ -241,6 +257,7 @@ class PerfSim:
         pc, t, n, comp, macs = pe.pc, tile.t, 0, 0, 0
         arch = self.arch
         bank = arch.bank_bytes
+        streams = tile.streams
         try:
             while True:
                 c = costs[pc]
@@ -250,10 +267,13 @@ class PerfSim:
                         cyc = c.cycles
                     elif kind == Kind.VOP:
                         cyc = vop_cost(c, pe.regs, bank)
+                        streams.add(t, t + cyc, op_banks(True, c.ins, pe.regs, arch))
                     elif kind == Kind.MATMUL:
                         cyc = matmul_cost(c, pe.regs, bank, arch)
+                        streams.add(t, t + cyc, op_banks(False, c.ins, pe.regs, arch))
                     else:
                         cyc = iterative_cost(c, pe.regs, pe.sram, pe.vcfg)
+                        streams.add(t, t + cyc, op_banks(True, c.ins, pe.regs, arch))
                     h = code[pc] or pe._compile(pc)
                     nxt = h()
                     if pc == pe._loop_end:
@@ -327,12 +347,28 @@ class PerfSim:
             if self._timeable(tile, d):
                 local, remote = tile.timer.run(d, accepted)
         pe.deferred = local if local >= 0 else tile.t + 1
-        self._remote = dict(remote)
+        self._remote = {c: (t, 0, 0) for c, t in remote}
+        if local >= 0 or remote:
+            # the data lands in SRAM: locally for a read, at the targets for a write
+            words = d["count0"] * d["count1"] * d["count2"]
+            if d["read"]:
+                pe.deferred_data = (self._banks(d, raw, "local"), words)
+            elif d["mode"] != SignalMode.SELF:
+                banks = self._banks(d, raw, "remote")
+                self._remote = {c: (t, banks, words) for c, t in remote}
         try:
             return self._exec(tile, accepted - tile.t)
         finally:
             pe.deferred = None
+            pe.deferred_data = (0, 0)
             self._remote = {}
+
+    def _banks(self, d: dict, raw: bytes, side: str) -> int:
+        key = (raw, side)
+        m = self._bank_masks.get(key)
+        if m is None:
+            m = self._bank_masks[key] = desc_banks(d, side, self.arch)
+        return m
 
     def _timeable(self, tile: _Tile, d: dict) -> bool:
         """Whether the descriptor's target exists (else the functional step faults)."""
@@ -359,7 +395,7 @@ class PerfSim:
         arrivals = []
         if target[2] < a.mesh_cols and target[3] < a.mesh_rows:
             arrivals = tile.timer.signal(tile.t, mode, target)
-        self._remote = dict(arrivals)
+        self._remote = {c: (t, 0, 0) for c, t in arrivals}
         try:
             return self._exec(tile, 1)
         finally:
@@ -405,6 +441,7 @@ class PerfSim:
                 "instructions": tile.instructions,
                 "dma_descriptors": tile.timer.descriptors,
                 "flits_sent": tile.timer.flits,
+                "bank_stall": tile.bank_stall,
             }
         return build_result(self.arch, self.chips, self.board, cycles, wall, per_pe, status)
 

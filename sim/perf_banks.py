@@ -1,0 +1,85 @@
+"""SRAM bank contention between a PE's compute units and its inbound DMA traffic.
+
+The PE's SRAM ports have fixed priorities (``hw.pe.pe.SRAM_PORTS``): the MAC array
+and the vector unit come before the DMA engine's write port.  A MATMUL reads a row
+of its B operand every cycle and a VOP streams its A operand (and D, and B unless it
+is a scalar) at the same rate, so while such an op runs, DMA writes into one of
+those banks wait for it to finish: the data of a transfer (a multicast, a read
+response) lands late, and its semaphore increment with it.  Measured on the RTL
+small chip: the attention head with V arriving in the bank of K^T and of the
+transpose's selection matrix took ~3,000 cycles per PE longer than a model that
+ignores this (docs/perf.md, "SRAM bank contention").
+
+:class:`Streams` records, per PE, the intervals in which its units stream banks;
+:meth:`Streams.delay` gives the cycle at which data arriving over a window of cycles
+has been written when it is held off by those intervals.  Only intervals already
+executed are known: the model processes increments in cycle order, and a running PE
+has executed at least up to the current cycle, so the window before an arrival is
+always covered.  The sender is not slowed (a multicast tree that stalls for one
+branch is modelled per branch) - the model stays a little optimistic there.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+__all__ = ["Streams", "desc_banks", "op_banks"]
+
+KEEP_CYCLES = 1 << 16  # intervals older than this before the latest are dropped
+
+
+class Streams:
+    """Stream intervals ``(start, end, bank mask)`` of one PE, in start order."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[int, int, int]] = deque()
+
+    def add(self, start: int, end: int, mask: int) -> None:
+        items = self.items
+        items.append((start, end, mask))
+        while items and items[0][1] < start - KEEP_CYCLES:
+            items.popleft()
+
+    def delay(self, first: int, last: int, mask: int) -> int:
+        """The cycle data arriving over ``[first, last]`` into the banks of ``mask``
+        is written: the cycles of the window spent inside a streaming interval on one
+        of those banks are appended after the interval."""
+        t, left = first, last - first + 1
+        for start, end, m in self.items:
+            if end <= t or not m & mask:
+                continue
+            if start >= t + left:
+                break
+            if start > t:
+                left -= start - t
+            t = end
+        return t + left - 1
+
+
+def op_banks(kind_vop: bool, ins: dict, regs: list[int], arch) -> int:
+    """Bank mask a MATMUL (B operand) or VOP (A, D, and B unless scalar) streams."""
+    bank, size = arch.bank_bytes, arch.sram_bytes
+    if not kind_vop:
+        return 1 << (regs[ins["rs2"]] % size) // bank
+    m = 1 << (regs[ins["rs1"]] % size) // bank | 1 << (regs[ins["rd"]] % size) // bank
+    if not ins.get("bscalar"):
+        m |= 1 << (regs[ins["rs2"]] % size) // bank
+    return m
+
+
+def desc_banks(d: dict, side: str, arch) -> int:
+    """Bank mask of the SRAM bytes a descriptor touches on ``side`` (``local`` or
+    ``remote``; strides ``lstride*`` / ``rstride*``)."""
+    bank, size = arch.bank_bytes, arch.sram_bytes
+    base = d[side]
+    s1, s2 = (d["lstride1"], d["lstride2"]) if side == "local" else (d["rstride1"], d["rstride2"])
+    row = d["count0"] * 16
+    m = 0
+    for i2 in range(min(d["count2"], 64)):
+        for i1 in range(min(d["count1"], 64)):
+            lo = base + i1 * s1 + i2 * s2
+            for b in range(lo // bank, (lo + row - 1) // bank + 1):
+                m |= 1 << (b % (size // bank))
+    return m
