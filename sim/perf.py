@@ -47,7 +47,7 @@ from sim.perf_costs import (
     static_cost,
     vop_cost,
 )
-from sim.perf_dma import DmaTimer, TimedNetwork, TimedStandIn
+from sim.perf_dma import WRITE_START, DmaTimer, TimedNetwork, TimedStandIn
 from sim.perf_net import BoardLinks, Fabric
 from sim.perf_result import PerfResult, build_result
 
@@ -62,14 +62,14 @@ class _TimedPe(PeSim):
     """A PeSim whose own DMA completions (SELF copies, reads) increment later."""
 
     deferred: int | None = None
-    deferred_data: tuple[int, int] = (0, 0)  # (bank mask, words) of the landing data
+    deferred_data: tuple | None = None  # the landing data (see PerfSim.schedule)
     model: Any = None
     perf_key: tuple = ()
 
     def net_signal(self, sem, count) -> bool:
         if self.deferred is None:
             return super().net_signal(sem, count)
-        self.model.schedule(self.deferred, self, sem, count, *self.deferred_data)
+        self.model.schedule(self.deferred, self, sem, count, self.deferred_data)
         return True
 
 
@@ -89,7 +89,7 @@ class _Tile:
     wait: int = 0
     instructions: int = 0
     streams: Streams = field(default_factory=Streams)
-    bank_stall: int = 0  # cycles inbound data waited for this PE's units (sim/perf_banks.py)
+    bank_stall: int = 0  # cycles inbound data arrived late: SRAM bank contention (perf_banks)
 
 
 class PerfSim:
@@ -108,7 +108,7 @@ class PerfSim:
         self.board = BoardLinks(arch)
         self._events: list = []
         self._seq = 0
-        self._remote: dict[tuple[int, int], int] = {}
+        self._remote: dict[tuple[int, int], tuple] = {}
         self._now = 0
         self._cost_cache: dict[int, StaticCost] = {}
         self._pad = StaticCost(Kind.LOCAL, 1)
@@ -174,18 +174,20 @@ class PerfSim:
         return self.board.transfer(src, dst, nbytes, start)
 
     # -- events ----------------------------------------------------------------------
-    def schedule(self, at: int, pe, sem: int, count: int, banks: int = 0, words: int = 0) -> None:
-        """An increment of ``sem`` at ``pe`` at cycle ``at``; ``banks``/``words``: the
-        data it signals, written into those SRAM banks over the ``words`` cycles up to
-        ``at`` (held off by the PE's streaming units, sim/perf_banks.py)."""
+    def schedule(self, at: int, pe, sem: int, count: int, data: tuple | None = None) -> None:
+        """An increment of ``sem`` at ``pe`` at cycle ``at``.  ``data``: the transfer it
+        signals, ``(banks, words, sender, sender_banks, read_start)``: written into the
+        SRAM banks ``banks`` over the ``words`` cycles up to ``at``, read from the
+        sender's banks from ``read_start`` on; either side's streaming units hold it
+        off (sim/perf_banks.py)."""
         self._seq += 1
-        heapq.heappush(self._events, (at, _SIG, self._seq, (pe, sem, count, banks, words)))
+        heapq.heappush(self._events, (at, _SIG, self._seq, (pe, sem, count, data)))
 
     def remote_signal(self, endpoints, sem: int, count: int) -> None:
         """Called by the timed network for each increment of a write or SIGNAL."""
         for ep in endpoints:
-            at, banks, words = self._remote.get(tuple(ep.coords), (self._now + 1, 0, 0))
-            self.schedule(at, ep, sem, count, banks, words)
+            at, data = self._remote.get(tuple(ep.coords), (self._now + 1, None))
+            self.schedule(at, ep, sem, count, data)
 
     def _push(self, tile: _Tile, key: tuple) -> None:
         self._seq += 1
@@ -216,16 +218,15 @@ class PerfSim:
         res.cpu_seconds = time.process_time() - c0
         return res
 
-    def _deliver(self, pe, sem: int, count: int, banks: int, words: int) -> None:
-        tile = self.tiles.get(pe.perf_key)
-        if banks and tile is not None:
+    def _deliver(self, pe, sem: int, count: int, data: tuple | None) -> None:
+        if data is not None:
             now = self._now
-            end = tile.streams.delay(now - words + 1, now, banks)
+            end = self._held_off(pe, data, now)
             if end > now:
-                tile.bank_stall += end - now
                 self.schedule(end, pe, sem, count)
                 return
         PeSim.net_signal(pe, sem, count)
+        tile = self.tiles.get(pe.perf_key)
         if tile is not None and tile.blocked == sem and tile.done < 0:
             ins = tile.costs[pe.pc].ins
             if pe.sems[sem] >= ins["count"]:
@@ -256,7 +257,7 @@ class PerfSim:
         code, costs = pe._code, tile.costs
         pc, t, n, comp, macs = pe.pc, tile.t, 0, 0, 0
         arch = self.arch
-        bank = arch.bank_bytes
+        bank, size = arch.bank_bytes, arch.sram_bytes
         streams = tile.streams
         try:
             while True:
@@ -270,7 +271,11 @@ class PerfSim:
                         streams.add(t, t + cyc, op_banks(True, c.ins, pe.regs, arch))
                     elif kind == Kind.MATMUL:
                         cyc = matmul_cost(c, pe.regs, bank, arch)
-                        streams.add(t, t + cyc, op_banks(False, c.ins, pe.regs, arch))
+                        # B is read one row per K step; raw int32 rows then go to C
+                        k = t + 1 + 16 * c.ins["k16"]
+                        streams.add(t + 1, k, op_banks(False, c.ins, pe.regs, arch))
+                        if c.ins["out32"]:
+                            streams.add(k, t + cyc, 1 << (pe.regs[c.ins["rs3"]] % size) // bank)
                     else:
                         cyc = iterative_cost(c, pe.regs, pe.sram, pe.vcfg)
                         streams.add(t, t + cyc, op_banks(True, c.ins, pe.regs, arch))
@@ -347,21 +352,43 @@ class PerfSim:
             if self._timeable(tile, d):
                 local, remote = tile.timer.run(d, accepted)
         pe.deferred = local if local >= 0 else tile.t + 1
-        self._remote = {c: (t, 0, 0) for c, t in remote}
+        self._remote = {c: (t, None) for c, t in remote}
         if local >= 0 or remote:
             # the data lands in SRAM: locally for a read, at the targets for a write
             words = d["count0"] * d["count1"] * d["count2"]
             if d["read"]:
-                pe.deferred_data = (self._banks(d, raw, "local"), words)
+                pe.deferred_data = (self._banks(d, raw, "local"), words, None, 0, 0)
             elif d["mode"] != SignalMode.SELF:
-                banks = self._banks(d, raw, "remote")
-                self._remote = {c: (t, banks, words) for c, t in remote}
+                data = (
+                    self._banks(d, raw, "remote"),
+                    words,
+                    pe.perf_key,
+                    self._banks(d, raw, "local"),
+                    tile.timer.starts[-1] + WRITE_START,
+                )
+                self._remote = {c: (t, data) for c, t in remote}
         try:
             return self._exec(tile, accepted - tile.t)
         finally:
             pe.deferred = None
-            pe.deferred_data = (0, 0)
+            pe.deferred_data = None
             self._remote = {}
+
+    def _held_off(self, pe, data: tuple, now: int) -> int:
+        """The arrival cycle of a transfer due ``now`` once the sender's and the
+        receiver's streaming units have held its reads and writes off."""
+        banks, words, sender, sender_banks, read_start = data
+        end = now
+        src = self.tiles.get(sender) if sender_banks else None
+        if src is not None:
+            last = read_start + words - 1
+            end += max(0, src.streams.delay(read_start, last, sender_banks) - last)
+        dst = self.tiles.get(pe.perf_key)
+        if banks and dst is not None:
+            end = dst.streams.delay(end - words + 1, end, banks)
+        if dst is not None:
+            dst.bank_stall += end - now
+        return end
 
     def _banks(self, d: dict, raw: bytes, side: str) -> int:
         key = (raw, side)
@@ -395,7 +422,7 @@ class PerfSim:
         arrivals = []
         if target[2] < a.mesh_cols and target[3] < a.mesh_rows:
             arrivals = tile.timer.signal(tile.t, mode, target)
-        self._remote = {c: (t, 0, 0) for c, t in arrivals}
+        self._remote = {c: (t, None) for c, t in arrivals}
         try:
             return self._exec(tile, 1)
         finally:

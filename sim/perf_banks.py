@@ -21,7 +21,7 @@ branch is modelled per branch) - the model stays a little optimistic there.
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_right
 
 __all__ = ["Streams", "desc_banks", "op_banks"]
 
@@ -29,32 +29,40 @@ KEEP_CYCLES = 1 << 16  # intervals older than this before the latest are dropped
 
 
 class Streams:
-    """Stream intervals ``(start, end, bank mask)`` of one PE, in start order."""
+    """Stream intervals of one PE: ``start``/``end``/bank ``mask`` lists in start order
+    (a PE runs one unit op at a time, so the ends are ordered too)."""
 
-    __slots__ = ("items",)
+    __slots__ = ("ends", "masks", "starts")
 
     def __init__(self) -> None:
-        self.items: deque[tuple[int, int, int]] = deque()
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.masks: list[int] = []
 
     def add(self, start: int, end: int, mask: int) -> None:
-        items = self.items
-        items.append((start, end, mask))
-        while items and items[0][1] < start - KEEP_CYCLES:
-            items.popleft()
+        if end <= start:
+            return
+        self.starts.append(start)
+        self.ends.append(end)
+        self.masks.append(mask)
+        if len(self.ends) > 4096 and self.ends[2048] < start - KEEP_CYCLES:
+            del self.starts[:2048], self.ends[:2048], self.masks[:2048]
 
     def delay(self, first: int, last: int, mask: int) -> int:
         """The cycle data arriving over ``[first, last]`` into the banks of ``mask``
         is written: the cycles of the window spent inside a streaming interval on one
         of those banks are appended after the interval."""
         t, left = first, last - first + 1
-        for start, end, m in self.items:
-            if end <= t or not m & mask:
+        starts, ends, masks = self.starts, self.ends, self.masks
+        for i in range(bisect_right(ends, t), len(ends)):
+            if not masks[i] & mask:
                 continue
+            start = starts[i]
             if start >= t + left:
                 break
             if start > t:
                 left -= start - t
-            t = end
+            t = max(t, ends[i])
         return t + left - 1
 
 

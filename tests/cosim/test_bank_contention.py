@@ -45,21 +45,52 @@ def _images(vop_addr: int, words: int) -> dict:
     return {(0, 0): sender, (1, 0): receiver}
 
 
-def test_inbound_write_held_off_by_a_streaming_vop_rtl_vs_model():
-    cases = [(BANK + 0x1000, 64), (2 * BANK, 64), (BANK + 0x1000, 200), (2 * BANK, 200)]
-    runs = [{"images": _images(a, w), "max_cycles": 100_000} for a, w in cases]
+def _sender_images(vop_addr: int, words: int) -> dict:
+    """(0, 0) writes ``words`` from its bank 1 into (1, 0) and then runs the VOP at
+    ``vop_addr``: its own DMA reads wait for the VOP when that is in bank 1."""
+    desc = encode_desc(
+        local=BANK + 0x100,
+        remote=2 * BANK,
+        count0=words,
+        mode=int(SignalMode.NODE),
+        x0=1,
+        y0=0,
+        sem=0,
+        signal=1,
+    )
+    sender = ProgramImage(
+        assemble(
+            f"li x1, {3 * BANK}\nli x2, {vop_addr}\ndma x1, 0\n"
+            "vop rd=x2, rs1=x2, rs2=x2, n16=64, fn=add, tin=i32, tout=i32\nhalt"
+        ),
+        sram=[(3 * BANK, desc)],
+    )
+    return {(0, 0): sender, (1, 0): ProgramImage(assemble("wait sem=0, count=1\nhalt"))}
+
+
+def test_streaming_vop_holds_off_dma_rtl_vs_model():
+    """Receiver side (inbound writes) and sender side (the DMA's own reads)."""
+    cases = [
+        (_images, BANK + 0x1000, 64),
+        (_images, 2 * BANK, 64),
+        (_images, BANK + 0x1000, 200),
+        (_images, 2 * BANK, 200),
+        (_sender_images, BANK + 0x1000, 200),
+        (_sender_images, 2 * BANK, 200),
+    ]
+    runs = [{"images": f(a, w), "max_cycles": 100_000} for f, a, w in cases]
     out, _ = run_chip_programs(TINY, runs, name="test-bank-contention", dram_dump=0)
     rtl, model = [], []
-    for (addr, words), entry, run in zip(cases, out, runs, strict=True):
+    for (f, addr, words), entry, run in zip(cases, out, runs, strict=True):
         sim = PerfSim(TINY, dram_bytes=1 << 16)
         for c, image in run["images"].items():
             sim.load(c, image)
         pe = sim.run().per_pe[(0, 0, 1, 0)]
         rtl.append(entry["pes"][1]["halt_cycle"])
         model.append(pe["cycles"])
-        print(f"bank {addr // BANK}, {words} words: RTL {rtl[-1]}, model {model[-1]}")
+        print(f"{f.__name__} bank {addr // BANK}, {words} words: RTL {rtl[-1]}, model {model[-1]}")
         assert (pe["bank_stall"] > 0) == (addr // BANK == 1)
     # the conflict costs about one cycle per word on the RTL, and in the model
-    assert rtl[0] - rtl[1] >= 50 and rtl[2] - rtl[3] >= 180
+    assert rtl[0] - rtl[1] >= 50 and rtl[2] - rtl[3] >= 180 and rtl[4] - rtl[5] >= 180
     for r, m in zip(rtl, model, strict=True):
         assert abs(r - m) <= 0.03 * r
