@@ -34,9 +34,10 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     _add_common(p)
     p.add_argument(
         "--on",
-        choices=("isa", "rtl"),
+        choices=("isa", "perf", "rtl"),
         default="isa",
-        help="isa: chip reference simulator (cycles estimated); rtl: RTL chip (measured)",
+        help="isa: chip reference simulator (cycles estimated); perf: performance model "
+        "(cycles modelled); rtl: RTL chip (measured)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_bench)
@@ -74,7 +75,12 @@ def executor_for(on: str, *, stress: list[int] | None = None, job: str = "rtl"):
 
         return RtlExecutor(run_chip_programs, stress=stress, job=job)
     if stress:
-        raise MyelinError("--stress needs --on rtl (the reference simulator has no timing)")
+        raise MyelinError("--stress needs --on rtl (the simulators have no DRAM stress mode)")
+    if on == "perf":
+        from compiler.backend.run import PerfExecutor
+        from sim.perf import PerfSim
+
+        return PerfExecutor(PerfSim)
     from sim.network import ChipSim
 
     return ChipSimExecutor(ChipSim)

@@ -5,7 +5,8 @@ multi-PE kernels (cosim/kernel_set.py: GEMM, conv2d, MLP block, attention head),
 each compiled for ``--arch`` with its default shape, run on the RTL chip
 (``compiler.backend.run.RtlExecutor``; ``--on isa``: the chip reference simulator)
 and compared with its numpy reference bit for bit.  The table: kernel, shape, PEs
-used, cycles (measured on RTL), roofline lower-bound cycles, their ratio, MAC
+used, cycles (measured on RTL), the performance model's cycles (sim/perf.py) and its
+error, roofline lower-bound cycles, their ratio, MAC
 utilization, bit-exact, compile and wall seconds.  ``--stress SEEDS`` reruns every
 kernel with randomized DRAM timing per seed (cosim/dram.py).  The hand-written
 single-PE kernels run with ``--kernel pe-gemm`` / ``pe-softmax`` (or ``all``).
@@ -27,7 +28,7 @@ def register(sub, bench_sub) -> None:
     p = sub.add_parser("cosim", help="run the kernel set on the RTL and print a table")
     p.add_argument("--arch", default="small", help="preset name or config file")
     p.add_argument("--kernel", default=None, help="run only this kernel (or 'all')")
-    p.add_argument("--on", choices=("rtl", "isa"), default="rtl", help="executor")
+    p.add_argument("--on", choices=("rtl", "perf", "isa"), default="rtl", help="executor")
     p.add_argument(
         "--stress", default=None, metavar="SEEDS", help="rtl: randomized DRAM timing seeds"
     )
@@ -91,6 +92,8 @@ def _run_compiled(arch, name: str, on: str, seeds, progress, task) -> list[dict]
     progress.update(task, description=f"{name}: {len(ck.images)} PEs on {where}{runs}")
     executor = executor_for(on, stress=seeds, job=f"cosim-{name}")
     results = executor.run_many([ck]) if on == "rtl" else [executor.run(ck)]
+    # the performance model's prediction next to the run (it takes well under a second)
+    model = executor.run(ck) if on == "perf" else executor_for("perf").run(ck)
     rows = []
     for res in results:
         f = figures(ck, res, on)
@@ -106,6 +109,7 @@ def _run_compiled(arch, name: str, on: str, seeds, progress, task) -> list[dict]
                 "utilization": f["utilization"],
                 "bit_exact": f["bit_exact"],
                 "compile_s": f["compile_s"],
+                "model_cycles": int(model.cycles),
                 "stress_seed": f.get("stress_seed"),
             }
         )
@@ -160,8 +164,11 @@ def cmd_cosim(args: argparse.Namespace) -> int:
 
 def _table(Table, arch, on: str, rows: list[dict], seeds):
     title = f"Myelin kernels on {on.upper()} - arch {arch.name} ({arch.tiles} PEs)"
+    title += "; model: performance model (sim/perf.py)"
     table = Table(title=title)
-    cols = ["kernel", "shape", "PEs", "cycles", "roofline", "x roofline", "MAC util."]
+    cols = ["kernel", "shape", "PEs", "cycles", "model"]
+    cols += ["model err"] if on == "rtl" else []
+    cols += ["roofline", "x roof", "MAC util."]
     cols += ["stress seed"] if seeds else []
     cols += ["bit-exact", "compile s", "wall s"]
     for col in cols:
@@ -173,6 +180,8 @@ def _table(Table, arch, on: str, rows: list[dict], seeds):
             r["shape"],
             str(r["pes"]),
             str(r["cycles"]),
+            str(r.get("model_cycles", "-")),
+            *([_model_error(r)] if on == "rtl" else []),
             f"{r['roofline_cycles']:.0f}",
             f"{r['roofline_ratio']:.2f}",
             util,
@@ -185,3 +194,11 @@ def _table(Table, arch, on: str, rows: list[dict], seeds):
         ]
         table.add_row(*cells)
     return table
+
+
+def _model_error(r: dict) -> str:
+    """The performance model's error against the measured cycles."""
+    m = r.get("model_cycles")
+    if m is None or not r["cycles"]:
+        return "-"
+    return f"{100 * (m - r['cycles']) / r['cycles']:+.1f} %"

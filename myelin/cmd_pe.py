@@ -37,7 +37,12 @@ def register(sub, bench_sub) -> None:
     p = sub.add_parser("run", help="run a PE program on the reference simulator or RTL")
     p.add_argument("program", help="image directory or assembly file (.s)")
     p.add_argument("--arch", default="tiny", help="preset name or config file")
-    p.add_argument("--on", choices=("isa", "rtl"), default="isa", help="executor")
+    p.add_argument(
+        "--on",
+        choices=("isa", "perf", "rtl"),
+        default="isa",
+        help="executor: reference simulator, performance model (compiled directories), RTL",
+    )
     p.add_argument(
         "--data",
         action="append",
@@ -125,6 +130,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     arch = load_arch(args.arch)
     image = load_program(args.program, args.data, arch)
     dumps = [_parse_pair(d, "--dump") for d in args.dump]
+    if args.on == "perf":
+        raise ConfigError(
+            f"--on perf runs compiled program directories; time the PE program "
+            f"{args.program!r} with `myelin perf {args.program} --arch {arch.name}`"
+        )
     if args.on == "isa":
         result = _run_isa(arch, image, args.max_cycles, dumps)
     else:

@@ -48,7 +48,7 @@ def install(sub: argparse._SubParsersAction) -> None:
     if run is None:
         run = sub.add_parser("run", help="run a compiled program directory")
         run.add_argument("program", help="compiled program directory")
-        run.add_argument("--on", choices=("isa", "rtl"), default="isa")
+        run.add_argument("--on", choices=("isa", "perf", "rtl"), default="isa")
         run.add_argument("--json", action="store_true")
         pe_run = None
     else:
@@ -91,9 +91,11 @@ def run_compiled(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             seed = f" (stress seed {row['stress_seed']})" if "stress_seed" in row else ""
+            how = "measured" if row["cycles_measured"] else "estimated"
+            how = "modelled" if args.on == "perf" else how
             print(
                 f"{ck.name} on {args.on}{seed}: {row['cycles']} cycles "
-                f"({'measured' if row['cycles_measured'] else 'estimated'}), roofline "
+                f"({how}), roofline "
                 f"{row['roofline_cycles']}, utilization {row['utilization']:.3f}, "
                 f"{row['pes']} PEs, bit-exact: {'yes' if row['bit_exact'] else 'NO'}"
             )

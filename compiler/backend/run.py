@@ -34,6 +34,7 @@ __all__ = [
     "ChipSimExecutor",
     "ExecResult",
     "Executor",
+    "PerfExecutor",
     "RtlExecutor",
     "bit_exact",
     "execute",
@@ -96,6 +97,37 @@ class ChipSimExecutor:
         per_pe = {c: r.cycles for c, r in results.items()}
         return ExecResult(
             outputs, max(per_pe.values()), per_pe, sum(r.instructions for r in results.values())
+        )
+
+
+class PerfExecutor:
+    """The compiled kernel on the performance model (``sim.perf.PerfSim``, injected):
+    the functional results are the reference simulator's, the cycles the model's
+    (``timed`` False: modelled, not measured; ``extra["modelled"]``)."""
+
+    name = "perf"
+
+    def __init__(self, perf_class, max_instructions: int = 10**8):
+        self.perf_class = perf_class
+        self.max_instructions = max_instructions
+
+    def run(self, ck: CompiledKernel) -> ExecResult:
+        pb = _port_bytes(ck.arch)
+        dram = max((t.offset % pb + t.nbytes for t in ck.mapped.dram.values()), default=16)
+        sim = self.perf_class(ck.arch, dram_bytes=dram)
+        for coords, image in ck.images.items():
+            sim.load(coords, image)
+        res = sim.run(self.max_instructions)
+        network = sim.chips[(0, 0)][0]
+        outputs = read_outputs(ck, lambda p, off, n: network.dram(p).dump(off, n))
+        per_pe = {(k[2], k[3]): v["cycles"] for k, v in res.per_pe.items()}
+        stall = {(k[2], k[3]): v["bank_stall"] for k, v in res.per_pe.items()}
+        return ExecResult(
+            outputs,
+            res.cycles,
+            per_pe,
+            res.instructions,
+            extra={"modelled": True, "bank_stall_max": max(stall.values(), default=0)},
         )
 
 
@@ -246,11 +278,12 @@ def bit_exact(ck: CompiledKernel, res: ExecResult) -> bool:
 
 def figures(ck: CompiledKernel, res: ExecResult, on: str) -> dict:
     """The figures of ``myelin bench kernel`` for one run of ``ck``.  On a timed
-    executor (RTL) ``cycles`` is the measurement; ChipSim moves data in zero time, so
-    its issue cycles are combined with the transfer bounds into an estimate."""
+    executor (RTL) ``cycles`` is the measurement, on the performance model its
+    estimate; ChipSim moves data in zero time, so its issue cycles are combined with
+    the transfer bounds into an estimate."""
     roof = roofline(ck)
     a = ck.arch
-    if res.timed:
+    if res.timed or res.extra.get("modelled"):
         cycles = int(res.cycles)
     else:
         cycles = int(max(res.cycles, roof["scheduled_dram"], roof["noc"]))
@@ -261,7 +294,7 @@ def figures(ck: CompiledKernel, res: ExecResult, on: str) -> dict:
         "on": on,
         "cycles": cycles,
         "cycles_measured": res.timed,
-        "sim_issue_cycles": None if res.timed else res.cycles,
+        "sim_issue_cycles": None if res.timed or res.extra.get("modelled") else res.cycles,
         "roofline_cycles": round(roof["roofline"], 1),
         "roofline_ratio": round(cycles / roof["roofline"], 3) if roof["roofline"] else None,
         "roofline_bound": max(("compute", "dram", "noc"), key=lambda k: roof[k]),
@@ -277,6 +310,8 @@ def figures(ck: CompiledKernel, res: ExecResult, on: str) -> dict:
         "imem_words_max": max(len(i.imem) for i in ck.images.values()),
         "plan": ck.plan,
     }
+    if res.extra.get("modelled"):
+        out["bank_stall_max"] = res.extra["bank_stall_max"]
     if res.extra.get("stress_seed") is not None:
         out["stress_seed"] = res.extra["stress_seed"]
     return out

@@ -51,3 +51,24 @@ def test_emit_writes_ir_and_images(tmp_path, capsys):
     assert "pe_isa.program" in (tmp_path / "pe_isa.mlir").read_text()
     image = ProgramImage.load(tmp_path / "pe_0_0")
     assert image.imem and image.dram
+
+
+def test_bench_kernel_on_the_performance_model(capsys):
+    """``--on perf``: the same outputs as the reference simulator (bit-exact), cycles
+    modelled (not measured) and at least the reference simulator's issue cycles."""
+    args = ["bench", "kernel", "attention", "--arch", "tiny", "--json"]
+    assert main([*args, "--on", "isa"]) == 0
+    isa = json.loads(capsys.readouterr().out)
+    assert main([*args, "--on", "perf"]) == 0
+    perf = json.loads(capsys.readouterr().out)
+    assert perf["on"] == "perf" and perf["bit_exact"] is True
+    assert perf["cycles_measured"] is False and perf["sim_issue_cycles"] is None
+    assert perf["cycles"] >= isa["sim_issue_cycles"] > 0
+    assert perf["bank_stall_max"] >= 0
+
+
+def test_run_pe_program_on_perf_is_an_error_naming_the_tool(tmp_path, capsys):
+    prog = tmp_path / "p.s"
+    prog.write_text("halt\n")
+    assert main(["run", str(prog), "--on", "perf"]) == 2
+    assert "myelin perf" in capsys.readouterr().err
