@@ -13,9 +13,10 @@ the rectangle's columns, forking north/south in every column of the rectangle.
 DRAM port p sits beyond the east edge at ``hw.isa.dram_node(arch, p)``.  Its
 service: a read of B bytes requested at t starts returning data at
 ``max(t + dram_latency, port_free)`` and holds the port for B /
-dram_bytes_per_cycle cycles (pipelined requests).  ``serial_dram=True`` instead
-mimics the cosim network stub (cosim/netstub.py): one request at a time, each
-paying the full latency.
+dram_bytes_per_cycle cycles (pipelined requests); a write waits for every queued
+read's answer and holds later requests until it is stored (the endpoint's order).
+``serial_dram=True`` instead mimics the cosim network stub (cosim/netstub.py): one
+request at a time, each paying the full latency.
 
 Chip-to-chip links (boards): :meth:`BoardLinks.transfer` moves bytes between
 chips along an XY path of chip links, each ``chip_link_latency`` cycles and
@@ -66,6 +67,8 @@ class Fabric:
         self.dram_free = [0] * arch.dram_ports
         self.dram_bytes = [0] * arch.dram_ports
         self.dram_busy = [0] * arch.dram_ports
+        self.dram_reads_end = [0] * arch.dram_ports  # the last read's answer has left
+        self.dram_gate = [0] * arch.dram_ports  # requests wait here behind a write
         self._routes: dict[tuple, list[tuple[int, int, int]]] = {}
 
     def _add(self, key: tuple) -> int:
@@ -193,16 +196,22 @@ class Fabric:
             end = s + requests * (per + STUB_OVERHEAD)
             self.dram_free[port] = end
             return max(s + a.dram_latency, end - flits)
+        arrive = max(arrive, self.dram_gate[port])
         s = max(arrive + a.dram_latency, self.dram_free[port])
         busy = max(data, flits + requests * DRAM_PACKET_GAP)  # bandwidth or packet rate
         self.dram_free[port] = s + busy
+        self.dram_reads_end[port] = s + busy
         return max(s, s + busy - flits)
 
     def dram_write(self, port: int, nbytes: int, arrive: int) -> int:
-        """Account a write arriving at ``arrive``; the cycle the port is done."""
+        """Account a write arriving at ``arrive``; the cycle the port is done.  The
+        endpoint (cosim/dram.py) keeps reads and writes in arrival order: a write
+        waits until every queued read has been answered, and requests behind it wait
+        in the network until it is stored (``dram_gate``)."""
         data = -(-nbytes // self.arch.dram_bytes_per_cycle)
-        s = max(arrive, self.dram_free[port])
+        s = max(arrive, self.dram_free[port], self.dram_reads_end[port], self.dram_gate[port])
         self.dram_free[port] = s + data
+        self.dram_gate[port] = s + data
         self.dram_bytes[port] += nbytes
         self.dram_busy[port] += data
         return s + data

@@ -255,6 +255,32 @@ def test_dram_bandwidth_and_latency():
     assert 0.8 < res.dram_utilization * a.dram_ports <= 1.0
 
 
+def test_dram_write_waits_for_queued_reads_and_holds_later_requests():
+    """The DRAM endpoint keeps reads and writes in order (cosim/dram.py): a write
+    behind a read waits for the read's answer, and a read behind the write waits
+    for the write: each read then pays the full latency again."""
+    a = SMALL
+    dx, dy = dram_node(a, 0)
+
+    def desc(read: int, remote: int) -> bytes:
+        return encode_desc(
+            local=0, remote=remote, count0=64, mode=int(SignalMode.NODE), x0=dx, y0=dy,
+            sem=0, read=read,
+        )  # fmt: skip
+
+    def prog(kinds: str):
+        sram = [(0x4000 + 48 * i, desc(int(k == "r"), 0x10000 * i)) for i, k in enumerate(kinds)]
+        text = "".join(f"li x1, {0x4000 + 48 * i}\ndma x1, 0\n" for i in range(len(kinds)))
+        text += f"wait sem=0, count={kinds.count('r')}\nhalt"
+        return {(dx - 1, dy): img(text, sram=sram)}
+
+    _, reads = run_chip(a, prog("rr"))
+    _, mixed = run_chip(a, prog("rwr"))
+    print(reads.cycles, mixed.cycles)
+    # the write costs its 64 words and the second read a whole latency more
+    assert mixed.cycles - reads.cycles >= a.dram_latency + 64 - 8
+
+
 def test_dma_queue_stalls_the_controller():
     a = TINY
     dx, dy = dram_node(a, 0)
