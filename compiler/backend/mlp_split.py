@@ -142,8 +142,9 @@ def _members(rect: list[int]) -> list[tuple[int, int]]:
 
 @dataclass
 class _Piece:
-    """One DRAM read of a stream: ``nbytes`` from ``dram`` + ``remote`` into ``buf`` +
-    ``local``, then multicast (write with signal on ``sem``) to the rectangles ``to``."""
+    """One DRAM read: ``nbytes`` from ``dram`` + ``remote`` into ``buf`` + ``local``,
+    then multicast (write with signal on ``sem``) to the rectangles ``to``; ``tag``
+    names the tile it belongs to, e.g. ("W1", 2)."""
 
     buf: str
     dram: str
@@ -152,52 +153,54 @@ class _Piece:
     nbytes: int
     to: list
     sem: int
+    tag: tuple
 
 
 class _Reads:
-    """The reads of one PE: issued per stream with at most ``depth`` in flight; they
-    complete in issue order (one DRAM, in-order responses), so handling a piece waits
-    for - and forwards - every older read first."""
+    """The reads of one PE in one order (X, W1, W2): at most ``depth`` in flight; they
+    complete in issue order (one DRAM, in-order answers), so the n-th WAIT on ``RD``
+    is for the n-th read.  Handling a piece waits for it, issues the next read and
+    forwards the piece."""
 
-    def __init__(self, kb: KernelBuilder, pe, streams: dict[str, list[_Piece]], depth: int):
-        self.kb, self.pe, self.streams = kb, pe, streams
-        self.depth = depth if isinstance(depth, dict) else {k: depth for k in streams}
-        self.issued = {k: 0 for k in streams}
-        self.handled = {k: 0 for k in streams}
-        self.queue: list[tuple[str, _Piece]] = []  # issued, not yet waited for
+    def __init__(self, kb: KernelBuilder, pe, pieces: list[_Piece], depth: int):
+        self.kb, self.pe, self.pieces, self.depth = kb, pe, pieces, depth
+        self.issued = self.handled = 0
 
-    def issue(self, kind: str) -> None:
-        pieces = self.streams[kind]
-        while self.issued[kind] < len(pieces) and self.issued[kind] - self.handled[kind] < self.depth[kind]:
-            p = pieces[self.issued[kind]]
+    def issue(self) -> None:
+        while self.issued < len(self.pieces) and self.issued - self.handled < self.depth:
+            p = self.pieces[self.issued]
             self.kb.add(self.pe, mp.TransferOp, local=f"@{p.buf}", remote=f"@{p.dram}",
                         local_offset=p.local, remote_offset=p.remote,
                         count=words_rows(p.nbytes), sem=RD, read=1)  # fmt: skip
-            self.issued[kind] += 1
-            self.queue.append((kind, p))
+            self.issued += 1
 
-    def handle(self, kind: str, upto: int) -> None:
-        """Wait for and forward the pieces of ``kind`` before index ``upto``."""
-        while self.handled[kind] < min(upto, len(self.streams[kind])):
-            if self.issued[kind] <= self.handled[kind]:
-                self.issue(kind)
-            k, p = self.queue.pop(0)
+    def step(self, n: int = 1) -> None:
+        """Handle the next ``n`` pieces (fewer if the PE has no more)."""
+        for _ in range(n):
+            if self.handled == len(self.pieces):
+                return
+            self.issue()
+            p = self.pieces[self.handled]
             self.kb.add(self.pe, mp.WaitOp, sem=RD, count=1)
-            self.handled[k] += 1
-            self.issue(k)
+            self.handled += 1
+            self.issue()
             for to in p.to:
                 self.kb.add(self.pe, mp.TransferOp, local=f"@{p.buf}", remote=f"@{p.buf}",
                             local_offset=p.local, remote_offset=p.local,
                             count=words_rows(p.nbytes), sem=p.sem, read=0, signal=1,
                             to=to)  # fmt: skip
 
+    def until(self, tag: tuple) -> None:
+        """Handle pieces up to the last one of tile ``tag`` (if this PE reads it)."""
+        last = max((i for i, p in enumerate(self.pieces) if p.tag == tag), default=-1)
+        self.step(last + 1 - self.handled)
+
     def finish(self) -> None:
-        for kind, pieces in self.streams.items():
-            self.handle(kind, len(pieces))
+        self.step(len(self.pieces) - self.handled)
 
 
 class _Builder:
-    def __init__(self, arch, t: dict, name: str, ws: WeightSplit, depth: int = 1, w2_start=None, x_piece: int = 4096, banked: bool = False, **opts):
+    def __init__(self, arch, t: dict, name: str, ws: WeightSplit, **opts):
         self.arch, self.t, self.ws = arch, t, ws
         self.R, self.C = arch.mac_rows, arch.mac_cols
         self.q = qparam_layout(self.C)["total"][1]
@@ -206,11 +209,13 @@ class _Builder:
         self.rect = (0, 0, ws.gc - 1, ws.gr - 1)
         C = self.C
         self.blocked = C <= 16 and 16 % C == 0 and ws.mtp % (16 // C) == 0
-        self.depth = depth  # reads in flight per stream
-        self.w2_start = ws.s1 // C - 1 if w2_start is None else w2_start
-        self.x_piece = x_piece  # bytes of X per read (whole m tiles, at least one)
-        self.opts = opts
-        self.banked = banked
+        self.depth = opts.get("depth", 1)  # reads in flight per reader
+        self.piece = opts.get("piece", 1024)  # bytes per read
+        self.chunk = opts.get("chunk", 1)  # m tiles per MATMUL task
+        self.steps = opts.get("steps", 1)  # reads handled after each chunk
+        self.banked = opts.get("banked", True)
+        self.gather_steps = opts.get("gather_steps", 2)  # reads handled before the gather
+        self.y_late = opts.get("y_late", False)  # Y tiles but the last before the last window
 
     # -- operands ---------------------------------------------------------------------
     def tensors(self) -> None:
@@ -304,65 +309,72 @@ class _Builder:
         weight readers' corner where it can be), so its multicast is one rectangle."""
         return (trect[0], trect[1]) if trect[1] % 2 else (trect[2], trect[1])
 
-    def w_reader(self, wrect, kind: str) -> tuple[int, int]:
-        """W1 is read by the top of the weight group's column, W2 by its bottom."""
-        if kind == "W1" or self.opts.get("w2_top"):
-            return (wrect[0], wrect[1])
-        return (wrect[2], wrect[3])
+    def w_reader(self, wrect) -> tuple[int, int]:
+        """The PE that reads a weight group's W1 and W2 tiles: the top of its column."""
+        return (wrect[0], wrect[1])
 
-    def pieces(self, pe) -> dict[str, list[_Piece]]:
-        """The reads of PE ``pe`` per stream (X, W1, W2), each forwarded on arrival."""
+    def split(self, nbytes: int) -> list[tuple[int, int]]:
+        """(offset, bytes) pieces of at most ``self.piece`` bytes (whole words)."""
+        n = -(-nbytes // self.piece)
+        cuts = [ceil_to(nbytes * p // n, 16) for p in range(n)] + [nbytes]
+        return [(a, b - a) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+    def pieces(self, pe) -> list[_Piece]:
+        """The reads of PE ``pe`` in issue order, each forwarded on arrival."""
         ws, R, C = self.ws, self.R, self.C
         w, tg = ws.groups_of(pe)
         trect, wrect = ws.token_rect(pe), ws.weight_rect(pe)
-        out: dict[str, list[_Piece]] = {"X": [], "W1": [], "W2": []}
-        if pe == self.x_reader(trect):
-            x_tile = ws.dp * R
-            per = max(1, self.x_piece // x_tile)  # m tiles per piece
-            cast = _others(trect, pe)
-            for i0 in range(0, ws.mtp, per):
-                n = min(per, ws.mtp - i0) * x_tile
-                xb, xo = self.at["Xs"]
-                out["X"].append(_Piece(xb, "X", xo + i0 * x_tile, (tg * ws.mtp + i0) * x_tile, n,
-                                       cast, SX))  # fmt: skip
-        for kind, k, nt, sem in (("W1", ws.dp, ws.s1 // C, SW1), ("W2", ws.hp, ws.s2 // C, SW2)):
-            if pe == self.w_reader(wrect, kind):
+        out: list[_Piece] = []
+        if pe == self.x_reader(trect) and len(_members(trect)) > 1:
+            band = ws.mtp * ws.dp * R
+            xb, xo = self.at["Xs"]
+            for off, n in self.split(band):
+                out.append(_Piece(xb, "X", xo + off, tg * band + off, n, _others(trect, pe), SX,
+                                  ("X", 0)))  # fmt: skip
+        elif len(_members(trect)) == 1:  # a token group of one PE reads its own band
+            band = ws.mtp * ws.dp * R
+            xb, xo = self.at["Xs"]
+            for off, n in self.split(band):
+                out.append(_Piece(xb, "X", xo + off, tg * band + off, n, [], SX, ("X", 0)))
+        if pe == self.w_reader(wrect):
+            for kind, k, nt, sem in (("W1", ws.dp, ws.s1 // C, SW1),
+                                     ("W2", ws.hp, ws.s2 // C, SW2)):  # fmt: skip
                 tile = k * C
                 for j in range(nt):
-                    buf, off = self.at[kind, j]
-                    out[kind].append(_Piece(buf, kind, off, (w * nt + j) * tile, tile,
-                                            _others(wrect, pe), sem))  # fmt: skip
+                    buf, loc = self.at[kind, j]
+                    for off, n in self.split(tile):
+                        out.append(_Piece(buf, kind, loc + off, (w * nt + j) * tile + off, n,
+                                          _others(wrect, pe), sem, (kind, j)))  # fmt: skip
         return out
 
     def program(self, pe) -> None:
-        """GEMM1 by column tiles of W1, transpose, all-gather of H, GEMM2 by column tiles
-        of W2; the reads of the PE's streams are issued (at most ``depth`` in flight per
-        stream) and forwarded between those steps, and the PE waits for the pieces that
-        others forward just before it needs them."""
+        """GEMM1 by column tiles of W1 (each in chunks of ``chunk`` m tiles), transpose,
+        all-gather of H, GEMM2 by column tiles of W2, the Y store per column tile.  A
+        reader handles the next of its reads after every chunk (so the DRAM sees a few
+        requests of every reader at a time) and, before a column tile, all reads of
+        that tile; the others wait for the tile's pieces just before they need it."""
         ws, R, C, kb = self.ws, self.R, self.C, self.kb
         w, tg = ws.groups_of(pe)
         tag = f"{pe[0]}_{pe[1]}"
         nc1, nc2, mp_ = ws.s1 // C, ws.s2 // C, ws.mtp * R
         trect, wrect = ws.token_rect(pe), ws.weight_rect(pe)
         io = _Reads(kb, pe, self.pieces(pe), self.depth)
+        reader = pe == self.w_reader(wrect)
+        wshared = len(_members(wrect)) > 1
+        chunks = [(i, min(self.chunk, ws.mtp - i)) for i in range(0, ws.mtp, self.chunk)]
 
-        io.issue("X")
-        if self.opts.get("w1_early"):
-            io.issue("W1")
-        io.handle("X", len(io.streams["X"]))
+        io.issue()
+        io.until(("X", 0))
         if len(_members(trect)) > 1 and pe != self.x_reader(trect):
-            kb.add(pe, mp.WaitOp, sem=SX, count=len(self.pieces(self.x_reader(trect))["X"]))
-        io.issue("W1")
-        w2_start = min(self.w2_start, nc1 - 1)
+            n = len(self.split(ws.mtp * ws.dp * R))
+            kb.add(pe, mp.WaitOp, sem=SX, count=n)
         for j in range(nc1):
-            io.handle("W1", j + 1)
-            if j == w2_start:  # after the last W1 read this PE issues before window j
-                io.issue("W2")
-            if len(_members(wrect)) > 1 and pe != self.w_reader(wrect, "W1"):
-                kb.add(pe, mp.WaitOp, sem=SW1, count=1)
-            self.gemm1(pe, tag, j)
-        if self.opts.get("stop") == "gemm1":
-            return
+            io.until(("W1", j))
+            if wshared and not reader:
+                kb.add(pe, mp.WaitOp, sem=SW1, count=len(self.split(ws.dp * C)))
+            for i, n in chunks:
+                self.gemm1(pe, tag, j, i, n)
+                io.step(self.steps)
         if self.blocked:
             kb.add(pe, TransposeBlockedOp, src="@H", dst="@T", sel=f"@{self.sel}",
                    params=f"@{self.ident}", tiles=[ws.mtp, nc1])  # fmt: skip
@@ -375,39 +387,49 @@ class _Builder:
         kb.add(pe, mp.TransferOp, local="@T", remote=f"@{hb}", remote_offset=ho + w * run,
                count=[run // 16, ws.mtp, 1], local_strides=[run, 0],
                remote_strides=[ws.hp * R, 0], sem=SH, read=0, signal=1, to=trect)  # fmt: skip
+        io.step(self.gather_steps)
         block = mp_ * C  # one column tile of Y (blocked output)
         base = (tg * ws.wgroups + w) * nc2 * block
         for j in range(nc2):
-            io.handle("W2", j + 1)
+            io.until(("W2", j))
             if j == 0:
                 kb.add(pe, mp.WaitOp, sem=SH, count=len(_members(trect)))
-                if self.opts.get("stop") == "gather":
-                    return
-            if len(_members(wrect)) > 1 and pe != self.w_reader(wrect, "W2"):
-                kb.add(pe, mp.WaitOp, sem=SW2, count=1)
+            if wshared and not reader:
+                kb.add(pe, mp.WaitOp, sem=SW2, count=len(self.split(ws.hp * C)))
             wb, wo = self.at["W2", j]
-            kb.add(pe, MatmulWinOp, a=f"@{hb}", b=f"@{wb}", c=f"@{yb}", params=f"@P2_{tag}",
-                   tiles=[ws.mtp, 1], k=ws.hp, ldc=C, col_step=block, param_stride=self.q,
-                   a_offset=ho, b_offset=wo, c_offset=yo + j * block,
-                   p_offset=j * self.q)  # fmt: skip
-            kb.add(pe, mp.TransferOp, local=f"@{yb}", remote="@Y", local_offset=yo + j * block,
-                   remote_offset=base + j * block, count=words_rows(block), sem=0,
-                   read=0)  # fmt: skip
+            for i, n in chunks:
+                kb.add(pe, MatmulWinOp, a=f"@{hb}", b=f"@{wb}", c=f"@{yb}",
+                       params=f"@P2_{tag}", tiles=[n, 1], k=ws.hp, ldc=C, col_step=block,
+                       param_stride=self.q, a_offset=ho + i * ws.hp * R, b_offset=wo,
+                       c_offset=yo + j * block + i * R * C, p_offset=j * self.q)  # fmt: skip
+                io.step(self.steps)
+            # a DRAM write waits for every queued read (cosim/dram.py), which empties the
+            # DRAM pipeline: Y leaves after the reads, by default all at the end
+            first = 0 if self.y_late and j == nc2 - 2 else None
+            if j == nc2 - 1:
+                first = j if self.y_late and nc2 > 1 else 0
+            if first is not None:
+                last = j + 1 if j == nc2 - 1 else nc2 - 1
+                kb.add(pe, mp.TransferOp, local=f"@{yb}", remote="@Y",
+                       local_offset=yo + first * block, remote_offset=base + first * block,
+                       count=words_rows((last - first) * block), sem=0, read=0)  # fmt: skip
         io.finish()
 
-    def gemm1(self, pe, tag: str, j: int) -> None:
+    def gemm1(self, pe, tag: str, j: int, i: int, n: int) -> None:
+        """m tiles [i, i + n) of H's column tile j: blocked tiles for transpose_blocked,
+        else row-major rows of ``s1`` bytes."""
         ws, R, C, kb = self.ws, self.R, self.C, self.kb
         wb, wo = self.at["W1", j]
         xb, xo = self.at["Xs"]
         if self.blocked:
             tile = ws.mtp * R * C
-            kb.add(pe, MatmulWinOp, a=f"@{xb}", b=f"@{wb}", c="@H", params=f"@P1_{tag}",
-                   tiles=[ws.mtp, 1], k=ws.dp, ldc=C, col_step=tile, param_stride=self.q,
-                   a_offset=xo, b_offset=wo, c_offset=j * tile, p_offset=j * self.q)  # fmt: skip
+            c_off, ldc = j * tile + i * R * C, C
         else:
-            kb.add(pe, MatmulWinOp, a=f"@{xb}", b=f"@{wb}", c="@H", params=f"@P1_{tag}",
-                   tiles=[ws.mtp, 1], k=ws.dp, ldc=ws.s1, col_step=C, param_stride=self.q,
-                   a_offset=xo, b_offset=wo, c_offset=j * C, p_offset=j * self.q)  # fmt: skip
+            tile, c_off, ldc = C, i * R * ws.s1 + j * C, ws.s1
+        kb.add(pe, MatmulWinOp, a=f"@{xb}", b=f"@{wb}", c="@H", params=f"@P1_{tag}",
+               tiles=[n, 1], k=ws.dp, ldc=ldc, col_step=tile, param_stride=self.q,
+               a_offset=xo + i * ws.dp * R, b_offset=wo, c_offset=c_off,
+               p_offset=j * self.q)  # fmt: skip
 
     def output(self) -> None:
         ws, mp_ = self.ws, self.ws.mtp * self.R
@@ -422,11 +444,9 @@ class _Builder:
         self.kb.outputs["Y"] = unpack
 
 
-def map_mlp_weights(
-    arch, t: dict[str, np.ndarray], name: str, ws: WeightSplit, depth: int = 1, w2_start=None, x_piece: int = 4096, banked: bool = False, **opts
-) -> Mapped:
+def map_mlp_weights(arch, t: dict[str, np.ndarray], name: str, ws: WeightSplit, **opts) -> Mapped:
     """The weight-split MLP block for layout ``ws`` (inputs as mlp.mlp_inputs)."""
-    b = _Builder(arch, t, name, ws, depth, w2_start, x_piece, banked, **opts)
+    b = _Builder(arch, t, name, ws, **opts)
     b.tensors()
     b.buffers()
     for pe in b.pes:
