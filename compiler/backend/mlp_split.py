@@ -47,12 +47,20 @@ from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
 from compiler.backend.gemm import words_rows
 from compiler.backend.groups import pes_of
 from compiler.backend.layout import ceil_to, chunk_perm, pack_a, pack_b, param_blocks
+from compiler.backend.lower import lower_kernel
 from compiler.dialects import mapping as mp
+from compiler.errors import CompileError
 from hw.isa import qparam_layout
 
-__all__ = ["WeightSplit", "map_mlp_weights", "split_layouts"]
+__all__ = ["GRAINS", "ImemError", "WeightSplit", "map_mlp_weights", "split_layouts"]
 
 LOAD, GEMM1, TRANS, GEMM2, STORE = range(5)
+
+
+class ImemError(CompileError):
+    """No grain of the weight split fits the instruction memory."""
+
+
 RD, SX, SW1, SW2, SH = 1, 2, 3, 4, 5  # semaphores
 
 
@@ -209,13 +217,13 @@ class _Builder:
         self.rect = (0, 0, ws.gc - 1, ws.gr - 1)
         C = self.C
         self.blocked = C <= 16 and 16 % C == 0 and ws.mtp % (16 // C) == 0
-        self.depth = opts.get("depth", 1)  # reads in flight per reader
+        self.depth = opts.get("depth", 2)  # reads in flight per reader
         self.piece = opts.get("piece", 1024)  # bytes per read
         self.chunk = opts.get("chunk", 1)  # m tiles per MATMUL task
         self.steps = opts.get("steps", 1)  # reads handled after each chunk
         self.banked = opts.get("banked", True)
         self.gather_steps = opts.get("gather_steps", 2)  # reads handled before the gather
-        self.y_late = opts.get("y_late", False)  # Y tiles but the last before the last window
+        self.y_late = opts.get("y_late", True)  # Y tiles but the last before the last window
 
     # -- operands ---------------------------------------------------------------------
     def tensors(self) -> None:
@@ -267,7 +275,8 @@ class _Builder:
                     off += n
                 kb.sram_buffer(name, "W1/W2 tiles, X, H^T, Y", self.arch.bank_bytes, rect,
                                (LOAD, END), "high")  # fmt: skip
-            kb.sram_buffer("W2o", "W2", (nc2 // 2) * t2, rect, (LOAD, END))
+            if nc2 > 1:
+                kb.sram_buffer("W2o", "W2", (nc2 // 2) * t2, rect, (LOAD, END))
             for j in range(1, nc2, 2):
                 self.at["W2", j] = ("W2o", (j // 2) * t2)
         else:
@@ -444,8 +453,36 @@ class _Builder:
         self.kb.outputs["Y"] = unpack
 
 
+# (m tiles per MATMUL task, bytes per read), finest first: a coarser grain when the
+# finer one's program does not fit the instruction memory
+GRAINS = ((1, 1024), (2, 2048), (4, 4096), (1 << 30, 1 << 30))
+
+
 def map_mlp_weights(arch, t: dict[str, np.ndarray], name: str, ws: WeightSplit, **opts) -> Mapped:
-    """The weight-split MLP block for layout ``ws`` (inputs as mlp.mlp_inputs)."""
+    """The weight-split MLP block for layout ``ws`` (inputs as mlp.mlp_inputs), at the
+    finest grain (:data:`GRAINS`) whose programs fit ``arch.imem_words``; ImemError
+    when none does.  ``opts`` (chunk, piece, depth, ...) fix the grain instead."""
+    if "chunk" in opts or "piece" in opts:
+        return _map(arch, t, name, ws, **opts)
+    longest = 0
+    for chunk, piece in GRAINS:
+        mapped = _map(arch, t, name, ws, chunk=chunk, piece=piece, **opts)
+        longest = _longest_program(arch, mapped)
+        if longest <= arch.imem_words:
+            return mapped
+    raise ImemError(
+        f"mlp {name!r}: the weight split's longest PE program has {longest} instructions; "
+        f"instruction memory holds {arch.imem_words}"
+    )
+
+
+def _longest_program(arch, mapped: Mapped) -> int:
+    roomy = arch.replace(imem_words=1 << 16)
+    progs = lower_kernel(roomy, mapped.kernel, dict(mapped.store))
+    return max(len(p.instructions()) for p in progs)
+
+
+def _map(arch, t: dict[str, np.ndarray], name: str, ws: WeightSplit, **opts) -> Mapped:
     b = _Builder(arch, t, name, ws, **opts)
     b.tensors()
     b.buffers()
@@ -463,5 +500,8 @@ def map_mlp_weights(arch, t: dict[str, np.ndarray], name: str, ws: WeightSplit, 
         "slices": {"hidden": ws.s1, "out": ws.s2},
         "padded": [ws.dp, ws.hp, ws.op],
         "transpose": "blocked" if b.blocked else "row-major",
+        # all of X and the first W1 column tile of every weight group precede the
+        # last PE's first MATMUL
+        "fill_bytes": ws.tgroups * ws.mtp * ws.dp * b.R + ws.wgroups * ws.dp * b.C,
     }
     return b.kb.finish(plan)
