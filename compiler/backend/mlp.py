@@ -1,14 +1,14 @@
 """MLP block Y = requant(relu(requant(X @ W1)) @ W2) on a group of PEs.
 
-Two mappings; :func:`map_mlp` builds both and keeps the one with the lower bound
-(``plan["split"]``, :func:`schedule_bound`):
+Two mappings; :func:`map_mlp` builds those that fit and keeps the one with the lower
+estimate (:func:`schedule_cost`), recorded as ``plan["split"]``:
 
 * ``"weights"`` (mlp_split.py): the columns of W1 and W2 are split over the PEs,
   X and H travel instead (a 2-D tiling of both GEMMs with an all-gather of H);
 * ``"tokens"`` (below): tokens (rows of X) are split over a rectangle of PEs
-  (chain.RowChain); W1 and W2 are shared operands: resident (broadcast from PE (0, 0) by multicast) when they fit
-SRAM, otherwise streamed from DRAM tile by tile with double buffering (chain.py).
-Each PE runs, in order:
+  (chain.RowChain); W1 and W2 are shared operands: resident (broadcast from PE
+  (0, 0) by multicast) when they fit SRAM, otherwise streamed from DRAM tile by tile
+  with double buffering (chain.py).  Each PE runs, in order:
 
 1. GEMM1: H = relu(requant(X @ W1)) with the fused output stage; W1's columns are
    stored permuted inside each C-chunk (layout.chunk_perm).
@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from compiler.backend.alloc import AllocError
 from compiler.backend.builder import Mapped
 from compiler.backend.chain import RowChain, Shared, build_first_fit, check_rc, transpose_buffers
 from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
-from compiler.backend.gemm import GemmSpec, gemm_inputs
-from compiler.backend.alloc import AllocError
 from compiler.backend.compile import traffic
+from compiler.backend.gemm import GemmSpec, gemm_inputs
 from compiler.backend.layout import ceil_to, chunk_perm, pack_b, param_blocks, ref_gemm
 from compiler.backend.mlp_split import ImemError, map_mlp_weights, split_layouts
 from compiler.dialects import mapping as mp
@@ -102,14 +102,7 @@ def map_mlp(
     macs = m * d * hidden + m * hidden * n
     found: list[tuple[float, int, Mapped]] = []
     err: AllocError | ImemError | None = None
-    if split in (None, "weights"):
-        for ws in split_layouts(arch, m, d, hidden, n):
-            try:
-                mapped = map_mlp_weights(arch, t, name, ws)
-            except (AllocError, ImemError) as exc:
-                err = exc
-                continue
-            found.append((schedule_cost(arch, mapped, macs), len(found), mapped))
+    # the token split first: it wins a tie
     if split in (None, "tokens"):
         sizes = [("W1", ceil_to(d, 16) * ceil_to(hidden, 16)), ("W2", ceil_to(hidden, 16) * n)]
         build = lambda streamed: _build(arch, t, name, streamed, parts if fast else 0)  # noqa: E731
@@ -117,7 +110,15 @@ def map_mlp(
             mapped = build_first_fit(build, sizes)
             found.append((schedule_cost(arch, mapped, macs), len(found), mapped))
         except AllocError as exc:
-            err = exc
+            err = exc  # the token split streams: its error is the one to report
+    if split in (None, "weights"):
+        for ws in split_layouts(arch, m, d, hidden, n):
+            try:
+                mapped = map_mlp_weights(arch, t, name, ws)
+            except (AllocError, ImemError) as exc:
+                err = err or exc
+                continue
+            found.append((schedule_cost(arch, mapped, macs), len(found), mapped))
     if not found:
         if err is None:
             raise ShapeError(

@@ -103,22 +103,27 @@ class WeightSplit:
 
 
 def split_layouts(arch, m: int, d: int, hidden: int, n: int) -> list[WeightSplit]:
-    """The weight-split layouts that give every PE at least one tile of each GEMM."""
+    """The weight-split layouts (token groups = PE rows, or one token group) on the
+    largest PE rectangle that gives every PE a tile of each GEMM."""
     R, C = arch.mac_rows, arch.mac_cols
     unit = math.lcm(16, C)  # H slices: whole C tiles and whole 16-row K steps of GEMM2
+    mt, wt = -(-m // R), min(-(-hidden // C), -(-n // C))  # m tiles; column tiles
+    grids = [(gc, gr) for gr in range(1, arch.mesh_rows + 1) for gc in range(1, arch.mesh_cols + 1)]
     out = []
-    for gc, gr in {(arch.mesh_cols, arch.mesh_rows)}:
-        for tg in sorted({1, gr}):
-            wg = gc * gr // tg
-            mt = -(-m // R)
-            if mt < tg or -(-hidden // C) < wg or -(-n // C) < wg:
-                continue
-            mtp = -(-mt // tg)
-            if C < 16 and 16 % C == 0:  # transpose_blocked reads 16/C m tiles at a time
-                mtp = ceil_to(mtp, 16 // C)
-            s1 = unit * -(-hidden // (wg * unit))
-            s2 = C * -(-n // (wg * C))
-            out.append(WeightSplit(gc, gr, tg, mtp, s1, s2, ceil_to(d, 16)))
+    for rows in (True, False):
+        fit = [(gc * gr, gc, gr) for gc, gr in grids
+               if (gc <= wt and gr <= mt if rows else gc * gr <= wt and gr > 1)]  # fmt: skip
+        if not fit:
+            continue
+        _, gc, gr = max(fit)
+        tg = gr if rows else 1
+        wg = gc * gr // tg
+        mtp = -(-mt // tg)
+        if C < 16 and 16 % C == 0:  # transpose_blocked reads 16/C m tiles at a time
+            mtp = ceil_to(mtp, 16 // C)
+        s1 = unit * -(-hidden // (wg * unit))
+        s2 = C * -(-n // (wg * C))
+        out.append(WeightSplit(gc, gr, tg, mtp, s1, s2, ceil_to(d, 16)))
     return out
 
 
@@ -500,6 +505,8 @@ def _map(arch, t: dict[str, np.ndarray], name: str, ws: WeightSplit, **opts) -> 
         "slices": {"hidden": ws.s1, "out": ws.s2},
         "padded": [ws.dp, ws.hp, ws.op],
         "transpose": "blocked" if b.blocked else "row-major",
+        "grain": {"m_tiles": min(b.chunk, ws.mtp), "read_bytes": b.piece, "depth": b.depth},
+        "banked": b.at["Xs"][0] != "Xs",
         # all of X and the first W1 column tile of every weight group precede the
         # last PE's first MATMUL
         "fill_bytes": ws.tgroups * ws.mtp * ws.dp * b.R + ws.wgroups * ws.dp * b.C,
