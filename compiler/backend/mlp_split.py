@@ -47,7 +47,7 @@ from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
 from compiler.backend.gemm import words_rows
 from compiler.backend.groups import pes_of
 from compiler.backend.layout import ceil_to, chunk_perm, pack_a, pack_b, param_blocks
-from compiler.backend.lower import lower_kernel
+from compiler.backend.lower import lower_pe
 from compiler.dialects import mapping as mp
 from compiler.errors import CompileError
 from hw.isa import qparam_layout
@@ -481,10 +481,24 @@ def map_mlp_weights(arch, t: dict[str, np.ndarray], name: str, ws: WeightSplit, 
     )
 
 
+# instructions a task op lowers to, at most (lower.py, chain_ops.py: LIs, stride slots
+# and their clearing, loops, QLOAD, MATMUL; a transfer is one DMA, a wait one WAIT)
+_AT_MOST = {"mapping.matmul_win": 24, "mapping.transpose_blocked": 64, "mapping.transpose": 96}
+
+
 def _longest_program(arch, mapped: Mapped) -> int:
+    """Instructions of the longest PE program, or an upper bound of it when that bound
+    fits the instruction memory; otherwise the two PEs with the largest bound are
+    lowered (emit_programs checks every PE again)."""
+    bound = {
+        pe: 1 + sum(_AT_MOST.get(op.name, 2) for op in pe.body.ops) for pe in mapped.kernel.pes()
+    }
+    if max(bound.values()) <= arch.imem_words:
+        return max(bound.values())
     roomy = arch.replace(imem_words=1 << 16)
-    progs = lower_kernel(roomy, mapped.kernel, dict(mapped.store))
-    return max(len(p.instructions()) for p in progs)
+    store = dict(mapped.store)
+    top = sorted(bound, key=lambda pe: -bound[pe])[:2]
+    return max(len(lower_pe(roomy, mapped.kernel, store, pe).instructions()) for pe in top)
 
 
 def _map(arch, t: dict[str, np.ndarray], name: str, ws: WeightSplit, **opts) -> Mapped:
