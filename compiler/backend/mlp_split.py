@@ -1,37 +1,43 @@
-"""MLP block with the weights split over the PEs (mlp.py's ``split = "weights"``).
+"""MLP block with the weights split over the PEs (mlp.py's ``plan["split"] = "weights"``).
 
 Y = requant(relu(requant(X @ W1)) @ W2) on a ``gc x gr`` rectangle of PEs.  Each PE
-owns a *weight group* ``w`` (a slice of W1's and of W2's columns) and a *token
-group* ``t`` (a band of X's rows).  Two layouts (``WeightSplit.tgroups``):
+owns a *weight group* ``w`` (column slices of W1 and W2) and a *token group* ``t``
+(a band of X's rows).  Two layouts (:func:`split_layouts`, ``WeightSplit.tgroups``):
 
-* ``1``: every PE is its own weight group (``gc*gr`` of them) and sees all tokens:
-  X goes to every PE, each W1 / W2 column slice to one PE only;
-* ``gr``: weight group = PE column, token group = PE row (a 2-D tiling of both
-  GEMMs): X bands travel along the PE rows, W1 / W2 column slices down the PE
-  columns.
+* ``gr``: weight group = PE column, token group = PE row, a 2-D tiling of both
+  GEMMs: X bands travel along the PE rows, W1 / W2 column tiles down the columns;
+* ``1``: every PE is a weight group of its own and sees all tokens (the brief form
+  of the split: each slice is read by its PE alone, X goes to every PE).
 
-Per PE, in program order:
+DRAM reads.  The top PE of each column reads its group's W1 then W2 column tiles,
+one PE at the end of each PE row reads the row's X band; everything is read once,
+in pieces of ``piece`` bytes with at most ``depth`` pieces in flight per reader, and
+each piece is multicast on arrival to the rest of its group (RECT writes with signal
+on ``SX`` / ``SW1`` / ``SW2``; one sender per semaphore, so arrivals count in order).
+Few requests in flight matter on the chip: the DRAM endpoint queues 16 requests, the
+rest wait in the routers and hold up every write behind them.  A reader handles its
+next piece after every MATMUL task (``chunk`` m tiles), so its reads keep pace with
+its own compute and the four readers keep the DRAM busy; ``_Reads`` keeps the WAITs
+on ``RD`` in issue order (reads from one DRAM complete in order).
 
-1. DRAM reads of its share of the operands it forwards: X m-tiles of its token
-   band, W1 / W2 column tiles of its weight group (shares split evenly among the
-   PEs that need the operand); the reads complete in order on semaphore ``RD``.
-2. Each share, once read, is multicast (RECT write with signal, the sender
-   included, so every copy lands at the same offset and every PE counts the same
-   arrivals) to the PEs sharing it: X on ``SX``, W1 on ``SW1``, W2 on ``SW2``.  A
-   slice only one PE needs is read straight into place.
-3. GEMM1 ``H_w = relu(requant(X_t @ W1_w))`` with blocked output tiles (chain_ops
-   ``matmul_win``; W1 columns permuted inside C-chunks, layout.chunk_perm), then the
-   one-MATMUL transpose (``transpose_blocked``) into the A-operand layout of its
-   column slice, ``[mtp][s1][R]``; row-major GEMM1 + ``mapping.transpose`` where the
-   blocked form does not apply.
-4. All-gather of H within the token group: one strided RECT write puts the slice at
-   K offset ``w*s1`` of every group member's ``HT`` (``[mtp][hp][R]``: runs of
-   ``s1*R`` bytes, row stride ``hp*R``), semaphore ``SH``.
-5. GEMM2 ``Y_tw = requant(HT_t @ W2_w)`` and the store of the ``mp x s2`` block.
+Per PE: GEMM1 ``H = relu(requant(X_t @ W1_w))`` column tile by column tile in blocked
+output tiles (chain_ops ``matmul_win``; W1's columns permuted inside C-chunks,
+layout.chunk_perm), the one-MATMUL transpose (``transpose_blocked``; row-major GEMM1
++ ``mapping.transpose`` where it does not apply) of the slice into ``[mtp][s1][R]``,
+the all-gather of H within the token group (one strided RECT write puts the slice at
+K offset ``w*s1`` of every member's ``HT`` = ``[mtp][hp][R]``: ``mtp`` runs of
+``s1*R`` bytes, row stride ``hp*R``, semaphore ``SH``), GEMM2
+``Y = requant(HT_t @ W2_w)`` column tile by column tile, and Y to DRAM after the
+reads (a DRAM write waits for every queued read: Y tiles leave before the last
+column tile and after it).
 
-Buffers that are written remotely are live from the start and buffers multicast
-from stay live to the end (chain.py explains why).  mlp.py chooses between this and
-the token split (:func:`split_cost`).
+SRAM banks (``bank_plan``, when the arch has 4 banks and the parts fit): the MAC
+reads its B operand every cycle and wins its bank, so W1 even tiles + HT, W1 odd
+tiles + Y, W2 even tiles + X each claim a whole bank and W2's odd tiles share the
+rest: no DMA ever targets the bank of the B tile being multiplied.  Buffers written
+remotely are live from the start and buffers multicast from stay live to the end
+(chain.py explains why).  :data:`GRAINS` coarsens ``chunk`` and ``piece`` until the
+programs fit the instruction memory.
 """
 
 from __future__ import annotations
