@@ -18,7 +18,7 @@ Few requests in flight matter on the chip: the DRAM endpoint queues 16 requests,
 rest wait in the routers and hold up every write behind them.  A reader handles its
 next piece after every MATMUL task (``chunk`` m tiles), so its reads keep pace with
 its own compute and the four readers keep the DRAM busy; ``_Reads`` keeps the WAITs
-on ``RD`` in issue order (reads from one DRAM complete in order).
+on ``RD`` in issue order (mlp_reads.py).
 
 Per PE: GEMM1 ``H = relu(requant(X_t @ W1_w))`` column tile by column tile in blocked
 output tiles (chain_ops ``matmul_win``; W1's columns permuted inside C-chunks,
@@ -54,6 +54,7 @@ from compiler.backend.gemm import words_rows
 from compiler.backend.groups import pes_of
 from compiler.backend.layout import ceil_to, chunk_perm, pack_a, pack_b, param_blocks
 from compiler.backend.lower import lower_pe
+from compiler.backend.mlp_reads import Piece, Reads, members, others
 from compiler.dialects import mapping as mp
 from compiler.errors import CompileError
 from hw.isa import qparam_layout
@@ -67,7 +68,7 @@ class ImemError(CompileError):
     """No grain of the weight split fits the instruction memory."""
 
 
-RD, SX, SW1, SW2, SH = 1, 2, 3, 4, 5  # semaphores
+SX, SW1, SW2, SH = 2, 3, 4, 5  # arrival semaphores (RD = 1: mlp_reads.py)
 
 
 @dataclass(frozen=True)
@@ -135,87 +136,6 @@ def split_layouts(arch, m: int, d: int, hidden: int, n: int) -> list[WeightSplit
 
 def _pad(v, n: int) -> np.ndarray:
     return np.pad(np.asarray(v, np.int64), (0, n - len(v)))
-
-
-def _others(rect: list[int], pe) -> list[list[int]]:
-    """Rectangles covering ``rect`` without ``pe`` (a multicast never includes its
-    sender: the sender's own copy is already in place)."""
-    x0, y0, x1, y1 = rect
-    x, y = pe
-    out = []
-    if y > y0:
-        out.append([x0, y0, x1, y - 1])
-    if y < y1:
-        out.append([x0, y + 1, x1, y1])
-    if x > x0:
-        out.append([x0, y, x - 1, y])
-    if x < x1:
-        out.append([x + 1, y, x1, y])
-    return out
-
-
-def _members(rect: list[int]) -> list[tuple[int, int]]:
-    x0, y0, x1, y1 = rect
-    return [(x, y) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1)]
-
-
-@dataclass
-class _Piece:
-    """One DRAM read: ``nbytes`` from ``dram`` + ``remote`` into ``buf`` + ``local``,
-    then multicast (write with signal on ``sem``) to the rectangles ``to``; ``tag``
-    names the tile it belongs to, e.g. ("W1", 2)."""
-
-    buf: str
-    dram: str
-    local: int
-    remote: int
-    nbytes: int
-    to: list
-    sem: int
-    tag: tuple
-
-
-class _Reads:
-    """The reads of one PE in one order (X, W1, W2): at most ``depth`` in flight; they
-    complete in issue order (one DRAM, in-order answers), so the n-th WAIT on ``RD``
-    is for the n-th read.  Handling a piece waits for it, issues the next read and
-    forwards the piece."""
-
-    def __init__(self, kb: KernelBuilder, pe, pieces: list[_Piece], depth: int):
-        self.kb, self.pe, self.pieces, self.depth = kb, pe, pieces, depth
-        self.issued = self.handled = 0
-
-    def issue(self) -> None:
-        while self.issued < len(self.pieces) and self.issued - self.handled < self.depth:
-            p = self.pieces[self.issued]
-            self.kb.add(self.pe, mp.TransferOp, local=f"@{p.buf}", remote=f"@{p.dram}",
-                        local_offset=p.local, remote_offset=p.remote,
-                        count=words_rows(p.nbytes), sem=RD, read=1)  # fmt: skip
-            self.issued += 1
-
-    def step(self, n: int = 1) -> None:
-        """Handle the next ``n`` pieces (fewer if the PE has no more)."""
-        for _ in range(n):
-            if self.handled == len(self.pieces):
-                return
-            self.issue()
-            p = self.pieces[self.handled]
-            self.kb.add(self.pe, mp.WaitOp, sem=RD, count=1)
-            self.handled += 1
-            self.issue()
-            for to in p.to:
-                self.kb.add(self.pe, mp.TransferOp, local=f"@{p.buf}", remote=f"@{p.buf}",
-                            local_offset=p.local, remote_offset=p.local,
-                            count=words_rows(p.nbytes), sem=p.sem, read=0, signal=1,
-                            to=to)  # fmt: skip
-
-    def until(self, tag: tuple) -> None:
-        """Handle pieces up to the last one of tile ``tag`` (if this PE reads it)."""
-        last = max((i for i, p in enumerate(self.pieces) if p.tag == tag), default=-1)
-        self.step(last + 1 - self.handled)
-
-    def finish(self) -> None:
-        self.step(len(self.pieces) - self.handled)
 
 
 class _Builder:
@@ -339,23 +259,23 @@ class _Builder:
         cuts = [ceil_to(nbytes * p // n, 16) for p in range(n)] + [nbytes]
         return [(a, b - a) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
-    def pieces(self, pe) -> list[_Piece]:
+    def pieces(self, pe) -> list[Piece]:
         """The reads of PE ``pe`` in issue order, each forwarded on arrival."""
         ws, R, C = self.ws, self.R, self.C
         w, tg = ws.groups_of(pe)
         trect, wrect = ws.token_rect(pe), ws.weight_rect(pe)
-        out: list[_Piece] = []
-        if pe == self.x_reader(trect) and len(_members(trect)) > 1:
+        out: list[Piece] = []
+        if pe == self.x_reader(trect) and len(members(trect)) > 1:
             band = ws.mtp * ws.dp * R
             xb, xo = self.at["Xs"]
             for off, n in self.split(band):
-                out.append(_Piece(xb, "X", xo + off, tg * band + off, n, _others(trect, pe), SX,
+                out.append(Piece(xb, "X", xo + off, tg * band + off, n, others(trect, pe), SX,
                                   ("X", 0)))  # fmt: skip
-        elif len(_members(trect)) == 1:  # a token group of one PE reads its own band
+        elif len(members(trect)) == 1:  # a token group of one PE reads its own band
             band = ws.mtp * ws.dp * R
             xb, xo = self.at["Xs"]
             for off, n in self.split(band):
-                out.append(_Piece(xb, "X", xo + off, tg * band + off, n, [], SX, ("X", 0)))
+                out.append(Piece(xb, "X", xo + off, tg * band + off, n, [], SX, ("X", 0)))
         if pe == self.w_reader(wrect):
             for kind, k, nt, sem in (("W1", ws.dp, ws.s1 // C, SW1),
                                      ("W2", ws.hp, ws.s2 // C, SW2)):  # fmt: skip
@@ -363,8 +283,8 @@ class _Builder:
                 for j in range(nt):
                     buf, loc = self.at[kind, j]
                     for off, n in self.split(tile):
-                        out.append(_Piece(buf, kind, loc + off, (w * nt + j) * tile + off, n,
-                                          _others(wrect, pe), sem, (kind, j)))  # fmt: skip
+                        out.append(Piece(buf, kind, loc + off, (w * nt + j) * tile + off, n,
+                                          others(wrect, pe), sem, (kind, j)))  # fmt: skip
         return out
 
     def program(self, pe) -> None:
@@ -378,14 +298,14 @@ class _Builder:
         tag = f"{pe[0]}_{pe[1]}"
         nc1, nc2, mp_ = ws.s1 // C, ws.s2 // C, ws.mtp * R
         trect, wrect = ws.token_rect(pe), ws.weight_rect(pe)
-        io = _Reads(kb, pe, self.pieces(pe), self.depth)
+        io = Reads(kb, pe, self.pieces(pe), self.depth)
         reader = pe == self.w_reader(wrect)
-        wshared = len(_members(wrect)) > 1
+        wshared = len(members(wrect)) > 1
         chunks = [(i, min(self.chunk, ws.mtp - i)) for i in range(0, ws.mtp, self.chunk)]
 
         io.issue()
         io.until(("X", 0))
-        if len(_members(trect)) > 1 and pe != self.x_reader(trect):
+        if len(members(trect)) > 1 and pe != self.x_reader(trect):
             n = len(self.split(ws.mtp * ws.dp * R))
             kb.add(pe, mp.WaitOp, sem=SX, count=n)
         for j in range(nc1):
@@ -413,7 +333,7 @@ class _Builder:
         for j in range(nc2):
             io.until(("W2", j))
             if j == 0:
-                kb.add(pe, mp.WaitOp, sem=SH, count=len(_members(trect)))
+                kb.add(pe, mp.WaitOp, sem=SH, count=len(members(trect)))
             if wshared and not reader:
                 kb.add(pe, mp.WaitOp, sem=SW2, count=len(self.split(ws.hp * C)))
             wb, wo = self.at["W2", j]
