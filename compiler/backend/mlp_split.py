@@ -111,7 +111,10 @@ class WeightSplit:
 
 def split_layouts(arch, m: int, d: int, hidden: int, n: int) -> list[WeightSplit]:
     """The weight-split layouts (token groups = PE rows, or one token group) on the
-    largest PE rectangle that gives every PE a tile of each GEMM."""
+    largest PE rectangle that gives every PE a tile of each GEMM (none with fewer
+    than 6 semaphores)."""
+    if arch.semaphores <= SH:  # the reads, X, W1, W2 and H each count on their own
+        return []
     R, C = arch.mac_rows, arch.mac_cols
     unit = math.lcm(16, C)  # H slices: whole C tiles and whole 16-row K steps of GEMM2
     mt, wt = -(-m // R), min(-(-hidden // C), -(-n // C))  # m tiles; column tiles

@@ -136,6 +136,13 @@ def test_coarser_grain_when_instruction_memory_is_small(archs, run_isa):
         _compile(arch.replace(imem_words=64), COSIM, seed=4, split="weights", tgroups=4)
 
 
+def test_token_split_without_six_semaphores(archs, run_isa):
+    arch = archs["small"].replace(name="small-4sem", semaphores=4)
+    print("seed=6 arch=small-4sem mlp (32, 64, 128, 64)")
+    ck = _compile(arch, (32, 64, 128, 64), seed=6)
+    assert ck.plan["split"] == "tokens" and run_isa(ck)["bit_exact"]
+
+
 def test_shapes_that_fit_neither_split_name_the_tensor(archs):
     t = mlp.mlp_inputs(64, 256, 256, 256, seed=0)
     with pytest.raises(AllocError, match=r"tensor '.*' \(.*\) needs \d+ bytes of SRAM"):
