@@ -157,7 +157,7 @@ class _Builder:
         self.steps = opts.get("steps", 1)  # reads handled after each chunk
         self.banked = opts.get("banked", True)
         self.gather_steps = opts.get("gather_steps", 2)  # reads handled before the gather
-        self.y_late = opts.get("y_late", True)  # Y tiles but the last before the last window
+        self.y_early = opts.get("y_early", -1)  # when Y tiles but the last leave (program)
 
     # -- operands ---------------------------------------------------------------------
     def tensors(self) -> None:
@@ -333,29 +333,35 @@ class _Builder:
         io.step(self.gather_steps)
         block = mp_ * C  # one column tile of Y (blocked output)
         base = (tg * ws.wgroups + w) * nc2 * block
+
+        def store(first: int, last: int) -> None:  # Y column tiles [first, last)
+            kb.add(pe, mp.TransferOp, local=f"@{yb}", remote="@Y",
+                   local_offset=yo + first * block, remote_offset=base + first * block,
+                   count=words_rows((last - first) * block), sem=0, read=0)  # fmt: skip
+
+        # a DRAM write waits for every queued read (cosim/dram.py), which empties the
+        # DRAM pipeline: Y leaves after the reads - the column tiles but the last one
+        # at ``y_early`` (-1: before the last column tile, k: before its k-th task),
+        # the last one at the end (all at the end when ``y_early`` is None)
+        early = self.y_early if nc2 > 1 else None
         for j in range(nc2):
+            if j == nc2 - 1 and early == -1:
+                store(0, nc2 - 1)
             io.until(("W2", j))
             if j == 0:
                 kb.add(pe, mp.WaitOp, sem=SH, count=len(members(trect)))
             if wshared and not reader:
                 kb.add(pe, mp.WaitOp, sem=SW2, count=len(self.split(ws.hp * C)))
             wb, wo = self.at["W2", j]
-            for i, n in chunks:
+            for c, (i, n) in enumerate(chunks):
+                if j == nc2 - 1 and early is not None and c == min(early, len(chunks) - 1):
+                    store(0, nc2 - 1)
                 kb.add(pe, MatmulWinOp, a=f"@{hb}", b=f"@{wb}", c=f"@{yb}",
                        params=f"@P2_{tag}", tiles=[n, 1], k=ws.hp, ldc=C, col_step=block,
                        param_stride=self.q, a_offset=ho + i * ws.hp * R, b_offset=wo,
                        c_offset=yo + j * block + i * R * C, p_offset=j * self.q)  # fmt: skip
                 io.step(self.steps)
-            # a DRAM write waits for every queued read (cosim/dram.py), which empties the
-            # DRAM pipeline: Y leaves after the reads, by default all at the end
-            first = 0 if self.y_late and j == nc2 - 2 else None
-            if j == nc2 - 1:
-                first = j if self.y_late and nc2 > 1 else 0
-            if first is not None:
-                last = j + 1 if j == nc2 - 1 else nc2 - 1
-                kb.add(pe, mp.TransferOp, local=f"@{yb}", remote="@Y",
-                       local_offset=yo + first * block, remote_offset=base + first * block,
-                       count=words_rows((last - first) * block), sem=0, read=0)  # fmt: skip
+        store(0 if early is None else nc2 - 1, nc2)
         io.finish()
 
     def gemm1(self, pe, tag: str, j: int, i: int, n: int) -> None:
