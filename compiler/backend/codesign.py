@@ -91,6 +91,8 @@ def mapping_summary(ck: CompiledKernel) -> dict:
     p = ck.plan
     out = {"grid": p.get("grid"), "mac": [p.get("R"), p.get("C")], "pes": len(ck.images)}
     out["tiles_per_pe"] = p.get("tiles_per_pe")
+    if "split" in p:  # the MLP: weights or tokens split over the PEs
+        out["split"] = p["split"]
     if "operands" in p:
         out["operands"] = {k: v["mode"] for k, v in p["operands"].items()}
         out["stream_blocks"] = {

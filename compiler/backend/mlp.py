@@ -1,9 +1,14 @@
 """MLP block Y = requant(relu(requant(X @ W1)) @ W2) on a group of PEs.
 
-Tokens (rows of X) are split over a rectangle of PEs (chain.RowChain); W1 and W2
-are shared operands: resident (broadcast from PE (0, 0) by multicast) when they fit
-SRAM, otherwise streamed from DRAM tile by tile with double buffering (chain.py).
-Each PE runs, in order:
+Two mappings; :func:`map_mlp` builds those that fit and keeps the one with the lower
+estimate (:func:`schedule_cost`), recorded as ``plan["split"]``:
+
+* ``"weights"`` (mlp_split.py): the columns of W1 and W2 are split over the PEs,
+  X and H travel instead (a 2-D tiling of both GEMMs with an all-gather of H);
+* ``"tokens"`` (below): tokens (rows of X) are split over a rectangle of PEs
+  (chain.RowChain); W1 and W2 are shared operands: resident (broadcast from PE
+  (0, 0) by multicast) when they fit SRAM, otherwise streamed from DRAM tile by tile
+  with double buffering (chain.py).  Each PE runs, in order:
 
 1. GEMM1: H = relu(requant(X @ W1)) with the fused output stage; W1's columns are
    stored permuted inside each C-chunk (layout.chunk_perm).
@@ -23,15 +28,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from compiler.backend.alloc import AllocError
 from compiler.backend.builder import Mapped
 from compiler.backend.chain import RowChain, Shared, build_first_fit, check_rc, transpose_buffers
 from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
+from compiler.backend.compile import traffic
 from compiler.backend.gemm import GemmSpec, gemm_inputs
 from compiler.backend.layout import ceil_to, chunk_perm, pack_b, param_blocks, ref_gemm
+from compiler.backend.mlp_split import ImemError, map_mlp_weights, split_layouts
 from compiler.dialects import mapping as mp
 from compiler.errors import ShapeError
 
-__all__ = ["map_mlp", "mlp_inputs", "mlp_reference"]
+__all__ = ["map_mlp", "mlp_inputs", "mlp_reference", "schedule_bound", "schedule_cost"]
 
 # phases for live ranges
 LOAD, GEMM1, TRANS, GEMM2, STORE = range(5)
@@ -67,12 +75,20 @@ def _pad(v: np.ndarray, n: int) -> np.ndarray:
 
 
 def map_mlp(
-    arch, t: dict[str, np.ndarray], name: str = "mlp", fast: bool = False, parts: int = 8
+    arch,
+    t: dict[str, np.ndarray],
+    name: str = "mlp",
+    fast: bool = False,
+    parts: int = 8,
+    split: str | None = None,
 ) -> Mapped:
-    """The mapped MLP block.  ``fast`` uses the chain templates (chain_ops.py: blocked
-    GEMM1 output, one-MATMUL transpose, weights broadcast in parts that each GEMM
-    starts on as they arrive); it needs a lowering with those templates
-    (chain_emit.emit_programs)."""
+    """The mapped MLP block.  ``split``: ``"tokens"``, ``"weights"`` or None (the one
+    with the lower :func:`schedule_bound` of those that fit SRAM; the token split
+    when ``fast``).  ``fast`` uses the chain templates for the token split
+    (chain_ops.py: blocked GEMM1 output, one-MATMUL transpose, weights broadcast in
+    parts that each GEMM starts on as they arrive); it needs a lowering with those
+    templates (chain_emit.emit_programs).  If no mapping fits, the AllocError names
+    the tensor and the bytes."""
     check_rc(arch, "mlp")
     m, d = t["x"].shape
     hidden, n = t["w1"].shape[1], t["w2"].shape[1]
@@ -80,9 +96,59 @@ def map_mlp(
         raise ShapeError(
             f"mlp: W1 {t['w1'].shape} and W2 {t['w2'].shape} do not chain with X {t['x'].shape}"
         )
-    sizes = [("W1", ceil_to(d, 16) * ceil_to(hidden, 16)), ("W2", ceil_to(hidden, 16) * n)]
-    build = lambda streamed: _build(arch, t, name, streamed, parts if fast else 0)  # noqa: E731
-    return build_first_fit(build, sizes)
+    if split not in (None, "tokens", "weights"):
+        raise ShapeError(f"mlp: split must be 'tokens' or 'weights', not {split!r}")
+    split = split or ("tokens" if fast else None)
+    macs = m * d * hidden + m * hidden * n
+    found: list[tuple[float, int, Mapped]] = []
+    err: AllocError | ImemError | None = None
+    # the token split first: it wins a tie
+    if split in (None, "tokens"):
+        sizes = [("W1", ceil_to(d, 16) * ceil_to(hidden, 16)), ("W2", ceil_to(hidden, 16) * n)]
+        build = lambda streamed: _build(arch, t, name, streamed, parts if fast else 0)  # noqa: E731
+        try:
+            mapped = build_first_fit(build, sizes)
+            found.append((schedule_cost(arch, mapped, macs), len(found), mapped))
+        except AllocError as exc:
+            err = exc  # the token split streams: its error is the one to report
+    if split in (None, "weights"):
+        for ws in split_layouts(arch, m, d, hidden, n):
+            try:
+                mapped = map_mlp_weights(arch, t, name, ws)
+            except (AllocError, ImemError) as exc:
+                err = err or exc
+                continue
+            found.append((schedule_cost(arch, mapped, macs), len(found), mapped))
+    if not found:
+        if err is None:
+            raise ShapeError(
+                f"mlp: no weight split of {m} x {d} x {hidden} x {n} gives every PE of "
+                f"{arch.name} a tile of both GEMMs"
+            )
+        raise err
+    best = min(found, key=lambda f: f[:2])
+    best[2].plan["cost_cycles"] = round(best[0], 1)
+    return best[2]
+
+
+def schedule_cost(arch, mapped: Mapped, macs: int) -> float:
+    """The planner's estimate: :func:`schedule_bound` plus the time the DRAM needs for
+    the bytes that must arrive before the last PE can start its first MATMUL
+    (``plan["fill_bytes"]``)."""
+    bw = arch.dram_bytes_per_cycle * max(arch.dram_ports, 1)
+    return schedule_bound(arch, mapped, macs) + mapped.plan["fill_bytes"] / bw
+
+
+def schedule_bound(arch, mapped: Mapped, macs: int) -> float:
+    """Cycles the schedule cannot beat: MAC work on the PEs it uses, its DRAM bytes at
+    the DRAM bandwidth, and the busiest PE's NoC injection or ejection at one flit a
+    cycle (a multicast injected once) - the planner's cost estimate."""
+    tr = traffic(arch, mapped.kernel)
+    pes = len(list(mapped.kernel.pes()))
+    compute = macs / (arch.mac_rows * arch.mac_cols * max(pes, 1))
+    dram = tr["dram_bytes"] / (arch.dram_bytes_per_cycle * max(arch.dram_ports, 1))
+    noc = max([*tr["inject"].values(), *tr["eject"].values(), 0]) / (arch.flit_bits // 8)
+    return max(compute, dram, noc)
 
 
 def _build(arch, t: dict[str, np.ndarray], name: str, streamed: set[str], parts: int) -> Mapped:
@@ -153,9 +219,13 @@ def _build(arch, t: dict[str, np.ndarray], name: str, streamed: set[str], parts:
     for i, pe in enumerate(ch.pes):
         ch.store(pe, i, "Y", "Y", mp_ * op)
     ch.rows_output("Y", m, n, op)
-    plan = ch.plan(padded=[dp, hp, op], x_band_bytes=x_band)
+    plan = ch.plan(padded=[dp, hp, op], x_band_bytes=x_band, split="tokens")
     plan["transpose"] = "blocked" if blocked else "row-major"
     plan["parts"] = {o.name: o.parts for o in (w1s, w2s) if fast and not o.streamed}
+    # before its first MATMUL a PE needs its row band and W1: one streamed tile, the
+    # first part, or all of it
+    first = C * w1s.k if w1s.streamed else w1s.nbytes // max(w1s.parts, 1)
+    plan["fill_bytes"] = len(ch.pes) * x_band + first
     return kb.finish(plan)
 
 

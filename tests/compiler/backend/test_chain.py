@@ -5,6 +5,8 @@ chip reference simulator, and the plan records the decision."""
 
 import pytest
 
+from compiler.backend import mlp
+from compiler.backend.chain_emit import compile_mapped
 from compiler.backend.compile import compile_kernel
 from compiler.dialects.mapping import int_of, ints_of
 
@@ -44,11 +46,21 @@ def test_mlp_streams_both_weights_on_tiny(archs, run_isa):
     assert all(ints_of(b, "live")[0] == 0 for n, b in bufs.items() if "_slots" in n)
 
 
+def _tokens(arch, seed: int = 0, **shape):
+    """The MLP with the token split (mlp.py chooses the weight split where it is cheaper)."""
+    t = mlp.mlp_inputs(seed=seed, **shape)
+    macs = shape["m"] * shape["hidden"] * (shape["d"] + shape["n"])
+    return compile_mapped(
+        "mlp", arch, lambda: mlp.map_mlp(arch, t, split="tokens"), t,
+        {"Y": mlp.mlp_reference(t)}, macs,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("arch_name", ["small-32k", "small-8x8mac"])
 def test_mlp_resident_or_streamed_by_sram(archs, run_isa, arch_name):
     shape = dict(m=64, d=256, hidden=256, n=64)
     print(f"seed=3 arch={arch_name} mlp {shape}")
-    ck = compile_kernel("mlp", archs[arch_name], seed=3, **shape)
+    ck = _tokens(archs[arch_name], seed=3, **shape)
     modes = {k: v["mode"] for k, v in ck.plan["operands"].items()}
     want = "streamed" if arch_name == "small-32k" else "resident"
     assert modes["W1"] == want and modes["W2"] == "resident"
@@ -83,7 +95,7 @@ def test_attention_streams_v(archs, run_isa):
 
 def test_resident_weights_arrive_just_before_their_gemm(archs):
     """W2's multicast tree is waited for after GEMM1 and the transpose, not before."""
-    ck = compile_kernel("mlp", archs["small"])
+    ck = _tokens(archs["small"], m=32, d=64, hidden=128, n=64)  # the kernel's default shape
     names = [o.name for o in _pe_ops(ck, (1, 1))]
     waits = [i for i, o in enumerate(_pe_ops(ck, (1, 1))) if o.name == "mapping.wait"]
     assert names.index("mapping.transpose") < waits[-1] < len(names) - 2

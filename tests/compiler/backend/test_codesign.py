@@ -25,8 +25,10 @@ def test_kernel_set_on_four_architectures():
     assert by[("gemm", "small")]["grid"] == [4, 4] and by[("gemm", "tiny")]["grid"] == [2, 2]
     # 8-row MAC tiles: half as many query/token tiles, so fewer PEs for the same rows
     assert by[("qattention", "small-8x8mac")]["pes"] < by[("qattention", "small")]["pes"]
-    # weights resident with 128 KiB of SRAM, W1 streamed with 32 KiB, both on tiny
-    assert by[("mlp", "small")]["operands"] == {"W1": "resident", "W2": "resident"}
+    # the weights split over the PEs with 128 KiB of SRAM (mlp_split.py); split tokens
+    # with W1 streamed with 32 KiB, both weights streamed on tiny
+    assert by[("mlp", "small")]["split"] == "weights" and "operands" not in by[("mlp", "small")]
+    assert by[("mlp-chain", "small")]["operands"] == {"W1": "resident", "W2": "resident"}
     assert by[("mlp", "small-32k")]["operands"] == {"W1": "streamed", "W2": "resident"}
     assert by[("mlp", "tiny")]["operands"] == {"W1": "streamed", "W2": "streamed"}
     blocks, block_bytes = by[("mlp", "small-32k")]["stream_blocks"]["W1"]

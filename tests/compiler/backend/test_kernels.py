@@ -3,6 +3,7 @@ small presets and on modified architectures; the mapping adapts to the arch."""
 
 import pytest
 
+from compiler.backend import mlp
 from compiler.backend.compile import compile_kernel
 from compiler.backend.gemm_pipe import readers
 from hw import isa
@@ -102,8 +103,9 @@ def test_gemm_multicasts_shared_operands(archs):
 
 
 def test_mlp_liveness_reuses_sram(archs):
-    ck = compile_kernel("mlp", archs["tiny"], m=32, d=64, hidden=128, n=64)
-    bufs = {n: b for n, b in ck.mapped.kernel.buffers().items()}
+    t = mlp.mlp_inputs(32, 64, 128, 64, seed=0)
+    mapped = mlp.map_mlp(archs["tiny"], t, split="tokens")
+    bufs = {n: b for n, b in mapped.kernel.buffers().items()}
     off = {n: b.attributes["offset"].value.data for n, b in bufs.items()}
     # X (dead after GEMM1) and HT (born at the transpose) share bytes
     assert off["X0"] == off["HT0"]
