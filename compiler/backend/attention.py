@@ -24,10 +24,15 @@ import sim.numerics as numerics
 from compiler import qmath
 from compiler.backend.builder import Mapped
 from compiler.backend.chain import RowChain, Shared, build_first_fit, check_rc, transpose_buffers
-from compiler.backend.layout import ceil_to, chunk_perm, pack_b, param_blocks, ref_gemm
-from compiler.backend.lower import softmax_vcfg
+from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
+from compiler.backend.codegen import softmax_vcfg
+from compiler.backend.gemm import words_rows
+from compiler.backend.groups import broadcast_load
+from compiler.backend.layout import ceil_to, chunk_perm, pack_a, pack_b, param_blocks, ref_gemm
+from compiler.backend.pe_work import pe_work
+from compiler.backend.vec_ops import QSoftmaxOp, dense_bytes
 from compiler.dialects import mapping as mp
-from compiler.errors import ShapeError
+from compiler.errors import ShapeError, UnsupportedError
 from hw.isa import DType, VCfg, VFn
 
 __all__ = ["map_attention", "attention_inputs", "attention_reference", "softmax_cfg"]
@@ -35,6 +40,7 @@ __all__ = ["map_attention", "attention_inputs", "attention_reference", "softmax_
 LOAD, SCORE, SOFT, TRANS, PV, STORE = range(6)
 RECIP_K = 30
 MASK = -(1 << 30)
+PARTS = 8  # K^T and V are broadcast in up to this many parts
 
 
 def softmax_cfg(scale: float) -> tuple[list[int], np.ndarray]:
@@ -101,76 +107,177 @@ def padded_keys(seq: int) -> int:
     return ceil_to(seq, 16)
 
 
-def map_attention(arch, t: dict, name: str = "attention") -> Mapped:
+def map_attention(arch, t: dict, name: str = "attention", parts: int = PARTS) -> Mapped:
     check_rc(arch, "attention")
     seq, dv = t["q"].shape[0], t["v"].shape[1]
     sizes = [("V", padded_keys(seq) * ceil_to(dv, arch.mac_cols))]  # K^T: out32, resident
-    return build_first_fit(lambda streamed: _build(arch, t, name, streamed), sizes)
+    return build_first_fit(lambda streamed: _build(arch, t, name, streamed, parts), sizes)
 
 
-def _build(arch, t: dict, name: str, streamed: set[str]) -> Mapped:
+def softmax_op_consts(consts: list[int]) -> tuple[list[int], list[int]]:
+    """mapping.qsoftmax ``consts`` and ``out`` of this softmax: the i-exp constants as
+    softmax_vcfg sets them; the final REQ with MULT = 1/sum replaces MUL then REQ
+    (MULT 1): ``e * rec`` never needs the int32 saturation that MUL applies, because
+    a saturated product requantizes past ``hi`` anyway (round_shift(2**31 - 1, shift)
+    >= 128 for shift <= 24)."""
+    cfg = softmax_vcfg(consts)
+    shift = int(cfg[VCfg.SHIFT])
+    if not 0 <= shift <= 24 or cfg[VCfg.MULT] != 1:
+        raise UnsupportedError(f"attention: softmax output shift {shift} outside 0..24")
+    qconsts = [
+        int(cfg[VCfg.EXP_QLN2]), int(cfg[VCfg.EXP_QB]), int(cfg[VCfg.EXP_QC]),
+        int(cfg[VCfg.EXP_INV_MULT]), int(cfg[VCfg.EXP_INV_SHIFT]), int(cfg[VCfg.RECIP_K]), 8,
+    ]  # fmt: skip
+    return qconsts, [shift, int(cfg[VCfg.ZP]), int(cfg[VCfg.LO]), int(cfg[VCfg.HI])]
+
+
+def _build(arch, t: dict, name: str, streamed: set[str], parts: int) -> Mapped:
     R, C = arch.mac_rows, arch.mac_cols
     seq, d = t["q"].shape
     dv = t["v"].shape[1]
     sp, dp, vp = padded_keys(seq), ceil_to(d, 16), ceil_to(dv, C)
-    # RECIP runs over rows/4 words
-    ch = RowChain(arch, name, seq, lambda mtp: (mtp * R * vp) % 16 == 0 and (mtp * R) % 4 == 0)
-    kb, mp_ = ch.kb, ch.mp
+    ch = RowChain(arch, name, seq, lambda mtp: (mtp * R * vp) % 16 == 0)
+    kb, mp_, mt = ch.kb, ch.mp, ch.mtp
     perm = chunk_perm(sp, R, C)
     kt = np.zeros((dp, sp), np.int8)
     kt[:d, :seq] = t["k"].T
-    ch.band("Q", "Q", t["q"], dp, SCORE)
     kts = ch.add_shared(Shared("KT", "K^T", pack_b(kt[:, perm], dp, sp, C), dp, sp, SCORE, False))
     vs = ch.add_shared(Shared("V", "V", pack_b(t["v"], sp, vp, C), sp, vp, PV))
     vs.streamed = "V" in streamed
+    kts.parts = min(parts, sp // C)
+    if not vs.streamed:
+        vs.parts = min(parts, vp // C)
     ch.assign()
+    # The DRAM serves reads in arrival order, and every PE's start waits for the first
+    # part of K^T to pass down the comb: PE (0, 0) reads K^T's first parts and its row
+    # band, then tells the other PEs (SIGNAL on semaphore gsem) to read their bands,
+    # and reads the next part of K^T (then V) at each part it forwards.
+    used = [0, *(s for op in ch.shared.values() for s in op.sems), *ch.credits]
+    wsem, gsem = max(used) + 1, max(used) + 2
+    words = C == 16 and wsem < arch.semaphores
+    go = gsem < arch.semaphores and len(ch.pes) > 1
+    band = _band(ch, t["q"], dp, SCORE)
+    queue = [(op, pt) for op in (kts, vs) if not op.streamed for pt in op.part_tiles(C)]
+    ahead = 3 if go else 1
+    _load(ch, queue[:1])
+    band(0)
+    _load(ch, queue[1:ahead])
+    queue = queue[ahead:]
+    if go:
+        for rect in _others(ch.gc, ch.gr):
+            kb.add((0, 0), mp.SignalOp, sem=gsem, count=1, to=rect)
+    for i, pe in enumerate(ch.pes[1:], 1):
+        if go:
+            kb.add(pe, mp.WaitOp, sem=gsem, count=1)
+        band(i)
+    # P leaves the softmax as rows; a SELF DMA per m tile regroups its 16-byte words
+    # into blocked tiles for the one-MATMUL transpose (needs C = 16 and a semaphore)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
     pad = lambda v: np.pad(np.asarray(v, np.int64), (0, vp - len(v)))  # noqa: E731
     po = param_blocks(pad(t["bias"]), pad(t["mult"]), pad(t["shift"]), t["zp"], -128, 127, C)
     ch.group("PO", "output params", len(po), (LOAD, PV), "high", po)
-    sel, ident = transpose_buffers(kb, ch.rect, (SCORE, TRANS))  # ident also serves SCORE
+    sel, ident = transpose_buffers(kb, ch.rect, (SCORE, TRANS), blocked=words)  # ident: out32
     consts, _ = softmax_cfg(t["scale"])
-    mask = None
+    qconsts, out = softmax_op_consts(consts)
+    extra: dict = {}
     if sp > seq:
         mvec = np.where(perm < seq, 0, MASK).astype("<i4")
         mask = ch.group("mask", "key mask", mvec.nbytes, (SOFT, SOFT), "high", mvec.tobytes())
+        f16 = int(np.flatnonzero(mvec)[0]) // 16  # the first 16 columns with masked keys
+        extra = {"mask": f"@{mask}", **({"mask_from": f16} if f16 else {})}
     ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, SOFT))
-    ch.per_pe("P", "probabilities", mp_ * sp + 16 * R, (SOFT, TRANS))
+    ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), "high")
+    # the row-major transpose reads up to 16 rows of R bytes past a row start
+    ch.per_pe("P", "probabilities", mp_ * sp + (0 if words else 16 * R), (SOFT, TRANS))
+    if words:
+        ch.per_pe("PB", "probabilities in blocked tiles", mp_ * sp, (SOFT, TRANS))
+        for pe in ch.pes:  # the SELF copies' descriptors (lowered by mapping.qsoftmax)
+            kb.n_desc[pe] = kb.n_desc.get(pe, 0) + mt
     ch.per_pe("PT", "P transposed", mp_ * sp, (TRANS, PV))
     ch.per_pe("O", "O", mp_ * vp, (PV, STORE))
-    ch.per_pe("T", "softmax row sums", 32 * mp_, (SOFT, SOFT), "high")
-    ch.load_shared()
-    ch.arrive(kts)
+    ch.per_pe("T", "softmax row sums", 16 * mp_ + 2 * dense_bytes(mp_), (SOFT, SOFT), "high")
+    kparts = kts.part_tiles(C)
+    for p, (j0, j1) in enumerate(kparts):  # S part by part as K^T arrives
+        ch.arrive(kts, (j0, j1))
+        _load(ch, queue[:1] if p < len(kparts) - 1 else queue)
+        queue = queue[1:]
+        for i, pe in enumerate(ch.pes):
+            if p == 0:
+                kb.add(pe, mp.WaitOp, sem=0, count=1)
+            kb.add(
+                pe, MatmulWinOp, a=f"@Q{i}", b="@KTs", c=f"@S{i}", params=f"@{ident}",
+                tiles=[mt, j1 - j0], k=dp, ldc=4 * sp, col_step=4 * C, out32=1,
+                param_stride=0, b_offset=j0 * dp * C, c_offset=j0 * 4 * C,
+            )  # fmt: skip
     for i, pe in enumerate(ch.pes):
-        kb.add(pe, mp.WaitOp, sem=0, count=1)
-        ch.gemm(pe, i, f"Q{i}", kts, f"S{i}", ident, 4 * sp, out32=1, param_stride=0)
-        extra = {"mask": f"@{mask}"} if mask else {}
+        out_at = {"words": f"@PB{i}", "sem": wsem} if words else {}
         kb.add(
-            pe,
-            mp.SoftmaxOp,
-            src=f"@S{i}",
-            dst=f"@P{i}",
-            tmp=f"@T{i}",
-            rows=mp_,
-            cols=sp,
-            consts=consts,
-            **extra,
-        )
-        kb.add(
-            pe,
-            mp.TransposeOp,
-            src=f"@P{i}",
-            dst=f"@PT{i}",
-            sel=f"@{sel}",
-            params=f"@{ident}",
-            rows=mp_,
-            cols=sp,
-            ldc=sp,
-        )
-    ch.arrive(vs)
+            pe, QSoftmaxOp, src=f"@S{i}", dst=f"@P{i}", tmp=f"@T{i}", scratch=f"@E{i}",
+            rows=mp_, cols=sp, consts=qconsts, out=out, **extra, **out_at,
+        )  # fmt: skip
+        if words:
+            kb.add(pe, mp.WaitOp, sem=wsem, count=mt)
+            kb.add(
+                pe, TransposeBlockedOp, src=f"@PB{i}", dst=f"@PT{i}", sel=f"@{sel}",
+                params=f"@{ident}", tiles=[mt, sp // C],
+            )  # fmt: skip
+        else:
+            kb.add(
+                pe, mp.TransposeOp, src=f"@P{i}", dst=f"@PT{i}", sel=f"@{sel}",
+                params=f"@{ident}", rows=mp_, cols=sp, ldc=sp,
+            )  # fmt: skip
+    if vs.streamed:
+        for i, pe in enumerate(ch.pes):
+            ch.gemm(pe, i, f"PT{i}", vs, f"O{i}", "PO", vp)
+    else:
+        for j0, j1 in vs.part_tiles(C):  # O part by part as V arrives
+            ch.arrive(vs, (j0, j1))
+            for i, pe in enumerate(ch.pes):
+                kb.add(
+                    pe, MatmulWinOp, a=f"@PT{i}", b="@Vs", c=f"@O{i}", params="@PO",
+                    tiles=[mt, j1 - j0], k=sp, ldc=vp, col_step=C, param_stride=ch.q,
+                    b_offset=j0 * sp * C, c_offset=j0 * C, p_offset=j0 * ch.q,
+                )  # fmt: skip
     for i, pe in enumerate(ch.pes):
-        ch.gemm(pe, i, f"PT{i}", vs, f"O{i}", "PO", vp)
         ch.store(pe, i, "O", "O", mp_ * vp)
     ch.rows_output("O", seq, dv, vp)
-    plan = ch.plan(keys_padded=sp, masked=mask is not None, softmax_consts=consts)
+    plan = ch.plan(keys_padded=sp, masked="mask" in extra, softmax_consts=consts)
+    rows = min(mp_, seq)  # the busiest PE's query rows
+    n = rows * seq  # score elements: RMAX, SUB, EXP, RSUM, REQ (MUL fused); RECIP per row
+    passes = [(f, n, 4) for f in ("RMAX", "SUB", "EXP", "RSUM", "REQ")]
+    plan["pe_work"] = pe_work(arch, rows * seq * (d + dv), passes, {"RECIP": rows})
+    plan["transpose"] = "words" if words else "row-major"
+    plan["parts"] = {o.name: o.parts for o in (kts, vs) if not o.streamed}
     return kb.finish(plan)
+
+
+def _load(ch: RowChain, parts) -> None:
+    """PE (0, 0) reads these (operand, column-tile range) parts of resident operands."""
+    for op, (j0, j1) in parts:
+        off, nbytes = ch._part(op, j0, j1)
+        broadcast_load(ch.kb, ch.gc, ch.gr, f"{op.name}s", op.name, nbytes, op.sems[0], off)
+
+
+def _band(ch: RowChain, a: np.ndarray, kp: int, last: int):
+    """Declare the row bands ``Q<i>`` (DRAM ``Q``, packed A layout); returns
+    ``read(i)``, which adds PE i's read of its band (semaphore 0)."""
+    kb, R = ch.kb, ch.arch.mac_rows
+    packed = pack_a(a, len(ch.pes) * ch.mp, kp, R)
+    kb.dram_tensor("Q", packed.nbytes, packed.tobytes())
+    nbytes = ch.mtp * kp * R
+    for i, pe in enumerate(ch.pes):
+        kb.sram_buffer(f"Q{i}", "Q", nbytes, pe, (LOAD, last), "low")
+
+    def read(i: int) -> None:
+        kb.add(
+            ch.pes[i], mp.TransferOp, local=f"@Q{i}", remote="@Q", remote_offset=i * nbytes,
+            count=words_rows(nbytes), sem=0, read=1,
+        )  # fmt: skip
+
+    return read
+
+
+def _others(gc: int, gr: int) -> list[list[int]]:
+    """Rectangles covering the gc x gr grid without PE (0, 0)."""
+    rects = [[1, 0, gc - 1, gr - 1]] if gc > 1 else []
+    return rects + ([[0, 1, 0, gr - 1]] if gr > 1 else [])
