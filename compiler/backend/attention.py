@@ -22,13 +22,26 @@ import numpy as np
 
 import sim.numerics as numerics
 from compiler import qmath
+from compiler.backend.attention_load import (
+    KParts,
+    band_reader,
+    multicast_v,
+    score_parts,
+    start_loads,
+    wait_v,
+)
+from compiler.backend.banks import bank_side, use_banks
 from compiler.backend.builder import Mapped
-from compiler.backend.chain import RowChain, Shared, build_first_fit, check_rc, transpose_buffers
-from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
+from compiler.backend.chain import (
+    RowChain,
+    Shared,
+    build_first_fit,
+    check_rc,
+    transpose_buffers,
+)
+from compiler.backend.chain_ops import TransposeBlockedOp
 from compiler.backend.codegen import softmax_vcfg
-from compiler.backend.gemm import words_rows
-from compiler.backend.groups import broadcast_load
-from compiler.backend.layout import ceil_to, chunk_perm, pack_a, pack_b, param_blocks, ref_gemm
+from compiler.backend.layout import ceil_to, chunk_perm, pack_b, param_blocks, ref_gemm
 from compiler.backend.pe_work import pe_work
 from compiler.backend.vec_ops import QSoftmaxOp, dense_bytes
 from compiler.dialects import mapping as mp
@@ -138,6 +151,11 @@ def _build(arch, t: dict, name: str, streamed: set[str], parts: int) -> Mapped:
     sp, dp, vp = padded_keys(seq), ceil_to(d, 16), ceil_to(dv, C)
     ch = RowChain(arch, name, seq, lambda mtp: (mtp * R * vp) % 16 == 0)
     kb, mp_, mt = ch.kb, ch.mp, ch.mtp
+    # banks (attention_load.py): 0 the MAC A operands and outputs (Q, S, PT, O; "low"),
+    # 1 the vector scratch and constants, 2 and 1 K^T's parts by turns, 3 V; P's
+    # blocked copy in 2 (written after K^T's last use)
+    use_banks(kb)
+    b1, b2, b3 = (bank_side(arch, k) for k in (1, 2, 3))
     perm = chunk_perm(sp, R, C)
     kt = np.zeros((dp, sp), np.int8)
     kt[:d, :seq] = t["k"].T
@@ -148,67 +166,49 @@ def _build(arch, t: dict, name: str, streamed: set[str], parts: int) -> Mapped:
     if not vs.streamed:
         vs.parts = min(parts, vp // C)
     ch.assign()
-    # The DRAM serves reads in arrival order, and every PE's start waits for the first
-    # part of K^T to pass down the comb: PE (0, 0) reads K^T's first parts and its row
-    # band, then tells the other PEs (SIGNAL on semaphore gsem) to read their bands,
-    # and reads the next part of K^T (then V) at each part it forwards.
+    kparts = KParts(ch, kts, [b2, b1])
+    if not vs.streamed:
+        kb.sram_bufs["Vs"].side = b3
     used = [0, *(s for op in ch.shared.values() for s in op.sems), *ch.credits]
     wsem, gsem = max(used) + 1, max(used) + 2
-    words = C == 16 and wsem < arch.semaphores
-    go = gsem < arch.semaphores and len(ch.pes) > 1
-    band = _band(ch, t["q"], dp, SCORE)
-    queue = [(op, pt) for op in (kts, vs) if not op.streamed for pt in op.part_tiles(C)]
-    ahead = 3 if go else 1
-    _load(ch, queue[:1])
-    band(0)
-    _load(ch, queue[1:ahead])
-    queue = queue[ahead:]
-    if go:
-        for rect in _others(ch.gc, ch.gr):
-            kb.add((0, 0), mp.SignalOp, sem=gsem, count=1, to=rect)
-    for i, pe in enumerate(ch.pes[1:], 1):
-        if go:
-            kb.add(pe, mp.WaitOp, sem=gsem, count=1)
-        band(i)
     # P leaves the softmax as rows; a SELF DMA per m tile regroups its 16-byte words
     # into blocked tiles for the one-MATMUL transpose (needs C = 16 and a semaphore)
+    words = C == 16 and wsem < arch.semaphores
+    go = gsem if gsem < arch.semaphores and len(ch.pes) > 1 else None
+    queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
     pad = lambda v: np.pad(np.asarray(v, np.int64), (0, vp - len(v)))  # noqa: E731
     po = param_blocks(pad(t["bias"]), pad(t["mult"]), pad(t["shift"]), t["zp"], -128, 127, C)
-    ch.group("PO", "output params", len(po), (LOAD, PV), "high", po)
+    ch.group("PO", "output params", len(po), (LOAD, PV), b1, po)
     sel, ident = transpose_buffers(kb, ch.rect, (SCORE, TRANS), blocked=words)  # ident: out32
+    kb.sram_bufs[sel].side = kb.sram_bufs[ident].side = b1
     consts, _ = softmax_cfg(t["scale"])
     qconsts, out = softmax_op_consts(consts)
     extra: dict = {}
     if sp > seq:
         mvec = np.where(perm < seq, 0, MASK).astype("<i4")
-        mask = ch.group("mask", "key mask", mvec.nbytes, (SOFT, SOFT), "high", mvec.tobytes())
+        mask = ch.group("mask", "key mask", mvec.nbytes, (SOFT, SOFT), b1, mvec.tobytes())
         f16 = int(np.flatnonzero(mvec)[0]) // 16  # the first 16 columns with masked keys
         extra = {"mask": f"@{mask}", **({"mask_from": f16} if f16 else {})}
     ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, SOFT))
-    ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), "high")
+    ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), b1)
     # the row-major transpose reads up to 16 rows of R bytes past a row start
-    ch.per_pe("P", "probabilities", mp_ * sp + (0 if words else 16 * R), (SOFT, TRANS))
+    ch.per_pe("P", "probabilities", mp_ * sp + (0 if words else 16 * R), (SOFT, TRANS), b1)
     if words:
-        ch.per_pe("PB", "probabilities in blocked tiles", mp_ * sp, (SOFT, TRANS))
+        ch.per_pe("PB", "probabilities in blocked tiles", mp_ * sp, (SOFT, TRANS), b2)
         for pe in ch.pes:  # the SELF copies' descriptors (lowered by mapping.qsoftmax)
             kb.n_desc[pe] = kb.n_desc.get(pe, 0) + mt
     ch.per_pe("PT", "P transposed", mp_ * sp, (TRANS, PV))
     ch.per_pe("O", "O", mp_ * vp, (PV, STORE))
-    ch.per_pe("T", "softmax row sums", 16 * mp_ + 2 * dense_bytes(mp_), (SOFT, SOFT), "high")
-    kparts = kts.part_tiles(C)
-    for p, (j0, j1) in enumerate(kparts):  # S part by part as K^T arrives
-        ch.arrive(kts, (j0, j1))
-        _load(ch, queue[:1] if p < len(kparts) - 1 else queue)
-        queue = queue[1:]
-        for i, pe in enumerate(ch.pes):
-            if p == 0:
-                kb.add(pe, mp.WaitOp, sem=0, count=1)
-            kb.add(
-                pe, MatmulWinOp, a=f"@Q{i}", b="@KTs", c=f"@S{i}", params=f"@{ident}",
-                tiles=[mt, j1 - j0], k=dp, ldc=4 * sp, col_step=4 * C, out32=1,
-                param_stride=0, b_offset=j0 * dp * C, c_offset=j0 * 4 * C,
-            )  # fmt: skip
+    ch.per_pe("T", "softmax row sums", 16 * mp_ + 2 * dense_bytes(mp_), (SOFT, SOFT), b1)
+    score_parts(
+        ch,
+        kparts,
+        queue,
+        lambda pe, i, p: kparts.matmul(pe, p, f"@Q{i}", f"@S{i}", f"@{ident}", 4 * sp),
+    )
+    if not vs.streamed:
+        multicast_v(ch, vs)
     for i, pe in enumerate(ch.pes):
         out_at = {"words": f"@PB{i}", "sem": wsem} if words else {}
         kb.add(
@@ -230,54 +230,17 @@ def _build(arch, t: dict, name: str, streamed: set[str], parts: int) -> Mapped:
         for i, pe in enumerate(ch.pes):
             ch.gemm(pe, i, f"PT{i}", vs, f"O{i}", "PO", vp)
     else:
-        for j0, j1 in vs.part_tiles(C):  # O part by part as V arrives
-            ch.arrive(vs, (j0, j1))
-            for i, pe in enumerate(ch.pes):
-                kb.add(
-                    pe, MatmulWinOp, a=f"@PT{i}", b="@Vs", c=f"@O{i}", params="@PO",
-                    tiles=[mt, j1 - j0], k=sp, ldc=vp, col_step=C, param_stride=ch.q,
-                    b_offset=j0 * sp * C, c_offset=j0 * C, p_offset=j0 * ch.q,
-                )  # fmt: skip
+        wait_v(ch, vs)
+        for i, pe in enumerate(ch.pes):
+            ch.gemm(pe, i, f"PT{i}", vs, f"O{i}", "PO", vp)
     for i, pe in enumerate(ch.pes):
         ch.store(pe, i, "O", "O", mp_ * vp)
     ch.rows_output("O", seq, dv, vp)
     plan = ch.plan(keys_padded=sp, masked="mask" in extra, softmax_consts=consts)
+    plan["transpose"] = "words" if words else "row-major"
+    plan["parts"] = {"KT": len(kparts)}
     rows = min(mp_, seq)  # the busiest PE's query rows
     n = rows * seq  # score elements: RMAX, SUB, EXP, RSUM, REQ (MUL fused); RECIP per row
     passes = [(f, n, 4) for f in ("RMAX", "SUB", "EXP", "RSUM", "REQ")]
     plan["pe_work"] = pe_work(arch, rows * seq * (d + dv), passes, {"RECIP": rows})
-    plan["transpose"] = "words" if words else "row-major"
-    plan["parts"] = {o.name: o.parts for o in (kts, vs) if not o.streamed}
     return kb.finish(plan)
-
-
-def _load(ch: RowChain, parts) -> None:
-    """PE (0, 0) reads these (operand, column-tile range) parts of resident operands."""
-    for op, (j0, j1) in parts:
-        off, nbytes = ch._part(op, j0, j1)
-        broadcast_load(ch.kb, ch.gc, ch.gr, f"{op.name}s", op.name, nbytes, op.sems[0], off)
-
-
-def _band(ch: RowChain, a: np.ndarray, kp: int, last: int):
-    """Declare the row bands ``Q<i>`` (DRAM ``Q``, packed A layout); returns
-    ``read(i)``, which adds PE i's read of its band (semaphore 0)."""
-    kb, R = ch.kb, ch.arch.mac_rows
-    packed = pack_a(a, len(ch.pes) * ch.mp, kp, R)
-    kb.dram_tensor("Q", packed.nbytes, packed.tobytes())
-    nbytes = ch.mtp * kp * R
-    for i, pe in enumerate(ch.pes):
-        kb.sram_buffer(f"Q{i}", "Q", nbytes, pe, (LOAD, last), "low")
-
-    def read(i: int) -> None:
-        kb.add(
-            ch.pes[i], mp.TransferOp, local=f"@Q{i}", remote="@Q", remote_offset=i * nbytes,
-            count=words_rows(nbytes), sem=0, read=1,
-        )  # fmt: skip
-
-    return read
-
-
-def _others(gc: int, gr: int) -> list[list[int]]:
-    """Rectangles covering the gc x gr grid without PE (0, 0)."""
-    rects = [[1, 0, gc - 1, gr - 1]] if gc > 1 else []
-    return rects + ([[0, 1, 0, gr - 1]] if gr > 1 else [])
