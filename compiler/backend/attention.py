@@ -53,7 +53,8 @@ __all__ = ["map_attention", "attention_inputs", "attention_reference", "softmax_
 LOAD, SCORE, SOFT, TRANS, PV, STORE = range(6)
 RECIP_K = 30
 MASK = -(1 << 30)
-PARTS = 8  # K^T and V are broadcast in up to this many parts
+PARTS = 8  # K^T is broadcast in up to this many parts
+V_PARTS = 4  # V is multicast in up to this many parts
 
 
 def softmax_cfg(scale: float) -> tuple[list[int], np.ndarray]:
@@ -164,7 +165,7 @@ def _build(arch, t: dict, name: str, streamed: set[str], parts: int) -> Mapped:
     vs.streamed = "V" in streamed
     kts.parts = min(parts, sp // C)
     if not vs.streamed:
-        vs.parts = min(parts, vp // C)
+        vs.parts = min(V_PARTS, vp // C)
     ch.assign()
     kparts = KParts(ch, kts, [b2, b1])
     if not vs.streamed:

@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from compiler import qmath
+from compiler.backend.banks import bank_side, use_banks
 from compiler.backend.builder import Mapped
 from compiler.backend.chain import RowChain, Shared, check_rc, transpose_buffers
 from compiler.backend.chain_emit import compile_mapped
@@ -136,8 +137,8 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
     unit = math.lcm(16, C)
     sp, dp, vp = ceil_to(n, unit), ceil_to(d, 16), ceil_to(dv, unit)
     ch = RowChain(arch, name, m, lambda mtp: True)
-    blocked = C == 16  # P written as blocked tiles, one-MATMUL transpose
     kb, mp_ = ch.kb, ch.mp
+    use_banks(kb)  # the softmax scratch in bank 1, P's blocked copy in bank 2
     perm = chunk_perm(sp, R, C)
     kt = np.zeros((dp, sp), np.int8)
     kt[:d, :n] = t["kt"]
@@ -145,8 +146,14 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
     kts = ch.add_shared(Shared("KT", "K^T", pack_b(kt[:, perm], dp, sp, C), dp, sp, SCORE, False))
     vs = ch.add_shared(Shared("V", "V", pack_b(t["v"], sp, vp, C), sp, vp, PV, False))
     ch.assign()
+    # P as blocked tiles for the one-MATMUL transpose: rows regrouped by SELF DMA
+    # (words, attention.py), else one REQ per 16 columns (blocked)
+    used = [0, *(s for op in ch.shared.values() for s in op.sems), *ch.credits]
+    wsem = max(used) + 1
+    words = C == 16 and wsem < arch.semaphores
+    blocked = C == 16 and not words
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
-    sel, ident = transpose_buffers(kb, ch.rect, (LOAD, OREQ), blocked)  # ident: out32 too
+    sel, ident = transpose_buffers(kb, ch.rect, (LOAD, OREQ), C == 16)  # ident: out32 too
     zq, zk, zv = (int(t[k]) for k in ("zq", "zk", "zv"))
     # score terms (key columns permuted like K^T)
     s_terms: dict = {}
@@ -179,7 +186,12 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
         o_terms["row_stride"] = 4 * C
     ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, SOFT))
     # the row-major transpose reads up to 16 rows of R bytes past a row start
-    ch.per_pe("P", "probabilities", mp_ * sp + (0 if blocked else 16 * R), (SOFT, TRANS))
+    ch.per_pe("P", "probabilities", mp_ * sp + (0 if C == 16 else 16 * R), (SOFT, TRANS))
+    ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), bank_side(arch, 1))
+    if words:
+        ch.per_pe("PB", "P in blocked tiles", mp_ * sp, (SOFT, TRANS), bank_side(arch, 2))
+        for pe in ch.pes:  # the SELF copies' descriptors (lowered by mapping.qsoftmax)
+            kb.n_desc[pe] = kb.n_desc.get(pe, 0) + ch.mtp
     tmp = 16 * mp_ + 2 * dense_bytes(mp_)
     ch.per_pe("T", "softmax row sums", tmp, (SOFT, SOFT), "high")
     ch.per_pe("PT", "P transposed", mp_ * sp, (TRANS, PV))
@@ -218,11 +230,15 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
             **terms,
             **({"preq": list(t["preq"])} if t["consts"][6] == 16 else {}),
             **({"blocked": ch.mtp} if blocked else {}),
+            **({"words": f"@PB{i}", "sem": wsem} if words else {}),
+            scratch=f"@E{i}",
         )
-        if blocked:
+        if words:
+            kb.add(pe, mp.WaitOp, sem=wsem, count=ch.mtp)
+        if C == 16:
             kb.add(
-                pe, TransposeBlockedOp, src=f"@P{i}", dst=f"@PT{i}", sel=f"@{sel}",
-                params=f"@{ident}", tiles=[ch.mtp, sp // C],
+                pe, TransposeBlockedOp, src=f"@{'PB' if words else 'P'}{i}", dst=f"@PT{i}",
+                sel=f"@{sel}", params=f"@{ident}", tiles=[ch.mtp, sp // C],
             )  # fmt: skip
         else:
             kb.add(
@@ -255,7 +271,7 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
         ch.store(pe, i, "O", "O", mp_ * vp)
     ch.rows_output("O", m, dv, vp)
     plan = ch.plan(keys_padded=sp, masked=sp > n, softmax_consts=list(t["consts"]))
-    plan["transpose"] = "blocked" if blocked else "row-major"
+    plan["transpose"] = "words" if words else "blocked" if blocked else "row-major"
     plan["zero_points"] = {"q": zq, "k": zk, "v": zv}
     return kb.finish(plan)
 
