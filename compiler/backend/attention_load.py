@@ -17,7 +17,11 @@ step against the one before:
   9640).
 * K^T's parts in two banks by turns, the score GEMM one part behind the comb: a PE
   forwards part p from one bank while its MACs read part p - 1 in the other: 7027
-  (two banks without the lag: 8044; three banks: 7030).
+  (two banks without the lag: 8044; three banks: 7030).  Later runs: 6994.
+
+Tried and not kept (RTL): V in one or two parts (7188, 7252: PE (0, 0) sends fewer,
+longer writes); V read and multicast by two PEs, (0, 0) and (gc - 1, 0), part by
+part (7254); PE (0, 0) reading 2 or 5 parts ahead instead of 3 (7165, 7595).
 
 The performance model (sim/perf.py) does not charge DMA for SRAM banks taken by
 the compute units; it prefers the comb for V (6942 against 7692 modelled).
@@ -43,26 +47,6 @@ from compiler.dialects import mapping as mp
 __all__ = ["KParts", "band_reader", "others", "start_loads", "score_parts", "multicast_v"]
 
 AHEAD = 3  # reads PE (0, 0) issues before the other PEs read their row bands
-V_SENDERS = 1  # PEs that read and multicast V's parts by turns: (0, 0), (gc - 1, 0)
-
-
-def v_senders(ch: RowChain) -> list[tuple[int, int]]:
-    return [(0, 0), (ch.gc - 1, 0)][: V_SENDERS if ch.gc > 1 else 1]
-
-
-def v_parts_of(ch: RowChain, vs: Shared, pe) -> list[tuple[int, int]]:
-    """The parts of resident V that ``pe`` reads and multicasts."""
-    senders = v_senders(ch)
-    parts = vs.part_tiles(ch.arch.mac_cols)
-    return [pt for k, pt in enumerate(parts) if senders[k % len(senders)] == pe]
-
-
-def others_of(ch: RowChain, pe) -> list[list[int]]:
-    """Rectangles covering the grid without ``pe`` = (0, 0) or (gc - 1, 0)."""
-    gc, gr = ch.gc, ch.gr
-    if pe == (0, 0):
-        return others(gc, gr)
-    return [[0, 0, gc - 2, gr - 1]] + ([[gc - 1, 1, gc - 1, gr - 1]] if gr > 1 else [])
 
 
 def others(gc: int, gr: int) -> list[list[int]]:
@@ -155,7 +139,7 @@ def start_loads(ch: RowChain, kparts: KParts, vs: Shared, band, go: int | None) 
     """The first reads (module docstring); returns the reads still to issue."""
     queue: list = [(kparts, p) for p in range(len(kparts))]
     if not vs.streamed:
-        queue += [(vs, part) for part in v_parts_of(ch, vs, (0, 0))]
+        queue += [(vs, part) for part in vs.part_tiles(ch.arch.mac_cols)]
     ahead = AHEAD if go is not None else 1
     _read(ch, queue[:1])
     band(0)
@@ -166,13 +150,6 @@ def start_loads(ch: RowChain, kparts: KParts, vs: Shared, band, go: int | None) 
         if go is not None:
             ch.kb.add(pe, mp.WaitOp, sem=go, count=1)
         band(i)
-        for part in [] if vs.streamed else v_parts_of(ch, vs, pe):
-            off, nbytes = ch._part(vs, *part)
-            ch.kb.add(
-                pe, mp.TransferOp, local=f"@{vs.name}s", remote=f"@{vs.name}",
-                count=words_rows(nbytes), sem=vs.sems[0], read=1,
-                **({"local_offset": off, "remote_offset": off} if off else {}),
-            )  # fmt: skip
     return queue[ahead:]
 
 
@@ -197,13 +174,12 @@ def score_parts(ch: RowChain, kparts: KParts, queue: list, gemm) -> None:
 def multicast_v(ch: RowChain, vs: Shared) -> None:
     """PE (0, 0) writes each part of resident V to all other PEs as it arrives from
     DRAM (semaphore vs.sems[0] at both ends)."""
-    for pe in v_senders(ch):
-        for j0, j1 in v_parts_of(ch, vs, pe):
-            off, nbytes = ch._part(vs, j0, j1)
-            ch.kb.add(pe, mp.WaitOp, sem=vs.sems[0], count=1)
-            for rect in others_of(ch, pe):
-                ch.kb.add(
-                pe, mp.TransferOp, local=f"@{vs.name}s", remote=f"@{vs.name}s",
+    for j0, j1 in vs.part_tiles(ch.arch.mac_cols):
+        off, nbytes = ch._part(vs, j0, j1)
+        ch.kb.add((0, 0), mp.WaitOp, sem=vs.sems[0], count=1)
+        for rect in others(ch.gc, ch.gr):
+            ch.kb.add(
+                (0, 0), mp.TransferOp, local=f"@{vs.name}s", remote=f"@{vs.name}s",
                 count=words_rows(nbytes), sem=vs.sems[0], read=0, signal=1, to=rect,
                 **({"local_offset": off, "remote_offset": off} if off else {}),
             )  # fmt: skip
@@ -211,8 +187,5 @@ def multicast_v(ch: RowChain, vs: Shared) -> None:
 
 def wait_v(ch: RowChain, vs: Shared) -> None:
     """Every PE but (0, 0) waits for all parts of V (multicast_v)."""
-    total = len(vs.part_tiles(ch.arch.mac_cols))
-    for pe in ch.pes:
-        n = total - len(v_parts_of(ch, vs, pe))
-        if n:
-            ch.kb.add(pe, mp.WaitOp, sem=vs.sems[0], count=n)
+    for pe in ch.pes[1:]:
+        ch.kb.add(pe, mp.WaitOp, sem=vs.sems[0], count=len(vs.part_tiles(ch.arch.mac_cols)))

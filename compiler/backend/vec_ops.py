@@ -22,7 +22,24 @@ activation operands (an attention head from the front end):
   ``clamp(x + zp16, lo16, hi16) - zp16`` for zp16 = lo16 = -32768) and a second
   pass applies ``preq`` = [mult, shift, zp, lo, hi].  With ``blocked`` = m tiles the
   int8 result is written as blocked R x 16 tiles (chain_ops.transpose_blocked's
-  input) instead of row-major rows: one REQ per 16 columns.
+  input) instead of row-major rows: one REQ per 16 columns.  Options of the back
+  end's own softmax (attention.py), each usable alone:
+
+  - ``score`` may be left out (no score requantization: the scores are the codes);
+  - ``mask_from`` = the first 16-column group holding a masked key: the mask ADD
+    runs on the groups from there on only;
+  - ``scratch`` (int32 rows x cols in another SRAM bank): SUB max writes there and
+    one EXP over all rows writes back to ``src``, then one RSUM per row - no int32
+    VOP runs in place (in place, A and D share a bank: 8 words per 16 elements
+    instead of 4);
+  - ``out`` = [shift, zp, lo, hi] of the final REQ (with MULT = 1/sum) instead of
+    the ones ``bits`` implies;
+  - ``words`` (+ ``sem``): ``dst`` stays row-major, and after each m tile's R rows a
+    SELF DMA copies their 16-byte words into ``words`` as blocked R x 16 tiles
+    ``[cols/16][rows/R][R][16]`` (transpose_blocked's input), incrementing ``sem``
+    once per tile: one REQ per row instead of one per 16 columns, the regrouping on
+    the DMA engine (C = 16).  The copy's descriptors come from the PE's descriptor
+    buffer: the planner adds rows/R to its count.
 
 :class:`VecTemplates` is a mixin of the lowering (compiler.backend.lower._PeLowering),
 like lower_stream.StreamTemplates; chain_emit.py lowers kernels that use these ops

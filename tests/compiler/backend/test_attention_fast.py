@@ -9,6 +9,7 @@ import sim.numerics as numerics
 from compiler.backend import attention
 from compiler.backend.compile import compile_kernel
 from compiler.backend.pe_work import pe_serial, vector_cycles
+from compiler.backend.qattention import compile_qattention, qattention_inputs
 from compiler.errors import UnsupportedError
 from hw.isa import DType, VCfg, VFn
 from sim.perf import PerfSim
@@ -107,3 +108,17 @@ def test_performance_model_cycles(archs):
     res = sim.run()
     print(f"perf cycles {res.cycles}")
     assert pe_serial(ck) < res.cycles < 8500
+
+
+@pytest.mark.parametrize("arch_name,transpose", [("small", "words"), ("small-8x8mac", "row-major")])
+def test_qattention_words_transpose(arch_name, transpose, archs, run_isa):
+    """The front end's head with the softmax scratch bank and the SELF-DMA regrouping
+    (C = 16), against the interpreter's arithmetic (qattention_reference)."""
+    seed = 88
+    print(f"seed={seed} arch={arch_name}")
+    t = qattention_inputs(40, 50, 24, 16, seed=seed)
+    ck = compile_qattention(archs[arch_name], t)
+    assert ck.plan["transpose"] == transpose
+    ops = [o.name for pe in ck.mapped.kernel.pes() for o in pe.body.ops]
+    assert "mapping.qsoftmax" in ops
+    assert run_isa(ck)["bit_exact"]
