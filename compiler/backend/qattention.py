@@ -40,6 +40,7 @@ from compiler.backend.chain_emit import compile_mapped
 from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
 from compiler.backend.compile import CompiledKernel
 from compiler.backend.layout import ceil_to, chunk_perm, pack_b
+from compiler.backend.pe_work import pe_work
 from compiler.backend.vec_ops import QSoftmaxOp, RequantRowsOp, dense_bytes
 from compiler.dialects import mapping as mp
 from compiler.errors import ShapeError
@@ -273,7 +274,20 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
     plan = ch.plan(keys_padded=sp, masked=sp > n, softmax_consts=list(t["consts"]))
     plan["transpose"] = "words" if words else "blocked" if blocked else "row-major"
     plan["zero_points"] = {"q": zq, "k": zk, "v": zv}
+    plan["pe_work"] = _pe_work(arch, t, min(mp_, m), "colconst" in s_terms, bool(zk), bool(zv))
     return kb.finish(plan)
+
+
+def _pe_work(arch, t: dict, rows: int, colterm: bool, rowterm: bool, zv: bool) -> dict:
+    """The busiest PE's useful MACs and the vector passes of its algorithm: per score
+    [ADD column term] [SUB row term] REQ, RMAX, SUB, EXP, RSUM, REQ [REQ to int8 of a
+    16-bit softmax]; per output ADD column term [SUB row term] REQ; RECIP per row."""
+    d, n, dv = t["q"].shape[1], t["kt"].shape[1], t["v"].shape[1]
+    s = ["REQ", "RMAX", "SUB", "EXP", "RSUM", "REQ"] + (["REQ"] if t["consts"][6] == 16 else [])
+    s = (["ADD"] if colterm else []) + (["SUB"] if rowterm else []) + s
+    o = ["ADD"] + (["SUB"] if zv else []) + ["REQ"]
+    passes = [(f, rows * n, 4) for f in s] + [(f, rows * dv, 4) for f in o]
+    return pe_work(arch, rows * n * (d + dv), passes, {"RECIP": rows})
 
 
 def compile_qattention(arch, t: dict, name: str = "qattention") -> CompiledKernel:

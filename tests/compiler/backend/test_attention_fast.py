@@ -122,3 +122,13 @@ def test_qattention_words_transpose(arch_name, transpose, archs, run_isa):
     ops = [o.name for pe in ck.mapped.kernel.pes() for o in pe.body.ops]
     assert "mapping.qsoftmax" in ops
     assert run_isa(ck)["bit_exact"]
+
+
+def test_qattention_pe_work(archs):
+    """Scores: ADD column term, SUB row term, REQ, RMAX, SUB, EXP, RSUM, REQ (zero
+    points zq 5, zk -7: both terms); outputs: ADD, SUB (zv 3), REQ; 8 RECIPs."""
+    ck = compile_qattention(archs["small"], qattention_inputs(128, 128, 64, 64, seed=3))
+    work = ck.plan["pe_work"]
+    assert work["mac_cycles"] == 8 * 128 * 128 / 64
+    assert work["vector_cycles"] == 8 * 1024 / 4 + 3 * 512 / 4 + 8 * 32
+    assert pe_serial(ck) == 2048 + 2688
