@@ -22,6 +22,7 @@ import numpy as np
 
 import sim.numerics as numerics
 from compiler import qmath
+from compiler.backend.alloc import AllocError
 from compiler.backend.attention_load import (
     KParts,
     band_reader,
@@ -125,7 +126,12 @@ def map_attention(arch, t: dict, name: str = "attention", parts: int = PARTS) ->
     check_rc(arch, "attention")
     seq, dv = t["q"].shape[0], t["v"].shape[1]
     sizes = [("V", padded_keys(seq) * ceil_to(dv, arch.mac_cols))]  # K^T: out32, resident
-    return build_first_fit(lambda streamed: _build(arch, t, name, streamed, parts), sizes)
+    try:
+        return build_first_fit(lambda streamed: _build(arch, t, name, streamed, parts), sizes)
+    except AllocError:  # without the softmax's scratch rows (its int32 VOPs in place)
+        return build_first_fit(
+            lambda streamed: _build(arch, t, name, streamed, parts, scratch=False), sizes
+        )
 
 
 def softmax_op_consts(consts: list[int]) -> tuple[list[int], list[int]]:
@@ -145,7 +151,9 @@ def softmax_op_consts(consts: list[int]) -> tuple[list[int], list[int]]:
     return qconsts, [shift, int(cfg[VCfg.ZP]), int(cfg[VCfg.LO]), int(cfg[VCfg.HI])]
 
 
-def _build(arch, t: dict, name: str, streamed: set[str], parts: int) -> Mapped:
+def _build(
+    arch, t: dict, name: str, streamed: set[str], parts: int, scratch: bool = True
+) -> Mapped:
     R, C = arch.mac_rows, arch.mac_cols
     seq, d = t["q"].shape
     dv = t["v"].shape[1]
@@ -192,7 +200,9 @@ def _build(arch, t: dict, name: str, streamed: set[str], parts: int) -> Mapped:
         f16 = int(np.flatnonzero(mvec)[0]) // 16  # the first 16 columns with masked keys
         extra = {"mask": f"@{mask}", **({"mask_from": f16} if f16 else {})}
     ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, SOFT))
-    ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), b1)
+    if scratch:
+        ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), b1)
+        extra["scratch"] = "@E{}"
     # the row-major transpose reads up to 16 rows of R bytes past a row start
     ch.per_pe("P", "probabilities", mp_ * sp + (0 if words else 16 * R), (SOFT, TRANS), b1)
     if words:
@@ -213,8 +223,8 @@ def _build(arch, t: dict, name: str, streamed: set[str], parts: int) -> Mapped:
     for i, pe in enumerate(ch.pes):
         out_at = {"words": f"@PB{i}", "sem": wsem} if words else {}
         kb.add(
-            pe, QSoftmaxOp, src=f"@S{i}", dst=f"@P{i}", tmp=f"@T{i}", scratch=f"@E{i}",
-            rows=mp_, cols=sp, consts=qconsts, out=out, **extra, **out_at,
+            pe, QSoftmaxOp, src=f"@S{i}", dst=f"@P{i}", tmp=f"@T{i}", rows=mp_, cols=sp,
+            consts=qconsts, out=out, **_at(extra, i), **out_at,
         )  # fmt: skip
         if words:
             kb.add(pe, mp.WaitOp, sem=wsem, count=mt)
@@ -245,3 +255,8 @@ def _build(arch, t: dict, name: str, streamed: set[str], parts: int) -> Mapped:
     passes = [(f, n, 4) for f in ("RMAX", "SUB", "EXP", "RSUM", "REQ")]
     plan["pe_work"] = pe_work(arch, rows * seq * (d + dv), passes, {"RECIP": rows})
     return kb.finish(plan)
+
+
+def _at(attrs: dict, i: int) -> dict:
+    """``attrs`` with the per-PE buffer names (``{}`` -> PE index ``i``) filled in."""
+    return {k: v.format(i) if isinstance(v, str) else v for k, v in attrs.items()}

@@ -21,7 +21,9 @@ step against the one before:
 
 Tried and not kept (RTL): V in one or two parts (7188, 7252: PE (0, 0) sends fewer,
 longer writes); V read and multicast by two PEs, (0, 0) and (gc - 1, 0), part by
-part (7254); PE (0, 0) reading 2 or 5 parts ahead instead of 3 (7165, 7595).
+part (7254); PE (0, 0) reading 2 or 5 parts ahead instead of 3 (7165, 7595); each
+PE reading its row band when K^T's first part reaches it, so that the DRAM serves the
+bands in comb order (7327).
 
 The performance model (sim/perf.py) does not charge DMA for SRAM banks taken by
 the compute units; it prefers the comb for V (6942 against 7692 modelled).

@@ -132,3 +132,17 @@ def test_qattention_pe_work(archs):
     assert work["mac_cycles"] == 8 * 128 * 128 / 64
     assert work["vector_cycles"] == 8 * 1024 / 4 + 3 * 512 / 4 + 8 * 32
     assert pe_serial(ck) == 2048 + 2688
+
+
+def test_softmax_in_place_when_the_scratch_does_not_fit(archs, run_isa):
+    """tiny (32 KiB): 24 query rows of 96 keys per PE leave no room for the scratch
+    rows; the softmax then runs its int32 VOPs in place, still bit-exact."""
+    seed = 96
+    print(f"seed={seed}")
+    ck = compile_kernel("attention", archs["tiny"], seed=seed, seq=96, d=64)
+    ops = [o for pe in ck.mapped.kernel.pes() for o in pe.body.ops if o.name == "mapping.qsoftmax"]
+    assert ops and all("scratch" not in o.attributes for o in ops)
+    assert run_isa(ck)["bit_exact"]
+    roomy = compile_kernel("attention", archs["tiny"], seed=seed, seq=96, d=32)
+    ops = [o for pe in roomy.mapped.kernel.pes() for o in pe.body.ops if "scratch" in o.attributes]
+    assert ops
