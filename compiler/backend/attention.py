@@ -122,7 +122,8 @@ def padded_keys(seq: int) -> int:
     return ceil_to(seq, 16)
 
 
-def map_attention(arch, t: dict, name: str = "attention", parts: int = PARTS) -> Mapped:
+def map_attention(arch, t: dict, name: str = "attention", parts: int | None = None) -> Mapped:
+    parts = PARTS if parts is None else parts
     check_rc(arch, "attention")
     seq, dv = t["q"].shape[0], t["v"].shape[1]
     sizes = [("V", padded_keys(seq) * ceil_to(dv, arch.mac_cols))]  # K^T: out32, resident
