@@ -97,12 +97,16 @@ class KParts:
         ch = self.ch
         broadcast_wait(ch.kb, ch.gc, ch.gr, buf, nbytes, self.op.sems[0], off, "comb")
 
-    def matmul(self, pe, p: int, a: str, c: str, params: str, ldc: int) -> None:
-        """int32 ``c`` columns of part ``p`` = ``a`` @ part ``p`` (out32)."""
+    def matmul(
+        self, pe, p: int, a: str, c: str, params: str, ldc: int, mt: int | None = None
+    ) -> None:
+        """int32 ``c`` columns of part ``p`` = ``a`` (``mt`` tiles, default the row
+        band's) @ part ``p`` (out32)."""
         j0, j1, buf, off, _ = self.parts[p]
         C = self.ch.arch.mac_cols
+        mt = self.ch.mtp if mt is None else mt
         self.ch.kb.add(
-            pe, MatmulWinOp, a=a, b=f"@{buf}", c=c, params=params, tiles=[self.ch.mtp, j1 - j0],
+            pe, MatmulWinOp, a=a, b=f"@{buf}", c=c, params=params, tiles=[mt, j1 - j0],
             k=self.op.k, ldc=ldc, col_step=4 * C, out32=1, param_stride=0,
             c_offset=j0 * 4 * C, **({"b_offset": off} if off else {}),
         )  # fmt: skip

@@ -23,7 +23,9 @@ mapping.requant_rows is the output stage of P V.  Multipliers must be per tensor
 (VOP REQ has one MULT), as the quantizer makes them for two activations.
 
 The mapping is attention.py's (queries split over a rectangle of PEs, K^T and V
-resident and broadcast, probabilities transposed on the MAC array).
+resident; K^T's parts along the comb in two SRAM banks by turns with the score GEMM
+one part behind, V multicast by PE (0, 0): attention_load.py; the softmax with a
+scratch bank; probabilities regrouped by SELF DMA and transposed on the MAC array).
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ import math
 import numpy as np
 
 from compiler import qmath
+from compiler.backend.alloc import AllocError
+from compiler.backend.attention_load import (
+    KParts,
+    band_reader,
+    multicast_v,
+    score_parts,
+    start_loads,
+    wait_v,
+)
 from compiler.backend.banks import bank_side, use_banks
 from compiler.backend.builder import Mapped
 from compiler.backend.chain import RowChain, Shared, check_rc, transpose_buffers
@@ -130,6 +141,13 @@ def _mm_on(kb, pe, ident: str):
 
 
 def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) -> Mapped:
+    try:
+        return _map(arch, t, name, parts, True)
+    except AllocError:  # without the softmax's scratch rows (its int32 VOPs in place)
+        return _map(arch, t, name, parts, False)
+
+
+def _map(arch, t: dict, name: str, parts: int, scratch: bool) -> Mapped:
     check_rc(arch, "attention")
     R, C = arch.mac_rows, arch.mac_cols
     (m, d), (d2, n), (n2, dv) = t["q"].shape, t["kt"].shape, t["v"].shape
@@ -143,18 +161,27 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
     perm = chunk_perm(sp, R, C)
     kt = np.zeros((dp, sp), np.int8)
     kt[:d, :n] = t["kt"]
-    ch.band("Q", "Q", t["q"], dp, SCORE)
     kts = ch.add_shared(Shared("KT", "K^T", pack_b(kt[:, perm], dp, sp, C), dp, sp, SCORE, False))
     vs = ch.add_shared(Shared("V", "V", pack_b(t["v"], sp, vp, C), sp, vp, PV, False))
+    kts.parts, vs.parts = min(parts, sp // C), min(parts, vp // C)
     ch.assign()
+    # transfers and banks as attention.py's (attention_load.py): K^T's parts in banks
+    # 2 and 1 by turns, V (multicast by PE (0, 0)) in 3, the vector scratch and
+    # constants in 1, the MAC A operands and outputs in 0
+    b1, b2, b3 = (bank_side(arch, k) for k in (1, 2, 3))
+    kparts = KParts(ch, kts, [b2, b1])
+    kb.sram_bufs["Vs"].side = b3
     # P as blocked tiles for the one-MATMUL transpose: rows regrouped by SELF DMA
     # (words, attention.py), else one REQ per 16 columns (blocked)
     used = [0, *(s for op in ch.shared.values() for s in op.sems), *ch.credits]
-    wsem = max(used) + 1
+    wsem, gsem = max(used) + 1, max(used) + 2
     words = C == 16 and wsem < arch.semaphores
     blocked = C == 16 and not words
+    go = gsem if gsem < arch.semaphores and len(ch.pes) > 1 else None
+    queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
     sel, ident = transpose_buffers(kb, ch.rect, (LOAD, OREQ), C == 16)  # ident: out32 too
+    kb.sram_bufs[sel].side = kb.sram_bufs[ident].side = b1
     zq, zk, zv = (int(t[k]) for k in ("zq", "zk", "zv"))
     # score terms (key columns permuted like K^T)
     s_terms: dict = {}
@@ -163,55 +190,52 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
     if zq or sconst.any():
         _const(ch, "ZQ", zq, dp * R, (LOAD, SCORE), "low")
         cc = sconst[perm].astype("<i4").tobytes()
-        ch.group("SC", "score column constants", len(cc), (LOAD, SOFT), "high", cc)
+        ch.group("SC", "score column constants", len(cc), (LOAD, SOFT), b1, cc)
         ch.per_pe("CS", "score column terms", R * sp * 4, (SCORE, SOFT))
         s_terms.update(colconst="@SC")
     if zk:
-        _const(ch, "ZK", zk, dp * C, (LOAD, SCORE), "high")
+        _const(ch, "ZK", zk, dp * C, (LOAD, SCORE), b3)
         ch.per_pe("RS", "score row terms", mp_ * C * 4, (SCORE, SOFT))
         s_terms.update(row_stride=4 * C)
     if sp > n:
         mvec = np.where(perm < n, 0, MASK).astype("<i4").tobytes()
-        ch.group("mask", "key mask", len(mvec), (LOAD, SOFT), "high", mvec)
+        ch.group("mask", "key mask", len(mvec), (LOAD, SOFT), b1, mvec)
         s_terms["mask"] = "@mask"
     # output terms
     zp = int(t["zp"])  # of P; padded keys have probability code zp exactly
     oc = (np.resize(np.asarray(t["o_bias"], np.int64), vp) + sp * zp * zv).astype("<i4")
-    ch.group("OC", "output column constants", oc.nbytes, (LOAD, OREQ), "high", oc.tobytes())
+    ch.group("OC", "output column constants", oc.nbytes, (LOAD, OREQ), b1, oc.tobytes())
     _const(ch, "ZP", zp, sp * R, (LOAD, PV), "low")
     ch.per_pe("CO", "output column terms", R * vp * 4, (PV, OREQ))
     o_terms: dict = {"colconst": "@OC"}
     if zv:
-        _const(ch, "ZV", zv, sp * C, (LOAD, PV), "high")
+        _const(ch, "ZV", zv, sp * C, (LOAD, PV), b3)
         ch.per_pe("RO", "output row terms", mp_ * C * 4, (PV, OREQ))
         o_terms["row_stride"] = 4 * C
     ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, SOFT))
     # the row-major transpose reads up to 16 rows of R bytes past a row start
-    ch.per_pe("P", "probabilities", mp_ * sp + (0 if C == 16 else 16 * R), (SOFT, TRANS))
-    ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), bank_side(arch, 1))
+    ch.per_pe("P", "probabilities", mp_ * sp + (0 if C == 16 else 16 * R), (SOFT, TRANS), b1)
+    if scratch:
+        ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), b1)
     if words:
-        ch.per_pe("PB", "P in blocked tiles", mp_ * sp, (SOFT, TRANS), bank_side(arch, 2))
+        ch.per_pe("PB", "P in blocked tiles", mp_ * sp, (SOFT, TRANS), b2)
         for pe in ch.pes:  # the SELF copies' descriptors (lowered by mapping.qsoftmax)
             kb.n_desc[pe] = kb.n_desc.get(pe, 0) + ch.mtp
     tmp = 16 * mp_ + 2 * dense_bytes(mp_)
-    ch.per_pe("T", "softmax row sums", tmp, (SOFT, SOFT), "high")
+    ch.per_pe("T", "softmax row sums", tmp, (SOFT, SOFT), b1)
     ch.per_pe("PT", "P transposed", mp_ * sp, (TRANS, PV))
     ch.per_pe("O32_", "P V accumulators", mp_ * vp * 4, (PV, OREQ))
     ch.per_pe("O", "O", mp_ * vp, (OREQ, STORE))
-    kts.parts, vs.parts = min(parts, sp // C), min(parts, vp // C)
-    ch.load_shared()
-    terms = {}
-    for i, pe in enumerate(ch.pes):  # the row terms need no shared operand
-        kb.add(pe, mp.WaitOp, sem=0, count=1)
-        if zk:
+
+    def score(pe, i: int, p: int) -> None:  # S and the column terms of K^T's part p
+        if p == 0 and zk:  # the row terms need no shared operand
             _mm_on(kb, pe, ident)(f"@Q{i}", "@ZK", f"@RS{i}", [ch.mtp, 1], dp, 4 * C)
-    for part in kts.part_tiles(C):  # S part by part as K^T arrives
-        ch.arrive(kts, part)
-        for i, pe in enumerate(ch.pes):
-            mm = _mm_on(kb, pe, ident)
-            mm(f"@Q{i}", "@KTs", f"@S{i}", [ch.mtp, sp // C], dp, 4 * sp, part)
-            if "colconst" in s_terms:
-                mm("@ZQ", "@KTs", f"@CS{i}", [1, sp // C], dp, 4 * sp, part)
+        kparts.matmul(pe, p, f"@Q{i}", f"@S{i}", f"@{ident}", 4 * sp)
+        if "colconst" in s_terms:
+            kparts.matmul(pe, p, "@ZQ", f"@CS{i}", f"@{ident}", 4 * sp, mt=1)
+
+    score_parts(ch, kparts, queue, score)
+    multicast_v(ch, vs)
     for i, pe in enumerate(ch.pes):
         terms = dict(s_terms)
         if "colconst" in terms:
@@ -232,7 +256,7 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
             **({"preq": list(t["preq"])} if t["consts"][6] == 16 else {}),
             **({"blocked": ch.mtp} if blocked else {}),
             **({"words": f"@PB{i}", "sem": wsem} if words else {}),
-            scratch=f"@E{i}",
+            **({"scratch": f"@E{i}"} if scratch else {}),
         )
         if words:
             kb.add(pe, mp.WaitOp, sem=wsem, count=ch.mtp)
@@ -249,12 +273,11 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
     for i, pe in enumerate(ch.pes):
         if zv:
             _mm_on(kb, pe, ident)(f"@PT{i}", "@ZV", f"@RO{i}", [ch.mtp, 1], sp, 4 * C)
-    for part in vs.part_tiles(C):  # P V part by part as V arrives
-        ch.arrive(vs, part)
-        for i, pe in enumerate(ch.pes):
-            mm = _mm_on(kb, pe, ident)
-            mm(f"@PT{i}", "@Vs", f"@O32_{i}", [ch.mtp, vp // C], sp, 4 * vp, part)
-            mm("@ZP", "@Vs", f"@CO{i}", [1, vp // C], sp, 4 * vp, part)
+    wait_v(ch, vs)
+    for i, pe in enumerate(ch.pes):
+        mm = _mm_on(kb, pe, ident)
+        mm(f"@PT{i}", "@Vs", f"@O32_{i}", [ch.mtp, vp // C], sp, 4 * vp)
+        mm("@ZP", "@Vs", f"@CO{i}", [1, vp // C], sp, 4 * vp)
     for i, pe in enumerate(ch.pes):
         terms = dict(o_terms, colterm=f"@CO{i}")
         if zv:
@@ -273,6 +296,7 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
     ch.rows_output("O", m, dv, vp)
     plan = ch.plan(keys_padded=sp, masked=sp > n, softmax_consts=list(t["consts"]))
     plan["transpose"] = "words" if words else "blocked" if blocked else "row-major"
+    plan["parts"] = {"KT": len(kparts)}
     plan["zero_points"] = {"q": zq, "k": zk, "v": zv}
     plan["pe_work"] = _pe_work(arch, t, min(mp_, m), "colconst" in s_terms, bool(zk), bool(zv))
     return kb.finish(plan)
