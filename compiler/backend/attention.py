@@ -1,19 +1,29 @@
 """One attention head O = requant(softmax(Q K^T) V) with I-BERT integer softmax.
 
-Queries are split over a rectangle of PEs; K^T and V are broadcast from PE (0, 0).
-Each PE runs:
+Queries are split over a rectangle of PEs; K^T reaches them in parts along the
+unicast comb, V by a multicast from PE (0, 0) (attention_load.py: transfers, DRAM
+order and SRAM banks, measured on the RTL chip).  Each PE runs:
 
-1. scores S = Q K^T (mapping.matmul with ``out32``: raw int32 accumulators, rows of
-   ``Sp`` keys; K^T's key columns are permuted inside C-chunks, layout.chunk_perm);
-2. mapping.softmax over every row on the vector unit: RMAX, SUB (x - max), EXP
-   (I-BERT i-exp, constants from the score scale via compiler.qmath), RSUM,
-   RECIP (2**recip_k // sum, once for all rows), MUL, REQ to int8 probabilities
-   (codes 0..127 of scale 2**-7, zero point 0, so P @ V needs no zero-point term).
-   Padded keys get a mask of -2**30 added first (ADD), so their i-exp is 0;
-3. mapping.transpose of the probabilities into the A-operand layout;
+1. scores S = Q K^T (mapping.matmul_win with ``out32``: raw int32 accumulators, rows
+   of ``Sp`` keys; K^T's key columns are permuted inside C-chunks,
+   layout.chunk_perm), one K^T part behind the part the PE forwards;
+2. the softmax (mapping.qsoftmax, vec_ops.py) over every row on the vector unit:
+   [ADD mask, only on the 16-column groups holding padded keys], RMAX, SUB (x - max)
+   into scratch rows in another bank, one EXP (I-BERT i-exp, constants from the
+   score scale via compiler.qmath) over all rows, RSUM per row, RECIP
+   (2**recip_k // sum) once for all rows, per row REQ with MULT = 1/sum to int8
+   probabilities (codes 0..127 of scale 2**-7, zero point 0, so P @ V needs no
+   zero-point term).  That REQ is MUL then REQ exactly (softmax_op_consts).
+   Padded keys get a mask of -2**30, so their i-exp is 0;
+3. after each m tile's rows, a SELF DMA regroups the probabilities' 16-byte words
+   into blocked tiles and mapping.transpose_blocked writes the A-operand layout with
+   one MATMUL per tile (C = 16; otherwise mapping.transpose on row-major P);
 4. O = requant(P V) with per-channel parameters (fused output stage).
 
-The numpy reference applies the same sim.numerics functions in the same order.
+``plan["pe_work"]`` is the busiest PE's essential MAC and vector work (pe_work.py:
+the ``pe_serial_cycles`` bound of the figures).  The numpy reference applies the
+sim.numerics functions of the softmax (ADD, RMAX, SUB, EXP, RSUM, RECIP, MUL, REQ)
+row by row.
 """
 
 from __future__ import annotations
@@ -183,7 +193,7 @@ def _build(
     wsem, gsem = max(used) + 1, max(used) + 2
     # P leaves the softmax as rows; a SELF DMA per m tile regroups its 16-byte words
     # into blocked tiles for the one-MATMUL transpose (needs C = 16 and a semaphore)
-    words = C == 16 and wsem < arch.semaphores
+    words = C == 16 and wsem < arch.semaphores and mt < 1 << arch.sem_bits
     go = gsem if gsem < arch.semaphores and len(ch.pes) > 1 else None
     queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
@@ -238,13 +248,10 @@ def _build(
                 pe, mp.TransposeOp, src=f"@P{i}", dst=f"@PT{i}", sel=f"@{sel}",
                 params=f"@{ident}", rows=mp_, cols=sp, ldc=sp,
             )  # fmt: skip
-    if vs.streamed:
-        for i, pe in enumerate(ch.pes):
-            ch.gemm(pe, i, f"PT{i}", vs, f"O{i}", "PO", vp)
-    else:
+    if not vs.streamed:
         wait_v(ch, vs)
-        for i, pe in enumerate(ch.pes):
-            ch.gemm(pe, i, f"PT{i}", vs, f"O{i}", "PO", vp)
+    for i, pe in enumerate(ch.pes):
+        ch.gemm(pe, i, f"PT{i}", vs, f"O{i}", "PO", vp)
     for i, pe in enumerate(ch.pes):
         ch.store(pe, i, "O", "O", mp_ * vp)
     ch.rows_output("O", seq, dv, vp)

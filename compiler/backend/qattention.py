@@ -175,7 +175,7 @@ def _map(arch, t: dict, name: str, parts: int, scratch: bool) -> Mapped:
     # (words, attention.py), else one REQ per 16 columns (blocked)
     used = [0, *(s for op in ch.shared.values() for s in op.sems), *ch.credits]
     wsem, gsem = max(used) + 1, max(used) + 2
-    words = C == 16 and wsem < arch.semaphores
+    words = C == 16 and wsem < arch.semaphores and ch.mtp < 1 << arch.sem_bits
     blocked = C == 16 and not words
     go = gsem if gsem < arch.semaphores and len(ch.pes) > 1 else None
     queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
