@@ -23,8 +23,9 @@ Tried and not kept (RTL): V in one or two parts (7188, 7252: PE (0, 0) sends few
 longer writes); V read and multicast by two PEs, (0, 0) and (gc - 1, 0), part by
 part (7254); PE (0, 0) reading 2 or 5 parts ahead instead of 3 (7165, 7595); each
 PE reading its row band when K^T's first part reaches it, so that the DRAM serves the
-bands in comb order (7327); K^T in 4 or 2 parts instead of 8 (7454, 8395); P V and the store of O m tile by m
-tile (7054: one QLOAD per tile and part, and the DRAM port is not the tail).
+bands in comb order (7327); K^T in 4 or 2 parts instead of 8 (7454, 8395); P V and
+the store of O m tile by m tile (7054: one QLOAD per tile and part, and the DRAM
+port is not the tail).
 
 The performance model (sim/perf.py) does not charge DMA for SRAM banks taken by
 the compute units; it prefers the comb for V (6942 against 7692 modelled).
