@@ -25,7 +25,10 @@ part (7254); PE (0, 0) reading 2 or 5 parts ahead instead of 3 (7165, 7595); eac
 PE reading its row band when K^T's first part reaches it, so that the DRAM serves the
 bands in comb order (7327); K^T in 4 or 2 parts instead of 8 (7454, 8395); P V and
 the store of O m tile by m tile (7054: one QLOAD per tile and part, and the DRAM
-port is not the tail).
+port is not the tail).  The PEs that forward nothing (the comb's leaves) compute a
+part as soon as it arrives: performance model 7835 -> 7754, RTL unchanged (6994: PE
+(0, 0) ends last, about 50 cycles after the others; at 6800 cycles five PEs of rows
+0 to 3 still ran).
 
 The performance model (sim/perf.py) does not charge DMA for SRAM banks taken by
 the compute units; it prefers the comb for V (6942 against 7692 modelled).
@@ -161,10 +164,19 @@ def start_loads(ch: RowChain, kparts: KParts, vs: Shared, band, go: int | None) 
     return queue[ahead:]
 
 
+def forwards(ch: RowChain, pe) -> bool:
+    """Whether ``pe`` passes parts on along the comb (groups.broadcast_wait)."""
+    x, y = pe
+    return (y == 0 and x + 1 < ch.gc) or y + 1 < ch.gr
+
+
 def score_parts(ch: RowChain, kparts: KParts, queue: list, gemm) -> None:
     """Every PE: K^T part by part along the comb, ``gemm(pe, i, p)`` one part behind
-    the part it forwards; PE (0, 0) issues the remaining reads on the way."""
+    the part it forwards (a PE that forwards nothing: on the part that arrived, whose
+    bank the next part does not use); PE (0, 0) issues the remaining reads on the
+    way."""
     n = len(kparts)
+    lag = [1 if forwards(ch, pe) else 0 for pe in ch.pes]
     for p in range(n):
         kparts.arrive(p)
         per = -(-len(queue) // (n - p))  # every read issued by the last part
@@ -173,10 +185,11 @@ def score_parts(ch: RowChain, kparts: KParts, queue: list, gemm) -> None:
         for i, pe in enumerate(ch.pes):
             if p == 0:
                 ch.kb.add(pe, mp.WaitOp, sem=0, count=1)  # the row band
-            if p:
-                gemm(pe, i, p - 1)
+            if p >= lag[i]:
+                gemm(pe, i, p - lag[i])
     for i, pe in enumerate(ch.pes):
-        gemm(pe, i, n - 1)
+        if lag[i]:
+            gemm(pe, i, n - 1)
 
 
 def multicast_v(ch: RowChain, vs: Shared) -> None:
