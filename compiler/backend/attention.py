@@ -1,19 +1,29 @@
 """One attention head O = requant(softmax(Q K^T) V) with I-BERT integer softmax.
 
-Queries are split over a rectangle of PEs; K^T and V are broadcast from PE (0, 0).
-Each PE runs:
+Queries are split over a rectangle of PEs; K^T reaches them in parts along the
+unicast comb, V by a multicast from PE (0, 0) (attention_load.py: transfers, DRAM
+order and SRAM banks, measured on the RTL chip).  Each PE runs:
 
-1. scores S = Q K^T (mapping.matmul with ``out32``: raw int32 accumulators, rows of
-   ``Sp`` keys; K^T's key columns are permuted inside C-chunks, layout.chunk_perm);
-2. mapping.softmax over every row on the vector unit: RMAX, SUB (x - max), EXP
-   (I-BERT i-exp, constants from the score scale via compiler.qmath), RSUM,
-   RECIP (2**recip_k // sum, once for all rows), MUL, REQ to int8 probabilities
-   (codes 0..127 of scale 2**-7, zero point 0, so P @ V needs no zero-point term).
-   Padded keys get a mask of -2**30 added first (ADD), so their i-exp is 0;
-3. mapping.transpose of the probabilities into the A-operand layout;
+1. scores S = Q K^T (mapping.matmul_win with ``out32``: raw int32 accumulators, rows
+   of ``Sp`` keys; K^T's key columns are permuted inside C-chunks,
+   layout.chunk_perm), one K^T part behind the part the PE forwards;
+2. the softmax (mapping.qsoftmax, vec_ops.py) over every row on the vector unit:
+   [ADD mask, only on the 16-column groups holding padded keys], RMAX, SUB (x - max)
+   into scratch rows in another bank, one EXP (I-BERT i-exp, constants from the
+   score scale via compiler.qmath) over all rows, RSUM per row, RECIP
+   (2**recip_k // sum) once for all rows, per row REQ with MULT = 1/sum to int8
+   probabilities (codes 0..127 of scale 2**-7, zero point 0, so P @ V needs no
+   zero-point term).  That REQ is MUL then REQ exactly (softmax_op_consts).
+   Padded keys get a mask of -2**30, so their i-exp is 0;
+3. after each m tile's rows, a SELF DMA regroups the probabilities' 16-byte words
+   into blocked tiles and mapping.transpose_blocked writes the A-operand layout with
+   one MATMUL per tile (C = 16; otherwise mapping.transpose on row-major P);
 4. O = requant(P V) with per-channel parameters (fused output stage).
 
-The numpy reference applies the same sim.numerics functions in the same order.
+``plan["pe_work"]`` is the busiest PE's essential MAC and vector work (pe_work.py:
+the ``pe_serial_cycles`` bound of the figures).  The numpy reference applies the
+sim.numerics functions of the softmax (ADD, RMAX, SUB, EXP, RSUM, RECIP, MUL, REQ)
+row by row.
 """
 
 from __future__ import annotations
@@ -22,12 +32,31 @@ import numpy as np
 
 import sim.numerics as numerics
 from compiler import qmath
+from compiler.backend.alloc import AllocError
+from compiler.backend.attention_load import (
+    KParts,
+    band_reader,
+    multicast_v,
+    score_parts,
+    start_loads,
+    wait_v,
+)
+from compiler.backend.banks import bank_side, use_banks
 from compiler.backend.builder import Mapped
-from compiler.backend.chain import RowChain, Shared, build_first_fit, check_rc, transpose_buffers
+from compiler.backend.chain import (
+    RowChain,
+    Shared,
+    build_first_fit,
+    check_rc,
+    transpose_buffers,
+)
+from compiler.backend.chain_ops import TransposeBlockedOp
+from compiler.backend.codegen import softmax_vcfg
 from compiler.backend.layout import ceil_to, chunk_perm, pack_b, param_blocks, ref_gemm
-from compiler.backend.lower import softmax_vcfg
+from compiler.backend.pe_work import pe_work
+from compiler.backend.vec_ops import QSoftmaxOp, dense_bytes
 from compiler.dialects import mapping as mp
-from compiler.errors import ShapeError
+from compiler.errors import ShapeError, UnsupportedError
 from hw.isa import DType, VCfg, VFn
 
 __all__ = ["map_attention", "attention_inputs", "attention_reference", "softmax_cfg"]
@@ -35,6 +64,8 @@ __all__ = ["map_attention", "attention_inputs", "attention_reference", "softmax_
 LOAD, SCORE, SOFT, TRANS, PV, STORE = range(6)
 RECIP_K = 30
 MASK = -(1 << 30)
+PARTS = 8  # K^T is broadcast in up to this many parts
+V_PARTS = 4  # V is multicast in up to this many parts
 
 
 def softmax_cfg(scale: float) -> tuple[list[int], np.ndarray]:
@@ -101,76 +132,139 @@ def padded_keys(seq: int) -> int:
     return ceil_to(seq, 16)
 
 
-def map_attention(arch, t: dict, name: str = "attention") -> Mapped:
+def map_attention(arch, t: dict, name: str = "attention", parts: int | None = None) -> Mapped:
+    parts = PARTS if parts is None else parts
     check_rc(arch, "attention")
     seq, dv = t["q"].shape[0], t["v"].shape[1]
     sizes = [("V", padded_keys(seq) * ceil_to(dv, arch.mac_cols))]  # K^T: out32, resident
-    return build_first_fit(lambda streamed: _build(arch, t, name, streamed), sizes)
+    try:
+        return build_first_fit(lambda streamed: _build(arch, t, name, streamed, parts), sizes)
+    except AllocError:  # without the softmax's scratch rows (its int32 VOPs in place)
+        return build_first_fit(
+            lambda streamed: _build(arch, t, name, streamed, parts, scratch=False), sizes
+        )
 
 
-def _build(arch, t: dict, name: str, streamed: set[str]) -> Mapped:
+def softmax_op_consts(consts: list[int]) -> tuple[list[int], list[int]]:
+    """mapping.qsoftmax ``consts`` and ``out`` of this softmax: the i-exp constants as
+    softmax_vcfg sets them; the final REQ with MULT = 1/sum replaces MUL then REQ
+    (MULT 1): ``e * rec`` never needs the int32 saturation that MUL applies, because
+    a saturated product requantizes past ``hi`` anyway (round_shift(2**31 - 1, shift)
+    >= 128 for shift <= 24)."""
+    cfg = softmax_vcfg(consts)
+    shift = int(cfg[VCfg.SHIFT])
+    if not 0 <= shift <= 24 or cfg[VCfg.MULT] != 1:
+        raise UnsupportedError(f"attention: softmax output shift {shift} outside 0..24")
+    qconsts = [
+        int(cfg[VCfg.EXP_QLN2]), int(cfg[VCfg.EXP_QB]), int(cfg[VCfg.EXP_QC]),
+        int(cfg[VCfg.EXP_INV_MULT]), int(cfg[VCfg.EXP_INV_SHIFT]), int(cfg[VCfg.RECIP_K]), 8,
+    ]  # fmt: skip
+    return qconsts, [shift, int(cfg[VCfg.ZP]), int(cfg[VCfg.LO]), int(cfg[VCfg.HI])]
+
+
+def _build(
+    arch, t: dict, name: str, streamed: set[str], parts: int, scratch: bool = True
+) -> Mapped:
     R, C = arch.mac_rows, arch.mac_cols
     seq, d = t["q"].shape
     dv = t["v"].shape[1]
     sp, dp, vp = padded_keys(seq), ceil_to(d, 16), ceil_to(dv, C)
-    # RECIP runs over rows/4 words
-    ch = RowChain(arch, name, seq, lambda mtp: (mtp * R * vp) % 16 == 0 and (mtp * R) % 4 == 0)
-    kb, mp_ = ch.kb, ch.mp
+    ch = RowChain(arch, name, seq, lambda mtp: (mtp * R * vp) % 16 == 0)
+    kb, mp_, mt = ch.kb, ch.mp, ch.mtp
+    # banks (attention_load.py): 0 the MAC A operands and outputs (Q, S, PT, O; "low"),
+    # 1 the vector scratch and constants, 2 and 1 K^T's parts by turns, 3 V; P's
+    # blocked copy in 2 (written after K^T's last use)
+    use_banks(kb)
+    b1, b2, b3 = (bank_side(arch, k) for k in (1, 2, 3))
     perm = chunk_perm(sp, R, C)
     kt = np.zeros((dp, sp), np.int8)
     kt[:d, :seq] = t["k"].T
-    ch.band("Q", "Q", t["q"], dp, SCORE)
     kts = ch.add_shared(Shared("KT", "K^T", pack_b(kt[:, perm], dp, sp, C), dp, sp, SCORE, False))
     vs = ch.add_shared(Shared("V", "V", pack_b(t["v"], sp, vp, C), sp, vp, PV))
     vs.streamed = "V" in streamed
+    kts.parts = min(parts, sp // C)
+    if not vs.streamed:
+        vs.parts = min(V_PARTS, vp // C)
     ch.assign()
+    kparts = KParts(ch, kts, [b2, b1])
+    if not vs.streamed:
+        kb.sram_bufs["Vs"].side = b3
+    used = [0, *(s for op in ch.shared.values() for s in op.sems), *ch.credits]
+    wsem, gsem = max(used) + 1, max(used) + 2
+    # P leaves the softmax as rows; a SELF DMA per m tile regroups its 16-byte words
+    # into blocked tiles for the one-MATMUL transpose (needs C = 16 and a semaphore)
+    words = C == 16 and wsem < arch.semaphores and mt < 1 << arch.sem_bits
+    go = gsem if gsem < arch.semaphores and len(ch.pes) > 1 else None
+    queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
     pad = lambda v: np.pad(np.asarray(v, np.int64), (0, vp - len(v)))  # noqa: E731
     po = param_blocks(pad(t["bias"]), pad(t["mult"]), pad(t["shift"]), t["zp"], -128, 127, C)
-    ch.group("PO", "output params", len(po), (LOAD, PV), "high", po)
-    sel, ident = transpose_buffers(kb, ch.rect, (SCORE, TRANS))  # ident also serves SCORE
+    ch.group("PO", "output params", len(po), (LOAD, PV), b1, po)
+    sel, ident = transpose_buffers(kb, ch.rect, (SCORE, TRANS), blocked=words)  # ident: out32
+    kb.sram_bufs[sel].side = kb.sram_bufs[ident].side = b1
     consts, _ = softmax_cfg(t["scale"])
-    mask = None
+    qconsts, out = softmax_op_consts(consts)
+    extra: dict = {}
     if sp > seq:
         mvec = np.where(perm < seq, 0, MASK).astype("<i4")
-        mask = ch.group("mask", "key mask", mvec.nbytes, (SOFT, SOFT), "high", mvec.tobytes())
+        mask = ch.group("mask", "key mask", mvec.nbytes, (SOFT, SOFT), b1, mvec.tobytes())
+        f16 = int(np.flatnonzero(mvec)[0]) // 16  # the first 16 columns with masked keys
+        extra = {"mask": f"@{mask}", **({"mask_from": f16} if f16 else {})}
     ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, SOFT))
-    ch.per_pe("P", "probabilities", mp_ * sp + 16 * R, (SOFT, TRANS))
+    if scratch:
+        ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), b1)
+        extra["scratch"] = "@E{}"
+    # the row-major transpose reads up to 16 rows of R bytes past a row start
+    ch.per_pe("P", "probabilities", mp_ * sp + (0 if words else 16 * R), (SOFT, TRANS), b1)
+    if words:
+        ch.per_pe("PB", "probabilities in blocked tiles", mp_ * sp, (SOFT, TRANS), b2)
+        for pe in ch.pes:  # the SELF copies' descriptors (lowered by mapping.qsoftmax)
+            kb.n_desc[pe] = kb.n_desc.get(pe, 0) + mt
     ch.per_pe("PT", "P transposed", mp_ * sp, (TRANS, PV))
     ch.per_pe("O", "O", mp_ * vp, (PV, STORE))
-    ch.per_pe("T", "softmax row sums", 32 * mp_, (SOFT, SOFT), "high")
-    ch.load_shared()
-    ch.arrive(kts)
+    ch.per_pe("T", "softmax row sums", 16 * mp_ + 2 * dense_bytes(mp_), (SOFT, SOFT), b1)
+    score_parts(
+        ch,
+        kparts,
+        queue,
+        lambda pe, i, p: kparts.matmul(pe, p, f"@Q{i}", f"@S{i}", f"@{ident}", 4 * sp),
+    )
+    if not vs.streamed:
+        multicast_v(ch, vs)
     for i, pe in enumerate(ch.pes):
-        kb.add(pe, mp.WaitOp, sem=0, count=1)
-        ch.gemm(pe, i, f"Q{i}", kts, f"S{i}", ident, 4 * sp, out32=1, param_stride=0)
-        extra = {"mask": f"@{mask}"} if mask else {}
+        out_at = {"words": f"@PB{i}", "sem": wsem} if words else {}
         kb.add(
-            pe,
-            mp.SoftmaxOp,
-            src=f"@S{i}",
-            dst=f"@P{i}",
-            tmp=f"@T{i}",
-            rows=mp_,
-            cols=sp,
-            consts=consts,
-            **extra,
-        )
-        kb.add(
-            pe,
-            mp.TransposeOp,
-            src=f"@P{i}",
-            dst=f"@PT{i}",
-            sel=f"@{sel}",
-            params=f"@{ident}",
-            rows=mp_,
-            cols=sp,
-            ldc=sp,
-        )
-    ch.arrive(vs)
+            pe, QSoftmaxOp, src=f"@S{i}", dst=f"@P{i}", tmp=f"@T{i}", rows=mp_, cols=sp,
+            consts=qconsts, out=out, **_at(extra, i), **out_at,
+        )  # fmt: skip
+        if words:
+            kb.add(pe, mp.WaitOp, sem=wsem, count=mt)
+            kb.add(
+                pe, TransposeBlockedOp, src=f"@PB{i}", dst=f"@PT{i}", sel=f"@{sel}",
+                params=f"@{ident}", tiles=[mt, sp // C],
+            )  # fmt: skip
+        else:
+            kb.add(
+                pe, mp.TransposeOp, src=f"@P{i}", dst=f"@PT{i}", sel=f"@{sel}",
+                params=f"@{ident}", rows=mp_, cols=sp, ldc=sp,
+            )  # fmt: skip
+    if not vs.streamed:
+        wait_v(ch, vs)
     for i, pe in enumerate(ch.pes):
         ch.gemm(pe, i, f"PT{i}", vs, f"O{i}", "PO", vp)
+    for i, pe in enumerate(ch.pes):
         ch.store(pe, i, "O", "O", mp_ * vp)
     ch.rows_output("O", seq, dv, vp)
-    plan = ch.plan(keys_padded=sp, masked=mask is not None, softmax_consts=consts)
+    plan = ch.plan(keys_padded=sp, masked="mask" in extra, softmax_consts=consts)
+    plan["transpose"] = "words" if words else "row-major"
+    plan["parts"] = {"KT": len(kparts)}
+    rows = min(mp_, seq)  # the busiest PE's query rows
+    n = rows * seq  # score elements: RMAX, SUB, EXP, RSUM, REQ (MUL fused); RECIP per row
+    passes = [(f, n, 4) for f in ("RMAX", "SUB", "EXP", "RSUM", "REQ")]
+    plan["pe_work"] = pe_work(arch, rows * seq * (d + dv), passes, {"RECIP": rows})
     return kb.finish(plan)
+
+
+def _at(attrs: dict, i: int) -> dict:
+    """``attrs`` with the per-PE buffer names (``{}`` -> PE index ``i``) filled in."""
+    return {k: v.format(i) if isinstance(v, str) else v for k, v in attrs.items()}

@@ -23,7 +23,9 @@ mapping.requant_rows is the output stage of P V.  Multipliers must be per tensor
 (VOP REQ has one MULT), as the quantizer makes them for two activations.
 
 The mapping is attention.py's (queries split over a rectangle of PEs, K^T and V
-resident and broadcast, probabilities transposed on the MAC array).
+resident; K^T's parts along the comb in two SRAM banks by turns with the score GEMM
+one part behind, V multicast by PE (0, 0): attention_load.py; the softmax with a
+scratch bank; probabilities regrouped by SELF DMA and transposed on the MAC array).
 """
 
 from __future__ import annotations
@@ -33,12 +35,23 @@ import math
 import numpy as np
 
 from compiler import qmath
+from compiler.backend.alloc import AllocError
+from compiler.backend.attention_load import (
+    KParts,
+    band_reader,
+    multicast_v,
+    score_parts,
+    start_loads,
+    wait_v,
+)
+from compiler.backend.banks import bank_side, use_banks
 from compiler.backend.builder import Mapped
 from compiler.backend.chain import RowChain, Shared, check_rc, transpose_buffers
 from compiler.backend.chain_emit import compile_mapped
 from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
 from compiler.backend.compile import CompiledKernel
 from compiler.backend.layout import ceil_to, chunk_perm, pack_b
+from compiler.backend.pe_work import pe_work
 from compiler.backend.vec_ops import QSoftmaxOp, RequantRowsOp, dense_bytes
 from compiler.dialects import mapping as mp
 from compiler.errors import ShapeError
@@ -128,6 +141,13 @@ def _mm_on(kb, pe, ident: str):
 
 
 def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) -> Mapped:
+    try:
+        return _map(arch, t, name, parts, True)
+    except AllocError:  # without the softmax's scratch rows (its int32 VOPs in place)
+        return _map(arch, t, name, parts, False)
+
+
+def _map(arch, t: dict, name: str, parts: int, scratch: bool) -> Mapped:
     check_rc(arch, "attention")
     R, C = arch.mac_rows, arch.mac_cols
     (m, d), (d2, n), (n2, dv) = t["q"].shape, t["kt"].shape, t["v"].shape
@@ -136,17 +156,32 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
     unit = math.lcm(16, C)
     sp, dp, vp = ceil_to(n, unit), ceil_to(d, 16), ceil_to(dv, unit)
     ch = RowChain(arch, name, m, lambda mtp: True)
-    blocked = C == 16  # P written as blocked tiles, one-MATMUL transpose
     kb, mp_ = ch.kb, ch.mp
+    use_banks(kb)  # the softmax scratch in bank 1, P's blocked copy in bank 2
     perm = chunk_perm(sp, R, C)
     kt = np.zeros((dp, sp), np.int8)
     kt[:d, :n] = t["kt"]
-    ch.band("Q", "Q", t["q"], dp, SCORE)
     kts = ch.add_shared(Shared("KT", "K^T", pack_b(kt[:, perm], dp, sp, C), dp, sp, SCORE, False))
     vs = ch.add_shared(Shared("V", "V", pack_b(t["v"], sp, vp, C), sp, vp, PV, False))
+    kts.parts, vs.parts = min(parts, sp // C), min(parts, vp // C)
     ch.assign()
+    # transfers and banks as attention.py's (attention_load.py): K^T's parts in banks
+    # 2 and 1 by turns, V (multicast by PE (0, 0)) in 3, the vector scratch and
+    # constants in 1, the MAC A operands and outputs in 0
+    b1, b2, b3 = (bank_side(arch, k) for k in (1, 2, 3))
+    kparts = KParts(ch, kts, [b2, b1])
+    kb.sram_bufs["Vs"].side = b3
+    # P as blocked tiles for the one-MATMUL transpose: rows regrouped by SELF DMA
+    # (words, attention.py), else one REQ per 16 columns (blocked)
+    used = [0, *(s for op in ch.shared.values() for s in op.sems), *ch.credits]
+    wsem, gsem = max(used) + 1, max(used) + 2
+    words = C == 16 and wsem < arch.semaphores and ch.mtp < 1 << arch.sem_bits
+    blocked = C == 16 and not words
+    go = gsem if gsem < arch.semaphores and len(ch.pes) > 1 else None
+    queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
-    sel, ident = transpose_buffers(kb, ch.rect, (LOAD, OREQ), blocked)  # ident: out32 too
+    sel, ident = transpose_buffers(kb, ch.rect, (LOAD, OREQ), C == 16)  # ident: out32 too
+    kb.sram_bufs[sel].side = kb.sram_bufs[ident].side = b1
     zq, zk, zv = (int(t[k]) for k in ("zq", "zk", "zv"))
     # score terms (key columns permuted like K^T)
     s_terms: dict = {}
@@ -155,50 +190,52 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
     if zq or sconst.any():
         _const(ch, "ZQ", zq, dp * R, (LOAD, SCORE), "low")
         cc = sconst[perm].astype("<i4").tobytes()
-        ch.group("SC", "score column constants", len(cc), (LOAD, SOFT), "high", cc)
+        ch.group("SC", "score column constants", len(cc), (LOAD, SOFT), b1, cc)
         ch.per_pe("CS", "score column terms", R * sp * 4, (SCORE, SOFT))
         s_terms.update(colconst="@SC")
     if zk:
-        _const(ch, "ZK", zk, dp * C, (LOAD, SCORE), "high")
+        _const(ch, "ZK", zk, dp * C, (LOAD, SCORE), b3)
         ch.per_pe("RS", "score row terms", mp_ * C * 4, (SCORE, SOFT))
         s_terms.update(row_stride=4 * C)
     if sp > n:
         mvec = np.where(perm < n, 0, MASK).astype("<i4").tobytes()
-        ch.group("mask", "key mask", len(mvec), (LOAD, SOFT), "high", mvec)
+        ch.group("mask", "key mask", len(mvec), (LOAD, SOFT), b1, mvec)
         s_terms["mask"] = "@mask"
     # output terms
     zp = int(t["zp"])  # of P; padded keys have probability code zp exactly
     oc = (np.resize(np.asarray(t["o_bias"], np.int64), vp) + sp * zp * zv).astype("<i4")
-    ch.group("OC", "output column constants", oc.nbytes, (LOAD, OREQ), "high", oc.tobytes())
+    ch.group("OC", "output column constants", oc.nbytes, (LOAD, OREQ), b1, oc.tobytes())
     _const(ch, "ZP", zp, sp * R, (LOAD, PV), "low")
     ch.per_pe("CO", "output column terms", R * vp * 4, (PV, OREQ))
     o_terms: dict = {"colconst": "@OC"}
     if zv:
-        _const(ch, "ZV", zv, sp * C, (LOAD, PV), "high")
+        _const(ch, "ZV", zv, sp * C, (LOAD, PV), b3)
         ch.per_pe("RO", "output row terms", mp_ * C * 4, (PV, OREQ))
         o_terms["row_stride"] = 4 * C
     ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, SOFT))
     # the row-major transpose reads up to 16 rows of R bytes past a row start
-    ch.per_pe("P", "probabilities", mp_ * sp + (0 if blocked else 16 * R), (SOFT, TRANS))
+    ch.per_pe("P", "probabilities", mp_ * sp + (0 if C == 16 else 16 * R), (SOFT, TRANS), b1)
+    if scratch:
+        ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), b1)
+    if words:
+        ch.per_pe("PB", "P in blocked tiles", mp_ * sp, (SOFT, TRANS), b2)
+        for pe in ch.pes:  # the SELF copies' descriptors (lowered by mapping.qsoftmax)
+            kb.n_desc[pe] = kb.n_desc.get(pe, 0) + ch.mtp
     tmp = 16 * mp_ + 2 * dense_bytes(mp_)
-    ch.per_pe("T", "softmax row sums", tmp, (SOFT, SOFT), "high")
+    ch.per_pe("T", "softmax row sums", tmp, (SOFT, SOFT), b1)
     ch.per_pe("PT", "P transposed", mp_ * sp, (TRANS, PV))
     ch.per_pe("O32_", "P V accumulators", mp_ * vp * 4, (PV, OREQ))
     ch.per_pe("O", "O", mp_ * vp, (OREQ, STORE))
-    kts.parts, vs.parts = min(parts, sp // C), min(parts, vp // C)
-    ch.load_shared()
-    terms = {}
-    for i, pe in enumerate(ch.pes):  # the row terms need no shared operand
-        kb.add(pe, mp.WaitOp, sem=0, count=1)
-        if zk:
+
+    def score(pe, i: int, p: int) -> None:  # S and the column terms of K^T's part p
+        if p == 0 and zk:  # the row terms need no shared operand
             _mm_on(kb, pe, ident)(f"@Q{i}", "@ZK", f"@RS{i}", [ch.mtp, 1], dp, 4 * C)
-    for part in kts.part_tiles(C):  # S part by part as K^T arrives
-        ch.arrive(kts, part)
-        for i, pe in enumerate(ch.pes):
-            mm = _mm_on(kb, pe, ident)
-            mm(f"@Q{i}", "@KTs", f"@S{i}", [ch.mtp, sp // C], dp, 4 * sp, part)
-            if "colconst" in s_terms:
-                mm("@ZQ", "@KTs", f"@CS{i}", [1, sp // C], dp, 4 * sp, part)
+        kparts.matmul(pe, p, f"@Q{i}", f"@S{i}", f"@{ident}", 4 * sp)
+        if "colconst" in s_terms:
+            kparts.matmul(pe, p, "@ZQ", f"@CS{i}", f"@{ident}", 4 * sp, mt=1)
+
+    score_parts(ch, kparts, queue, score)
+    multicast_v(ch, vs)
     for i, pe in enumerate(ch.pes):
         terms = dict(s_terms)
         if "colconst" in terms:
@@ -218,11 +255,15 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
             **terms,
             **({"preq": list(t["preq"])} if t["consts"][6] == 16 else {}),
             **({"blocked": ch.mtp} if blocked else {}),
+            **({"words": f"@PB{i}", "sem": wsem} if words else {}),
+            **({"scratch": f"@E{i}"} if scratch else {}),
         )
-        if blocked:
+        if words:
+            kb.add(pe, mp.WaitOp, sem=wsem, count=ch.mtp)
+        if C == 16:
             kb.add(
-                pe, TransposeBlockedOp, src=f"@P{i}", dst=f"@PT{i}", sel=f"@{sel}",
-                params=f"@{ident}", tiles=[ch.mtp, sp // C],
+                pe, TransposeBlockedOp, src=f"@{'PB' if words else 'P'}{i}", dst=f"@PT{i}",
+                sel=f"@{sel}", params=f"@{ident}", tiles=[ch.mtp, sp // C],
             )  # fmt: skip
         else:
             kb.add(
@@ -232,12 +273,11 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
     for i, pe in enumerate(ch.pes):
         if zv:
             _mm_on(kb, pe, ident)(f"@PT{i}", "@ZV", f"@RO{i}", [ch.mtp, 1], sp, 4 * C)
-    for part in vs.part_tiles(C):  # P V part by part as V arrives
-        ch.arrive(vs, part)
-        for i, pe in enumerate(ch.pes):
-            mm = _mm_on(kb, pe, ident)
-            mm(f"@PT{i}", "@Vs", f"@O32_{i}", [ch.mtp, vp // C], sp, 4 * vp, part)
-            mm("@ZP", "@Vs", f"@CO{i}", [1, vp // C], sp, 4 * vp, part)
+    wait_v(ch, vs)
+    for i, pe in enumerate(ch.pes):
+        mm = _mm_on(kb, pe, ident)
+        mm(f"@PT{i}", "@Vs", f"@O32_{i}", [ch.mtp, vp // C], sp, 4 * vp)
+        mm("@ZP", "@Vs", f"@CO{i}", [1, vp // C], sp, 4 * vp)
     for i, pe in enumerate(ch.pes):
         terms = dict(o_terms, colterm=f"@CO{i}")
         if zv:
@@ -255,9 +295,23 @@ def map_qattention(arch, t: dict, name: str = "qattention", parts: int = PARTS) 
         ch.store(pe, i, "O", "O", mp_ * vp)
     ch.rows_output("O", m, dv, vp)
     plan = ch.plan(keys_padded=sp, masked=sp > n, softmax_consts=list(t["consts"]))
-    plan["transpose"] = "blocked" if blocked else "row-major"
+    plan["transpose"] = "words" if words else "blocked" if blocked else "row-major"
+    plan["parts"] = {"KT": len(kparts)}
     plan["zero_points"] = {"q": zq, "k": zk, "v": zv}
+    plan["pe_work"] = _pe_work(arch, t, min(mp_, m), "colconst" in s_terms, bool(zk), bool(zv))
     return kb.finish(plan)
+
+
+def _pe_work(arch, t: dict, rows: int, colterm: bool, rowterm: bool, zv: bool) -> dict:
+    """The busiest PE's useful MACs and the vector passes of its algorithm: per score
+    [ADD column term] [SUB row term] REQ, RMAX, SUB, EXP, RSUM, REQ [REQ to int8 of a
+    16-bit softmax]; per output ADD column term [SUB row term] REQ; RECIP per row."""
+    d, n, dv = t["q"].shape[1], t["kt"].shape[1], t["v"].shape[1]
+    s = ["REQ", "RMAX", "SUB", "EXP", "RSUM", "REQ"] + (["REQ"] if t["consts"][6] == 16 else [])
+    s = (["ADD"] if colterm else []) + (["SUB"] if rowterm else []) + s
+    o = ["ADD"] + (["SUB"] if zv else []) + ["REQ"]
+    passes = [(f, rows * n, 4) for f in s] + [(f, rows * dv, 4) for f in o]
+    return pe_work(arch, rows * n * (d + dv), passes, {"RECIP": rows})
 
 
 def compile_qattention(arch, t: dict, name: str = "qattention") -> CompiledKernel:

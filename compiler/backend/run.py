@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from compiler.backend.compile import CompiledKernel
+from compiler.backend.pe_work import pe_serial
 from hw.errors import SimulationError
 
 __all__ = [
@@ -302,6 +303,8 @@ def figures(ck: CompiledKernel, res: ExecResult, on: str) -> dict:
         "dram_cycles": round(roof["dram"], 1),
         "noc_cycles": round(roof["noc"], 1),
         "scheduled_dram_cycles": round(roof["scheduled_dram"], 1),
+        # the busiest PE's essential MAC + vector cycles (single-issue PE: pe_work.py)
+        "pe_serial_cycles": round(pe_serial(ck), 1),
         "utilization": round(util, 4),
         "bit_exact": bit_exact(ck, res),
         "compile_s": round(ck.compile_s, 4),

@@ -22,7 +22,24 @@ activation operands (an attention head from the front end):
   ``clamp(x + zp16, lo16, hi16) - zp16`` for zp16 = lo16 = -32768) and a second
   pass applies ``preq`` = [mult, shift, zp, lo, hi].  With ``blocked`` = m tiles the
   int8 result is written as blocked R x 16 tiles (chain_ops.transpose_blocked's
-  input) instead of row-major rows: one REQ per 16 columns.
+  input) instead of row-major rows: one REQ per 16 columns.  Options of the back
+  end's own softmax (attention.py), each usable alone:
+
+  - ``score`` may be left out (no score requantization: the scores are the codes);
+  - ``mask_from`` = the first 16-column group holding a masked key: the mask ADD
+    runs on the groups from there on only;
+  - ``scratch`` (int32 rows x cols in another SRAM bank): SUB max writes there and
+    one EXP over all rows writes back to ``src``, then one RSUM per row - no int32
+    VOP runs in place (in place, A and D share a bank: 8 words per 16 elements
+    instead of 4);
+  - ``out`` = [shift, zp, lo, hi] of the final REQ (with MULT = 1/sum) instead of
+    the ones ``bits`` implies;
+  - ``words`` (+ ``sem``): ``dst`` stays row-major, and after each m tile's R rows a
+    SELF DMA copies their 16-byte words into ``words`` as blocked R x 16 tiles
+    ``[cols/16][rows/R][R][16]`` (transpose_blocked's input), incrementing ``sem``
+    once per tile: one REQ per row instead of one per 16 columns, the regrouping on
+    the DMA engine (C = 16).  The copy's descriptors come from the PE's descriptor
+    buffer: the planner adds rows/R to its count.
 
 :class:`VecTemplates` is a mixin of the lowering (compiler.backend.lower._PeLowering),
 like lower_stream.StreamTemplates; chain_emit.py lowers kernels that use these ops
@@ -39,7 +56,7 @@ from xdsl.utils.exceptions import VerifyException
 from compiler.backend.codegen import I, loop
 from compiler.dialects.mapping import TaskOp, int_of, ints_of, ref_of
 from compiler.errors import CompileError
-from hw.isa import DType, Op, VCfg, VFn
+from hw.isa import DType, Op, SignalMode, VCfg, VFn
 
 __all__ = ["RequantRowsOp", "QSoftmaxOp", "VecTemplates", "dense_bytes"]
 
@@ -84,20 +101,38 @@ class QSoftmaxOp(_RowsOp):
         "tmp": "ref",
         "rows": "int",
         "cols": "int",
-        "score": "ints",
         "consts": "ints",
     }
     OPTIONAL: ClassVar[dict[str, str]] = {
         **_TERMS,
+        "score": "ints",
         "mask": "ref",
+        "mask_from": "int",
         "preq": "ints",
         "blocked": "int",
+        "scratch": "ref",
+        "out": "ints",
+        "words": "ref",
+        "sem": "int",
     }
 
     def check(self) -> None:
         self._rows_check()
-        if len(ints_of(self, "score")) != 5:
+        self._nonneg("mask_from", "sem")
+        if "score" in self.attributes and len(ints_of(self, "score")) != 5:
             raise VerifyException("'mapping.qsoftmax' score must be [mult, shift, zp, lo, hi]")
+        if "out" in self.attributes and len(ints_of(self, "out")) != 4:
+            raise VerifyException("'mapping.qsoftmax' out must be [shift, zp, lo, hi]")
+        if ("words" in self.attributes) != ("sem" in self.attributes):
+            raise VerifyException("'mapping.qsoftmax' words needs sem (and sem words)")
+        if "words" in self.attributes and "blocked" in self.attributes:
+            raise VerifyException("'mapping.qsoftmax' has either words or blocked output")
+        if "mask_from" in self.attributes and (
+            "mask" not in self.attributes or int_of(self, "mask_from") >= int_of(self, "cols") // 16
+        ):
+            raise VerifyException(
+                "'mapping.qsoftmax' mask_from needs a mask and must name a 16-column group"
+            )
         c = ints_of(self, "consts")
         if len(c) != 7 or c[0] < 1 or c[6] not in (8, 16):
             raise VerifyException(
@@ -169,31 +204,58 @@ class VecTemplates:
         rows, cols = int_of(op, "rows"), int_of(op, "cols")
         n16 = cols // 16
         ln2, b, c, inv_mult, inv_shift, recip_k, bits = ints_of(op, "consts")
-        mult, shift, zp, lo, hi = ints_of(op, "score")
-        self._vcfg(
+        a = op.attributes
+        cfg = dict(
             exp_qln2=ln2, exp_inv_mult=inv_mult, exp_inv_shift=inv_shift, exp_qb=b, exp_qc=c,
-            recip_k=recip_k, mult=mult, shift=shift, zp=zp, lo=lo, hi=hi,
+            recip_k=recip_k,
         )  # fmt: skip
+        if "score" in a:
+            mult, shift, zp, lo, hi = ints_of(op, "score")
+            cfg.update(mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
+        self._vcfg(**cfg)
         tmp = self.off(ref_of(op, "tmp"))
+        src = self.off(ref_of(op, "src"))
         setup, pass1 = self._terms(op)
         self.code += setup
-        self.code += [I(Op.LI, rd=1, imm=self.off(ref_of(op, "src"))), I(Op.LI, rd=3, imm=tmp)]
-        pass1.append(_vop(VFn.REQ, 1, 1, 1, n16))  # score codes, kept in int32 lanes
-        if "mask" in op.attributes:
-            self.code.append(I(Op.LI, rd=7, imm=self.off(ref_of(op, "mask"))))
-            pass1.append(_vop(VFn.ADD, 1, 1, 7, n16))
-        pass1 += [
-            _vop(VFn.RMAX, 3, 1, 1, n16),
-            I(Op.LW, rd=11, rs1=3, imm=0),
-            _vop(VFn.SUB, 1, 1, 11, n16, bscalar=1),
-            _vop(VFn.EXP, 1, 1, 1, n16),
-            _vop(VFn.RSUM, 3, 1, 1, n16),
-        ]
+        self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=3, imm=tmp)]
         steps = [(1, 4 * cols), (3, 16)]
-        if "rowterm" in op.attributes:
+        if "score" in a:
+            pass1.append(_vop(VFn.REQ, 1, 1, 1, n16))  # score codes, kept in int32 lanes
+        if "mask" in a:
+            # only the 16-column groups from mask_from on hold masked keys
+            f = int_of(op, "mask_from") if "mask_from" in a else 0
+            self.code.append(I(Op.LI, rd=7, imm=self.off(ref_of(op, "mask")) + 64 * f))
+            if f:
+                self.code.append(I(Op.LI, rd=9, imm=src + 64 * f))
+                steps.append((9, 4 * cols))
+            pass1.append(_vop(VFn.ADD, 9 if f else 1, 9 if f else 1, 7, n16 - f))
+        scratch = "scratch" in a
+        pass1 += [_vop(VFn.RMAX, 3, 1, 1, n16), I(Op.LW, rd=11, rs1=3, imm=0)]
+        if scratch:
+            # x - max into the scratch rows (another SRAM bank: no in-place conflicts),
+            # then one EXP over all rows back into src and one RSUM per row
+            self.code.append(I(Op.LI, rd=8, imm=self.off(ref_of(op, "scratch"))))
+            pass1.append(_vop(VFn.SUB, 8, 1, 11, n16, bscalar=1))
+            steps.append((8, 4 * cols))
+        else:
+            pass1 += [
+                _vop(VFn.SUB, 1, 1, 11, n16, bscalar=1),
+                _vop(VFn.EXP, 1, 1, 1, n16),
+                _vop(VFn.RSUM, 3, 1, 1, n16),
+            ]
+        if "rowterm" in a:
             steps.append((6, int_of(op, "row_stride")))
         self.strides({0: steps})
         self.code += loop(rows, pass1 + self.spill(0))
+        if scratch:
+            self.code += [
+                I(Op.LI, rd=1, imm=self.off(ref_of(op, "scratch"))),
+                I(Op.LI, rd=2, imm=src),
+            ]
+            self.code += _chunked(VFn.EXP, 2, 1, rows * n16)
+            self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=3, imm=tmp)]
+            self.strides({0: [(1, 4 * cols), (3, 16)]})
+            self.code += loop(rows, [_vop(VFn.RSUM, 3, 1, 1, n16), *self.spill(0)])
         half = 1 << (bits - 1)
         sums, recips = tmp + 16 * rows, tmp + 16 * rows + dense_bytes(rows)
         # RSUM leaves one word per 16 bytes: gather the sums densely (LW/SW, 3 cycles a
@@ -207,10 +269,13 @@ class VecTemplates:
             I(Op.LI, rd=4, imm=recips),
             _vop(VFn.RECIP, 4, 3, 3, dense_bytes(rows) // 64),
         ]
-        src, dst = self.off(ref_of(op, "src")), self.off(ref_of(op, "dst"))
-        wide = "preq" in op.attributes
+        dst = self.off(ref_of(op, "dst"))
+        wide = "preq" in a
         if wide:  # p16 - zp16 in place, then the requantization to int8
             self._vcfg(shift=recip_k - bits, zp=0, lo=0, hi=(1 << bits) - 1)
+        elif "out" in a:  # the final REQ's shift and clamp as given (MULT = 1/sum)
+            shift, zp, lo, hi = ints_of(op, "out")
+            self._vcfg(shift=shift, zp=zp, lo=lo, hi=hi)
         else:
             self._vcfg(shift=recip_k - bits, zp=-half, lo=-half, hi=half - 1)
         per_row = [I(Op.LW, rd=12, rs1=4, imm=0), I(Op.VCFG, rs1=12, cfg=int(VCfg.MULT), imm=0)]
@@ -223,7 +288,49 @@ class VecTemplates:
             self._vcfg(mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
             per_row = []
         self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=2, imm=dst)]
-        self._int8_rows(op, rows, cols, per_row, {} if wide else {4: 4})
+        if "words" in a:
+            self._int8_words(op, rows, cols, per_row, {} if wide else {4: 4})
+        else:
+            self._int8_rows(op, rows, cols, per_row, {} if wide else {4: 4})
+
+    def _int8_words(self, op, rows: int, cols: int, head: list, more: dict) -> None:
+        """Per row ``head`` and REQ to int8 rows at x2 (row-major ``dst``); after each
+        m tile's R rows, one SELF DMA (semaphore ``sem``) moves its 16-byte words into
+        ``words`` as blocked R x 16 tiles ``[cols/16][rows/R][R][16]`` (what
+        transpose_blocked reads): word (row i*R + t, group j) to tile (j, i), row t.
+        The copy runs on the DMA engine while the next tile's rows are requantized."""
+        R, n16 = self.arch.mac_rows, cols // 16
+        if self.arch.mac_cols != 16 or rows % R:
+            raise CompileError(
+                f"'{op.name}' words output needs 16 MAC columns and whole R-row tiles, not "
+                f"{self.arch.mac_rows} x {self.arch.mac_cols} with {rows} rows"
+            )
+        mt = rows // R
+        src, words = self.off(ref_of(op, "dst")), self.off(ref_of(op, "words"))
+        descs = [
+            self.descriptor(
+                local=src + i * R * cols,
+                remote=words + i * R * 16,
+                count0=1,
+                count1=n16,
+                lstride1=16,
+                rstride1=mt * R * 16,
+                count2=R,
+                lstride2=cols,
+                rstride2=16,
+                mode=int(SignalMode.SELF),
+                signal=1,
+                read=0,
+                sem=int_of(op, "sem"),
+            )  # fmt: skip
+            for i in range(mt)
+        ]
+        extra = [(reg, step) for reg, step in more.items()]
+        self.code.append(I(Op.LI, rd=10, imm=descs[0]))
+        self.strides({0: [(10, descs[1] - descs[0] if mt > 1 else 0)],
+                      1: [(1, 4 * cols), (2, cols), *extra]})  # fmt: skip
+        inner = loop(R, [*head, _vop(VFn.REQ, 2, 1, 1, n16, DType.I8), *self.spill(1)])
+        self.code += loop(mt, [*inner, I(Op.DMA, rs1=10, imm=0), *self.spill(0)])
 
     def _int8_rows(self, op, rows: int, cols: int, head: list, more: dict) -> None:
         """Per row: ``head``, then REQ of the int32 row at x1 to int8 at x2: one VOP
@@ -243,6 +350,19 @@ class VecTemplates:
         self.strides({0: [(2, C - n16 * tile), *extra], 1: [(1, 64), (2, tile)]})
         inner = loop(n16, [_vop(VFn.REQ, 2, 1, 1, 1, DType.I8), *self.spill(1)])
         self.code += loop(rows, [*head, *inner, *self.tail(0)])
+
+
+def _chunked(fn, rd: int, rs: int, n16: int) -> list:
+    """One elementwise VOP over ``n16`` groups in place of x[rd] <- fn(x[rs]), split
+    into VOPs of at most 65535 groups (the n16 field); advances x[rs] and x[rd]."""
+    code = []
+    while n16 > 0:
+        n = min(n16, 0xFFFF)
+        code.append(_vop(fn, rd, rs, rs, n))
+        n16 -= n
+        if n16:
+            code += [I(Op.ADDI, rd=rs, rs1=rs, imm=64 * n), I(Op.ADDI, rd=rd, rs1=rd, imm=64 * n)]
+    return code
 
 
 def dense_bytes(rows: int) -> int:
