@@ -130,7 +130,7 @@ def cmd_cosim(args: argparse.Namespace) -> int:
     if seeds and args.on != "rtl":
         raise MyelinError("--stress needs --on rtl (the reference simulator has no timing)")
     rows = []
-    width = max(120, shutil.get_terminal_size((120, 24)).columns)
+    width = max(132, shutil.get_terminal_size((120, 24)).columns)
     console = Console(stderr=args.json, width=width)
     columns = (
         SpinnerColumn(),
@@ -164,13 +164,13 @@ def cmd_cosim(args: argparse.Namespace) -> int:
 
 def _table(Table, arch, on: str, rows: list[dict], seeds):
     title = f"Myelin kernels on {on.upper()} - arch {arch.name} ({arch.tiles} PEs)"
-    title += "; model: performance model (sim/perf.py)"
+    title += " (model: sim/perf.py, err vs measured)" if on == "rtl" else ""
     table = Table(title=title)
     cols = ["kernel", "shape", "PEs", "cycles", "model"]
-    cols += ["model err"] if on == "rtl" else []
-    cols += ["roofline", "x roof", "MAC util."]
+    cols += ["err"] if on == "rtl" else []
+    cols += ["roofline", "x roof", "MAC util"]
     cols += ["stress seed"] if seeds else []
-    cols += ["bit-exact", "compile s", "wall s"]
+    cols += ["exact", "compile s", "wall s"]
     for col in cols:
         table.add_column(col, justify="left" if col in ("kernel", "shape") else "right")
     for r in rows:
