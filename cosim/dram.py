@@ -275,17 +275,30 @@ class DramEndpoint(wiring.Component):
         )
         late = Signal(32)  # now - due, modulo 2**32: bit 31 clear when the entry is due
         m.d.comb += late.eq(now - head_e.due)
+        start = Signal()  # the queue's head is due and taken as the next answer
+        m.d.comb += start.eq(self._gated(q.r_rdy & ~late[31]))
+
+        def take_next() -> None:
+            m.d.comb += q.r_en.eq(1)
+            m.d.sync += [
+                e.eq(head_e),
+                remaining.eq(head_e.len),
+                raddr.eq(head_e.word),
+                have.eq(0),
+            ]
+            m.next = "HEAD"
+
+        def fetch() -> None:  # read the next data word; it is on rdata from the next cycle
+            m.d.comb += [resp_mem.eq(1), used.eq(1), mem.en.eq(1), mem.addr.eq(raddr)]
+            m.d.sync += [have.eq(1), raddr.eq(raddr + 1), remaining.eq(remaining - 1)]
+
+        # Back to back: the first data word is read while the head flit is offered, and
+        # the next due answer starts in the cycle the last data flit leaves, so an
+        # answer of n words takes n + 1 cycles (the head flit) at full bandwidth.
         with m.FSM(name="resp"):
             with m.State("IDLE"):
-                with m.If(self._gated(q.r_rdy & ~late[31])):
-                    m.d.comb += q.r_en.eq(1)
-                    m.d.sync += [
-                        e.eq(head_e),
-                        remaining.eq(head_e.len),
-                        raddr.eq(head_e.word),
-                        have.eq(0),
-                    ]
-                    m.next = "HEAD"
+                with m.If(start):
+                    take_next()
             with m.State("HEAD"):
                 m.d.comb += [
                     resp_busy.eq(1),
@@ -294,6 +307,8 @@ class DramEndpoint(wiring.Component):
                     out.payload.first.eq(1),
                     out.payload.last.eq(e.error | (e.len == 0)),
                 ]
+                with m.If(self._gated(~have & ~e.error & (remaining != 0) & beat)):
+                    fetch()
                 with m.If(out.ready):
                     m.next = "DATA"
                     with m.If(e.error | (e.len == 0)):
@@ -308,9 +323,10 @@ class DramEndpoint(wiring.Component):
                     taken.eq(have & out.ready),
                 ]
                 with m.If(self._gated((~have | taken) & (remaining != 0) & beat)):
-                    m.d.comb += [resp_mem.eq(1), used.eq(1), mem.en.eq(1), mem.addr.eq(raddr)]
-                    m.d.sync += [have.eq(1), raddr.eq(raddr + 1), remaining.eq(remaining - 1)]
+                    fetch()
                 with m.Elif(taken):
                     m.d.sync += have.eq(0)
                 with m.If(taken & (remaining == 0)):
                     m.next = "IDLE"
+                    with m.If(start):
+                        take_next()

@@ -32,7 +32,8 @@ __all__ = ["BoardLinks", "Fabric"]
 INJECT_LATENCY = 1
 EJECT_LATENCY = 2
 STUB_OVERHEAD = 3  # cosim stub: cycles per request beyond latency and data
-DRAM_PACKET_GAP = 2  # DRAM endpoint (cosim/dram.py): idle cycles per response packet
+DRAM_PACKET_GAP = 0  # DRAM endpoint (cosim/dram.py): idle cycles per response packet (none:
+# the next answer starts as the last data flit leaves)
 
 
 class Fabric:
