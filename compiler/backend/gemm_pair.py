@@ -18,7 +18,7 @@ two B tiles during its first ``mtp`` MATMULs, so its first pass is DRAM-bound.  
 * C: column strips ``[ntp][Mp][C]`` as in gemm_pipe.py.  Strips wait until the
   reads of the pass are done (``C_SEG0``): on the RTL, DRAM writes next to the
   reads of the next B tile delayed it by ~3,000 cycles (24,690 vs 21,575 RTL
-  cycles, 256^3 on small); the last strip leaves in ``LAST_GROUPS`` pieces.
+  cycles, 256^3 on small); the last strip leaves in ``LAST_PIECES`` pieces.
 
 Readers (gemm_pipe.readers), multicast and semaphores (0 = A tiles, 1 = B pieces) as
 in gemm_pipe.py.  Measured (small, 256^3, RTL): 21,143 cycles = 1.29 x the roofline
@@ -41,9 +41,13 @@ __all__ = ["DESC_ROOM", "GROUP", "b_place", "pair_fits", "pair_tasks"]
 # knobs, measured on RTL (small, 256^3; cycles): GROUP 2 (21,143) / 4 (21,577);
 # A_AHEAD 2 / 3 (21,891); FWD_AHEAD 1 / 0 (21,875) / 2 (21,619, GROUP 4); B tile 1
 # requested with B tile 0 instead of once it is in: 21,859
+# With the back-to-back DRAM endpoint (16 words in 17 cycles): GROUP 2 (20,950) / 3
+# (20,785) / 4 (20,848) / 5 (21,148) / 6 (21,242) / 8 (21,212); with GROUP 3 the last
+# strip in 4 pieces 20,745 / 2 20,793 / 8 20,785 / 16 20,831; A_AHEAD 3 21,192-21,482.
 A_AHEAD = 2  # A tile reads in flight per row reader
 FWD_AHEAD = 1  # the A reader forwards tile i + FWD_AHEAD before it multiplies tile i
-GROUP = 2  # A tiles per group of pass 0 (one QLOAD per group and B tile)
+GROUP = 3  # A tiles per group of pass 0 (one QLOAD per group and B tile)
+LAST_PIECES = 4  # the last C strip leaves in this many pieces (at most LAST_GROUPS)
 B1_SLOT = 1  # the B reader forwards B tile 1 before it multiplies A tile B1_SLOT
 B2_FROM, B2_EVERY = 6, 2  # B tile 2 pieces: read from A tile slot B2_FROM, one per B2_EVERY
 C_SEG0 = 8  # first segment (of 2 * b_parts per pass) with C strip writes (not the last pass)
@@ -278,7 +282,7 @@ def pair_tasks(kb, pe, plan: dict, a_band: int, b_band: int, c_off: int) -> int:
         if not read_b:  # the reader forwarded B tile j during the previous pass
             wait(1, parts)
         last = j + 1 == ntp
-        segs = 2 * parts if not last else max(1, min(LAST_GROUPS, mtp // unit))
+        segs = 2 * parts if not last else max(1, min(LAST_PIECES, mtp // unit))
         bounds = [mtp * q // segs for q in range(segs + 1)]
         if last:
             bounds = [unit * ((mtp // unit) * q // segs) for q in range(segs + 1)]
