@@ -21,12 +21,11 @@ TINY = preset("tiny")
 BANK = TINY.bank_bytes
 
 
-def _images(vop_addr: int, words: int) -> dict:
-    """(0, 0) writes ``words`` into bank 1 of (1, 0) and signals it; (1, 0) runs a
-    64-step int32 VOP with A and D at ``vop_addr``, then waits for the write."""
-    desc = encode_desc(
-        local=0,
-        remote=BANK + 0x100,
+def _write_desc(local: int, remote: int, words: int) -> bytes:
+    """A signalled write of ``words`` from ``local`` to ``remote`` of PE (1, 0), sem 0."""
+    return encode_desc(
+        local=local,
+        remote=remote,
         count0=words,
         mode=int(SignalMode.NODE),
         x0=1,
@@ -34,6 +33,12 @@ def _images(vop_addr: int, words: int) -> dict:
         sem=0,
         signal=1,
     )
+
+
+def _images(vop_addr: int, words: int) -> dict:
+    """(0, 0) writes ``words`` into bank 1 of (1, 0) and signals it; (1, 0) runs a
+    64-step int32 VOP with A and D at ``vop_addr``, then waits for the write."""
+    desc = _write_desc(0, BANK + 0x100, words)
     sender = ProgramImage(assemble(f"li x1, {3 * BANK}\ndma x1, 0\nhalt"), sram=[(3 * BANK, desc)])
     receiver = ProgramImage(
         assemble(
@@ -48,16 +53,7 @@ def _images(vop_addr: int, words: int) -> dict:
 def _sender_images(vop_addr: int, words: int) -> dict:
     """(0, 0) writes ``words`` from its bank 1 into (1, 0) and then runs the VOP at
     ``vop_addr``: its own DMA reads wait for the VOP when that is in bank 1."""
-    desc = encode_desc(
-        local=BANK + 0x100,
-        remote=2 * BANK,
-        count0=words,
-        mode=int(SignalMode.NODE),
-        x0=1,
-        y0=0,
-        sem=0,
-        signal=1,
-    )
+    desc = _write_desc(BANK + 0x100, 2 * BANK, words)
     sender = ProgramImage(
         assemble(
             f"li x1, {3 * BANK}\nli x2, {vop_addr}\ndma x1, 0\n"
