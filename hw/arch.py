@@ -56,6 +56,10 @@ class ArchConfig:
     loop_depth: int = 3  # nested hardware loops
     loop_strides: int = 4  # address-stride slots per loop level
     dma_queue: int = 4  # DMA descriptors queued before the DMA instruction stalls
+    # Decoupled units: QLOAD/MATMUL/VOP with ``nowait`` retire when their unit accepts
+    # them and FENCE waits for units (docs/isa.md); False: both are ILLEGAL, as on a
+    # PE whose controller blocks on every unit command.
+    async_units: bool = True
     # -- network on chip --------------------------------------------------------
     flit_bits: int = 128
     vcs: int = 2  # one virtual channel per message class (request, response)
@@ -81,6 +85,8 @@ class ArchConfig:
                 raise ConfigError(f"{f.name} must be an integer, not {value!r}")
             if f.type == "str" and not isinstance(value, str):
                 raise ConfigError(f"{f.name} must be a string, not {value!r}")
+            if f.type == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{f.name} must be true or false, not {value!r}")
         for rule, ok in self._rules():
             if not ok:
                 raise ConfigError(f"ArchConfig {self.name!r}: {rule}")

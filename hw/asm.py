@@ -51,7 +51,7 @@ ENUM_FIELDS: dict[str, type[enum.IntEnum]] = {
     "mode": SignalMode,
     "cfg": VCfg,
 }
-FLAG_FIELDS = frozenset({"out32", "acc", "noout", "bscalar"})
+FLAG_FIELDS = frozenset({"out32", "acc", "noout", "bscalar", "nowait"})
 MNEMONICS = {op.name.lower(): op for op in Op}
 _NUM_RE = re.compile(r"^-?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9][0-9_]*)$")
 _LABEL_RE = re.compile(r"^[A-Za-z_.$][\w.$]*$")

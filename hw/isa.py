@@ -63,6 +63,7 @@ class Op(enum.IntEnum):
     DMA = 0x28  # enqueue the DMA descriptor at rs1 + imm
     WAIT = 0x29  # block until sem[sub.sem] >= imm.count, then subtract it
     SIGNAL = 0x2A  # sem[sub.sem] += imm.count at the target named by mode and rs1
+    FENCE = 0x2B  # block until the units named in sub.units are idle
 
 
 # --------------------------------------------------------------------------------------
@@ -131,7 +132,7 @@ MM_K16 = Field("k16", 32, 12)  # K / 16, 1..4095
 MM_OUT32 = Field("out32", 44, 1)  # write raw int32 accumulators instead of int8
 MM_ACC = Field("acc", 45, 1)  # do not clear the accumulators first (K-split)
 MM_NOOUT = Field("noout", 46, 1)  # skip the output stage (keep accumulating)
-MM_RSVD = Field("mm_rsvd", 47, 1)
+MM_NOWAIT = Field("nowait", 47, 1)  # retire on acceptance; the MAC unit runs on
 MM_LDC = Field("ldc", 48, 16)  # output row stride in bytes
 # VCFG: which vector config register
 VCFG_REG = Field("cfg", 22, 4)
@@ -141,7 +142,12 @@ V_FN = Field("fn", 48, 6)
 V_TIN = Field("tin", 54, 2)
 V_TOUT = Field("tout", 56, 2)
 V_BSCALAR = Field("bscalar", 58, 1)  # operand B is x[rs2], broadcast
-V_RSVD = Field("v_rsvd", 59, 5)
+V_NOWAIT = Field("nowait", 59, 1)  # retire on acceptance; the vector unit runs on
+V_RSVD = Field("v_rsvd", 60, 4)
+# QLOAD: retire on acceptance (the MAC unit loads on)
+QL_NOWAIT = Field("nowait", 22, 1)
+# FENCE: a mask of Unit bits (1..3)
+FENCE_UNITS = Field("units", 22, 2)
 # WAIT / SIGNAL
 SEM_ID = Field("sem", 22, 5)
 SIG_MODE = Field("mode", 27, 2)  # SignalMode
@@ -161,13 +167,14 @@ _FIELDS_OF: dict[Op, tuple[Field, ...]] = {
     Op.SW: (RS1, RS2, IMM),
     Op.LOOP: (RS1, LOOP_BODY, IMMU),
     Op.LSTRIDE: (RD, LSTRIDE_LEVEL, LSTRIDE_SLOT, IMM),
-    Op.QLOAD: (RS1, IMM),
-    Op.MATMUL: (RS1, RS2, RS3, MM_K16, MM_OUT32, MM_ACC, MM_NOOUT, MM_LDC),
+    Op.QLOAD: (RS1, IMM, QL_NOWAIT),
+    Op.MATMUL: (RS1, RS2, RS3, MM_K16, MM_OUT32, MM_ACC, MM_NOOUT, MM_LDC, MM_NOWAIT),
     Op.VCFG: (RS1, VCFG_REG, IMM),
-    Op.VOP: (RD, RS1, RS2, V_N16, V_FN, V_TIN, V_TOUT, V_BSCALAR),
+    Op.VOP: (RD, RS1, RS2, V_N16, V_FN, V_TIN, V_TOUT, V_BSCALAR, V_NOWAIT),
     Op.DMA: (RS1, IMM),
     Op.WAIT: (SEM_ID, SEM_COUNT),
     Op.SIGNAL: (RS1, SEM_ID, SIG_MODE, SEM_COUNT),
+    Op.FENCE: (FENCE_UNITS,),
 }
 
 
@@ -243,6 +250,16 @@ class VCfg(enum.IntEnum):
     ERF_QB = 10  # ERF: sgn(a) * ((min(|a|, -qb) + qb)**2 + qc), qb < 0
     ERF_QC = 11
     RECIP_K = 12  # RECIP numerator exponent, 0..62
+
+
+class Unit(enum.IntFlag):
+    """The compute units a FENCE waits for (FENCE units) and a nowait command runs on."""
+
+    MAC = 1  # QLOAD, MATMUL
+    VEC = 2  # VOP (VCFG waits for the vector unit by itself)
+
+
+NOWAIT_OPS = {Op.QLOAD: Unit.MAC, Op.MATMUL: Unit.MAC, Op.VOP: Unit.VEC}
 
 
 class SignalMode(enum.IntEnum):
@@ -327,6 +344,8 @@ def _check_subfields(instr: Instr, word: int) -> None:
         bad = f"VCFG register must be 0..{len(VCfg) - 1}, not {instr['cfg']}"
     elif op == Op.VOP:
         bad = _check_vop(instr)
+    elif op == Op.FENCE and instr["units"] == 0:
+        bad = "FENCE units must be 1..3 (1 MAC, 2 vector, 3 both), not 0"
     elif op in (Op.WAIT, Op.SIGNAL) and instr["count"] == 0:
         bad = f"{op.name} count must be >= 1, not 0"
     elif op == Op.SIGNAL and instr["mode"] > max(SignalMode):

@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.isa import (
     BINARY,
+    FENCE_UNITS,
     INSTR_BITS,
     LOOP_BODY,
     MM_K16,
@@ -80,6 +81,8 @@ class Decoder(wiring.Component):
             return field(w, VCFG_REG) < len(VCfg)
         if op == Op.VOP:
             return self._vop_ok()
+        if op == Op.FENCE:
+            return field(w, FENCE_UNITS) != 0
         if op == Op.WAIT:
             return field(w, SEM_COUNT) != 0
         if op == Op.SIGNAL:

@@ -33,6 +33,8 @@ def random_legal(op: Op, rng: random.Random) -> dict[str, int]:
         values["count"] = max(1, values["count"])
     if op == Op.SIGNAL:
         values["mode"] %= 3
+    if op == Op.FENCE:
+        values["units"] = max(1, values["units"])
     return values
 
 
