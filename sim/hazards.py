@@ -41,14 +41,26 @@ from typing import NamedTuple
 
 from hw.asm import format_instr
 from hw.errors import SimulationError
-from hw.isa import NOWAIT_OPS, Instr, Op, Unit
+from hw.isa import NOWAIT_OPS, Instr, Op, Unit, decode
 from sim.footprint import DESC_BYTES, NONE, Footprint, Interval, conflict, footprint_fn
 
-__all__ = ["HazardGuard", "PendingCommand", "UnitHazard", "needs_async_units"]
+__all__ = [
+    "CHECKED_OPS",
+    "GUARDED_OPS",
+    "HazardGuard",
+    "PendingCommand",
+    "UnitHazard",
+    "needs_async_units",
+]
 
 M32 = 0xFFFFFFFF
 NOWAIT_ISSUE_CYCLES = 2  # RunResult.cycles of a nowait command: accept + retire
 _UNIT_NAME = {Unit.MAC: "MAC", Unit.VEC: "vector"}
+# checked while a command is pending: they can touch its bytes, or they order it
+CHECKED_OPS = frozenset(
+    {Op.LW, Op.SW, Op.DMA, Op.QLOAD, Op.MATMUL, Op.VOP, Op.SIGNAL, Op.VCFG, Op.HALT}
+)
+GUARDED_OPS = CHECKED_OPS | {Op.FENCE}  # the ops PeSim passes to HazardGuard.install
 
 
 class UnitHazard(SimulationError):
@@ -127,18 +139,31 @@ class HazardGuard:
         unit = NOWAIT_OPS.get(op)
         if unit is not None and instr["nowait"]:
             return self._nowait(pc, instr, h, unit), NOWAIT_ISSUE_CYCLES
-        if op in (Op.LW, Op.SW, Op.DMA, Op.QLOAD, Op.MATMUL, Op.VOP):
-            g = self._checked_access(pc, instr, h, unit)
-        elif op == Op.SIGNAL:
+        if op not in CHECKED_OPS:
+            return h, cost
+        self._plain[pc] = h
+        if self.pending:
+            return self._checked_fn(pc), cost
+        return h, cost
+
+    def _checked_fn(self, pc: int) -> Callable:
+        """The checking closure of the instruction at ``pc`` (built when first needed:
+        programs without nowait commands never pay for it)."""
+        g = self._checked.get(pc)
+        if g is not None:
+            return g
+        h, instr = self._plain[pc], decode(self.pe.imem[pc])
+        op = instr.op
+        if op == Op.SIGNAL:
             g = self._checked_signal(pc, instr, h)
         elif op == Op.VCFG:
             g = self._retiring(h, Unit.VEC)
         elif op == Op.HALT:
             g = self._retiring(h, Unit.MAC | Unit.VEC)
         else:
-            return h, cost
-        self._plain[pc], self._checked[pc] = h, g
-        return (g if self.pending else h), cost
+            g = self._checked_access(pc, instr, h, NOWAIT_OPS.get(op))
+        self._checked[pc] = g
+        return g
 
     def _footprint(self, instr: Instr) -> Callable[[], Footprint]:
         """A function giving ``instr``'s footprint with the PE's current registers."""
@@ -259,8 +284,8 @@ class HazardGuard:
 
     def _arm(self) -> None:
         code = self.code
-        for pc, g in self._checked.items():
-            code[pc] = g
+        for pc in self._plain:
+            code[pc] = self._checked_fn(pc)
 
     def _pe_name(self) -> tuple | None:
         pe = self.pe

@@ -77,7 +77,7 @@ from hw.isa import (
     qparam_layout,
 )
 from sim import numerics
-from sim.hazards import HazardGuard, needs_async_units
+from sim.hazards import GUARDED_OPS, HazardGuard, needs_async_units
 from sim.network import DmaRefused, StandInNetwork, gather_rows, rows_in_range, scatter_rows
 
 __all__ = ["PeSim", "RunResult"]
@@ -318,11 +318,12 @@ class PeSim:
 
             h = illegal
         else:
-            if needs_async_units(instr) and not self.arch.async_units:
-                h, cost = self._no_async_units(instr), 1
-            else:
-                h, cost = getattr(self, _BUILDERS[instr.op])(instr, pc)
-                h, cost = self.hazards.install(pc, instr, h, cost)
+            h, cost = getattr(self, _BUILDERS[instr.op])(instr, pc)
+            if instr.op in GUARDED_OPS:
+                if not self.arch.async_units and needs_async_units(instr):
+                    h, cost = self._no_async_units(instr), 1
+                else:
+                    h, cost = self.hazards.install(pc, instr, h, cost)
             self._costs[pc] = cost
         self._code[pc] = h
         return h
