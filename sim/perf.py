@@ -10,7 +10,15 @@ instruction: the functional results are ChipSim's), and charges time:
 * the NoC as links of one flit per cycle with a per-hop latency, FCFS link
   reservation along XY routes and RECT trees, DRAM ports with latency and
   bandwidth queueing (sim/perf_net.py);
-* semaphores: a WAIT blocks until the increment's arrival cycle.
+* semaphores: a WAIT blocks until the increment's arrival cycle;
+* the decoupled units (docs/isa.md, docs/perf.md "Decoupled units"): per PE the
+  cycle the MAC and the vector unit are idle from.  A unit command is accepted when
+  its unit is idle (the controller stalls until then) and occupies the unit for its
+  full cost; a blocking one holds the controller until it is done, a ``nowait`` one
+  ``NOWAIT_CYCLES`` (2: accept + retire).  FENCE, VCFG and HALT wait for their units.
+  Bank streams are placed at the unit's start; the MAC wins a bank both units
+  stream (a VOP loses the overlapping cycles, sim/perf_banks.py ``hold``).  Programs
+  without nowait commands are timed exactly as before.
 
 Scheduling: a PE runs its local instructions (scalar, MAC, vector) in one batch,
 and stops before each instruction that interacts with other PEs (DMA, SIGNAL to

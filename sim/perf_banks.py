@@ -17,6 +17,12 @@ executed are known: the model processes increments in cycle order, and a running
 has executed at least up to the current cycle, so the window before an arrival is
 always covered.  The sender is not slowed (a multicast tree that stalls for one
 branch is modelled per branch) - the model stays a little optimistic there.
+
+With decoupled units (nowait commands, docs/isa.md) the MAC and the vector unit
+stream at the same time and their intervals overlap; ``Streams`` keeps them in start
+order with a running maximum of the ends.  Between the two units the MAC wins
+(``SRAM_PORTS`` order): :func:`hold` gives the end of a vector op whose banks the
+MAC streams meanwhile.
 """
 
 from __future__ import annotations
