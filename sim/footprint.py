@@ -236,6 +236,8 @@ def _merge(intervals: list[Interval]) -> list[Interval]:
 
 def overlap(a: list[Interval], b: list[Interval]) -> Interval | None:
     """The first (lowest) common byte range of two sorted, merged interval lists."""
+    if not a or not b or a[0][0] >= b[-1][1] or b[0][0] >= a[-1][1]:
+        return None  # disjoint spans: the usual case, decided at once
     i = j = 0
     while i < len(a) and j < len(b):
         lo = max(a[i][0], b[j][0])

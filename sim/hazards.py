@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 from hw.asm import format_instr
 from hw.errors import SimulationError
-from hw.isa import NOWAIT_OPS, Instr, Op, Unit, decode
+from hw.isa import NOWAIT_OPS, Instr, Op, Unit, decode, decode_desc
 from sim.footprint import DESC_BYTES, NONE, Footprint, Interval, conflict, footprint_fn
 
 __all__ = [
@@ -128,6 +128,7 @@ class HazardGuard:
         self.pending: dict[Unit, PendingCommand] = {}
         self._plain: dict[int, Callable] = {}
         self._checked: dict[int, Callable] = {}
+        self._descs: dict[bytes, dict] = {}  # decoded DMA descriptors by their bytes
 
     # -- installing closures ---------------------------------------------------------
     def install(self, pc: int, instr: Instr, h: Callable, cost: int) -> tuple[Callable, int]:
@@ -174,12 +175,19 @@ class HazardGuard:
             return lambda: fpf(reg, None)
         ra, imm, sram = instr["rs1"], instr["imm"] & M32, pe.sram
         top = pe.arch.sram_bytes - DESC_BYTES
+        descs = self._descs
 
         def dma_fp() -> Footprint:
             addr = (reg(ra) + imm) & M32
             if addr & 15 or addr > top:
                 return NONE  # the DMA faults ADDRESS before it reads anything
-            return fpf(reg, sram[addr : addr + DESC_BYTES].tobytes())
+            raw = sram[addr : addr + DESC_BYTES].tobytes()
+            d = descs.get(raw)
+            if d is None:
+                if len(descs) > 4096:
+                    descs.clear()
+                d = descs[raw] = decode_desc(raw)
+            return fpf(reg, d)
 
         return dma_fp
 
