@@ -6,6 +6,7 @@ that places FENCEs (compiler/backend/overlap.py)::
 
     fp = footprint(instr, reg, arch, desc)   # Footprint(reads, writes)
     hit = conflict(pending_fp, fp)           # ("RAW" | "WAR" | "WAW", (lo, hi)) or None
+    ordered_units(instr)                     # the pending commands instr completes
 
 ``instr`` is a decoded :class:`hw.isa.Instr`; ``reg(r)`` returns register ``r``'s
 value (unsigned 32 bits, ``reg(0) == 0``) as it is when the instruction issues;
@@ -66,6 +67,7 @@ __all__ = [
     "conflict",
     "footprint",
     "footprint_fn",
+    "ordered_units",
     "overlap",
     "unit_of",
 ]
@@ -123,14 +125,26 @@ def footprint_fn(
 
         def scalar(reg, desc=None):
             addr = (reg(ra) + imm) & M32
-            return (
-                Footprint([], [(addr, addr + size)])
-                if store
-                else Footprint([(addr, addr + size)], [])
-            )
+            span = [(addr, addr + size)]
+            return Footprint([], span) if store else Footprint(span, [])
 
         return scalar
     return lambda reg, desc=None: NONE
+
+
+def ordered_units(instr: Instr) -> Unit:
+    """The units whose pending nowait command ``instr`` orders (after it, that command
+    is complete): FENCE its ``units``, a unit command its own unit, VCFG the vector
+    unit, HALT both; otherwise none (``Unit(0)``).  SIGNAL orders nothing but is a
+    hazard while any command is pending (docs/isa.md)."""
+    op = instr.op
+    if op == Op.FENCE:
+        return Unit(instr["units"])
+    if op == Op.HALT:
+        return Unit.MAC | Unit.VEC
+    if op == Op.VCFG:
+        return Unit.VEC
+    return NOWAIT_OPS.get(op, Unit(0))
 
 
 def _matmul_fn(instr: Instr, arch):
