@@ -2,7 +2,7 @@
 sim/footprint.py): nowait commands, FENCE, ILLEGAL without async_units, and the
 hazard checker of docs/isa.md ("Decoupled units", *Hazard rule*).
 
-Footprints are checked against a byte-marking reference written here; the random
+(Footprints against a byte-marking reference: tests/sim/test_footprint.py.)  The random
 programs place their FENCEs with an independent static walk and must give the same
 state as the blocking program, and removing any one of those FENCEs must be caught.
 """
