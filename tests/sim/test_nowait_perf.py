@@ -14,7 +14,7 @@ import pytest
 from hw.arch import preset
 from hw.asm import assemble
 from hw.image import ProgramImage
-from hw.isa import Op, decode, encode, is_legal
+from hw.isa import Op, decode, encode, encode_desc, is_legal
 from sim.network import ChipSim
 from sim.pe_sim import PeSim
 from sim.perf import PerfSim
@@ -278,3 +278,32 @@ def test_async_units_off_faults_in_the_model_too():
     assert res.status[(0, 0, 0, 0)] == "error"
     pe = sim.chips[(0, 0)][0].endpoints[(0, 0)]
     assert pe.error_pc == 6 and "async_units" in pe.error_msg
+
+
+def _inbound(receiver_body: str) -> dict:
+    """(0, 0) writes 256 words into (1, 0) at 0x8000 (bank 1 of small) and signals
+    sem 0; (1, 0) runs ``receiver_body``, then waits for the data."""
+    desc = encode_desc(local=0, remote=0x8000, count0=256, mode=1, x0=1, y0=0, signal=1)
+    sender = ProgramImage(assemble("li x1, 0x7000\ndma x1, 0\nhalt"), sram=[(0x7000, desc)])
+    receiver = ProgramImage(assemble(receiver_body + "\nwait sem=0, count=1\nhalt"))
+    sim = PerfSim(SMALL, dram_bytes=MB)
+    sim.load((0, 0), sender)
+    sim.load((1, 0), receiver)
+    return sim.run().per_pe[(0, 0, 1, 0)]
+
+
+def test_bank_streams_are_placed_where_the_unit_runs():
+    long = "vop rd=x{r}, rs1=x{r}, rs2=x{r}, n16=256, fn=add, tin=i32, tout=i32"
+    bank1 = "li x2, 0x9000\n" + long.format(r=2)
+    bank2 = "li x3, 0x10000\n" + long.format(r=3)
+    sync = _inbound(bank1)
+    asyn = _inbound(bank1 + ", nowait=1")
+    assert sync["bank_stall"] > 200 and asyn["bank_stall"] == sync["bank_stall"]
+    assert asyn["cycles"] == sync["cycles"]  # the data lands after the VOP either way
+    # the bank-1 VOP waits for the bank-2 one: the data lands before it starts
+    queued = _inbound(f"{bank2}, nowait=1\n{bank1}, nowait=1")
+    assert queued["bank_stall"] == 0
+    c = static_cost(SMALL, assemble(long.format(r=2))[0])
+    v = vop_cost(c, [0, 0, 0x9000] + [0] * 13, SMALL.bank_bytes)
+    print(f"VOP {v} cycles; one then two VOPs on the receiver: {sync}, {queued}")
+    assert 2 * v + 2 < queued["cycles"] < 2 * v + 20  # li, li, 2 VOPs back to back, WAIT
