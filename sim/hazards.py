@@ -98,7 +98,7 @@ class UnitHazard(SimulationError):
             what = (
                 f"pc {pc} ({_text(instr)}) {verb} bytes [{lo:#x}, {hi:#x}) that the {cmd} {cverb}"
             )
-        super().__init__(f"{where}{kind} hazard: {what}; a FENCE units={int(unit)} must come first")
+        super().__init__(f"{where}{kind} hazard: {what}; needs a FENCE units={int(unit)} before it")
 
 
 def _text(instr: Instr) -> str:

@@ -77,10 +77,10 @@ from hw.isa import (
     qparam_layout,
 )
 from sim import numerics
-from sim.hazards import GUARDED_OPS, HazardGuard, needs_async_units
+from sim.hazards import GUARDED_OPS, HazardGuard, UnitHazard, needs_async_units
 from sim.network import DmaRefused, StandInNetwork, gather_rows, rows_in_range, scatter_rows
 
-__all__ = ["PeSim", "RunResult"]
+__all__ = ["PeSim", "RunResult", "UnitHazard"]
 
 M32 = 0xFFFFFFFF
 _BLOCK = -1  # WAIT not ready
