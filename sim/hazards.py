@@ -61,6 +61,8 @@ CHECKED_OPS = frozenset(
     {Op.LW, Op.SW, Op.DMA, Op.QLOAD, Op.MATMUL, Op.VOP, Op.SIGNAL, Op.VCFG, Op.HALT}
 )
 GUARDED_OPS = CHECKED_OPS | {Op.FENCE}  # the ops PeSim passes to HazardGuard.install
+_CHECKED = [code in CHECKED_OPS for code in range(max(Op) + 1)]
+_UNIT_OF = [NOWAIT_OPS.get(code) for code in range(max(Op) + 1)]
 
 
 class UnitHazard(SimulationError):
@@ -137,10 +139,10 @@ class HazardGuard:
         op = instr.op
         if op == Op.FENCE:
             return self._fence(pc, instr), 1
-        unit = NOWAIT_OPS.get(op)
-        if unit is not None and instr["nowait"]:
+        unit = _UNIT_OF[op]
+        if unit and instr["nowait"]:
             return self._nowait(pc, instr, h, unit), NOWAIT_ISSUE_CYCLES
-        if op not in CHECKED_OPS:
+        if not _CHECKED[op]:
             return h, cost
         self._plain[pc] = h
         if self.pending:

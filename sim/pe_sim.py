@@ -319,7 +319,7 @@ class PeSim:
             h = illegal
         else:
             h, cost = getattr(self, _BUILDERS[instr.op])(instr, pc)
-            if instr.op in GUARDED_OPS:
+            if _GUARDED[instr.op]:
                 if not self.arch.async_units and needs_async_units(instr):
                     h, cost = self._no_async_units(instr), 1
                 else:
@@ -710,3 +710,4 @@ _BUILDERS = {
     Op.SIGNAL: "_b_signal",
     Op.FENCE: "_b_nop",
 }
+_GUARDED = [code in GUARDED_OPS for code in range(max(Op) + 1)]
