@@ -4,7 +4,9 @@ Mixed into :class:`hw.pe.controller.Controller`; every method drives the
 execute-stage outcome signals of the controller (``complete``, ``fault`` and
 ``fault_code``, ``wb_en``/``wb_val``, ``halt``, ``skip``) and the request side
 of the port an instruction uses.  Faults are checked before any request is
-raised, so a faulting instruction changes no state.
+raised, so a faulting instruction changes no state.  ``_unit`` issues QLOAD,
+MATMUL and VOP, blocking or ``nowait`` (retire the cycle after acceptance); FENCE,
+VCFG and HALT wait for the units they depend on (docs/pe.md, "Decoupled units").
 """
 
 from __future__ import annotations

@@ -484,19 +484,35 @@ def test_nowait_address_fault(name: str) -> None:
     assert rtl["regs"][7] == 0
 
 
-def test_fault_while_other_unit_runs() -> None:
-    """A nowait VOP faults while a nowait MATMUL runs: the VOP's pc is reported."""
-    segs, _ = matmul_operands(np.random.default_rng(61), 64, 0, BANK)
+LATER_FAULTS = {
+    "vop_address": (E(Op.VOP, rd=3, rs1=5, rs2=2, n16=1, fn=VFn.ADD, nowait=1), PeError.ADDRESS),
+    "lw_address": (E(Op.LW, rd=6, rs1=5, imm=2), PeError.ADDRESS),
+    "illegal": (E(Op.NOP) | 1 << 40, PeError.ILLEGAL),
+}
+
+
+@pytest.mark.parametrize("name", list(LATER_FAULTS))
+def test_fault_while_mac_runs(name: str) -> None:
+    """A later instruction faults while a nowait MATMUL runs: its pc is reported, and
+    ``error`` shows only once the MATMUL has finished, so the SRAM the host reads
+    holds the MATMUL's output, as in the (sequential) reference."""
+    print("seed=61")
+    segs, acc = matmul_operands(np.random.default_rng(61), 64, 0, BANK)
+    faulting, code = LATER_FAULTS[name]
+    c_addr = 2 * BANK
     program = [
         li(2, BANK),
-        li(3, 2 * BANK),
+        li(3, c_addr),
         E(Op.MATMUL, rs1=0, rs2=2, rs3=3, k16=4, out32=1, ldc=4 * C, nowait=1),
         li(5, 4),
-        E(Op.VOP, rd=3, rs1=5, rs2=2, n16=1, fn=VFn.ADD, nowait=1),
+        faulting,
         E(Op.HALT),
     ]
-    rtl = run(program, segs)
-    assert (rtl["status"], rtl["error"], rtl["err_pc"]) == ("fault", PeError.ADDRESS, 4)
+    rtl, _ = check(program, segs, [(c_addr, 4 * R * C)])
+    assert (rtl["status"], rtl["error"], rtl["err_pc"]) == ("fault", code, 4)
+    assert rtl_bytes(rtl, c_addr, 4 * R * C) == acc.astype("<i4").tobytes()
+    # Visible in the cycle after the MATMUL's last busy cycle: start + 2 LI + cost - 1.
+    assert rtl["trace"][-1] == 4 and rtl["cycles"] == 1 + 2 + (64 + R * C // 4 + 5) - 1
 
 
 ILLEGAL_ON_BLOCKING_PE = {
