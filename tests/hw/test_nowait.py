@@ -171,10 +171,6 @@ def matmul_operands(rng, k: int, a_addr: int, b_addr: int):
     return [(a_addr, a.tobytes()), (b_addr, b.tobytes())], acc
 
 
-def as_i32(data: bytes, shape) -> np.ndarray:
-    return np.frombuffer(data, dtype="<i4").reshape(shape)
-
-
 def qparams(rng) -> bytes:
     """A QLOAD parameter block: bias, mult, shift per column, then zp, lo, hi."""
     bias = rng.integers(-5000, 5000, size=C, dtype=np.int32)
@@ -317,7 +313,7 @@ def test_same_bank_vector_stalls() -> None:
         E(Op.HALT),
     ]
     regions = [(c_addr, R * C), (d1, 512), (d2, 1024), (d3, 16), (d4, 512)]
-    rtl, pe = check(program, segs, regions)
+    rtl, _ = check(program, segs, regions)
     assert rtl_bytes(rtl, d1, 512) == np.maximum(x8[1], y8[1]).tobytes()
     want_sub = y8[1].astype(np.int16) - x8[1].astype(np.int16)
     assert rtl_bytes(rtl, d2, 1024) == want_sub.astype("<i2").tobytes()
@@ -421,7 +417,7 @@ def test_vcfg_waits_for_running_vop() -> None:
         E(Op.VOP, rd=3, rs1=1, rs2=0, nowait=1, **req),
         E(Op.HALT),
     ]
-    rtl, pe = check(program, [(src, vals.tobytes())], [(d1, 256), (d2, 256)])
+    rtl, _ = check(program, [(src, vals.tobytes())], [(d1, 256), (d2, 256)])
     assert rtl_bytes(rtl, d1, 256) != rtl_bytes(rtl, d2, 256)
     vcfg_pc = 9
     assert cycles_at(rtl, vcfg_pc) > 1 + 4 * 16  # it waited for the REQ
