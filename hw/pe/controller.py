@@ -18,6 +18,14 @@ loop stack and stride slots cleared, run; ignored while running or in error);
 streams (valid held until ready); ``sem_inc``/``sem_wait`` to the semaphores.
 Faults raised outside an instruction (``dma_error``, a network semaphore
 overflow) are recorded with the pc of the instruction in execute.
+
+Decoupled units (``arch.async_units``; docs/isa.md): a QLOAD/MATMUL/VOP with
+``nowait`` retires in the cycle after its unit accepted it (the cycle of the
+unit's ``error`` answer) while the unit runs on; a command for a busy unit waits
+for it (units are ready only when idle).  FENCE, VCFG (vector unit) and HALT (both
+units) wait for ``busy`` to drop.  A fault stops execution at once, but ``error``
+reads 0 until no unit is busy, so the work issued before the fault is complete
+when the host sees it.
 """
 
 from __future__ import annotations
@@ -118,6 +126,9 @@ class Controller(ExecMixin, wiring.Component):
         self.xr = Array(self.regs)
         self.word = self.rport.data
         self.waiting = Signal()  # an accepted LW or unit command is in flight
+        # The sticky error code; ``error`` shows it once no unit is busy, so that the
+        # nowait commands issued before the fault have finished when the host looks.
+        self.err = Signal(3)
         # Execute-stage outcome of this cycle (driven by the ExecMixin).
         self.complete = Signal()
         self.fault = Signal()
@@ -130,13 +141,14 @@ class Controller(ExecMixin, wiring.Component):
         self.go = Signal()  # an accepted start pulse
         m.d.comb += [
             self.decoder.word.eq(self.word),
-            self.go.eq(self.start & ~self.running & (self.error == 0)),
+            self.go.eq(self.start & ~self.running & (self.err == 0)),
         ]
         self._execute(m)
         self._writeback(m)
         self._sequence(m)
         self._host_imem(m)
         m.d.comb += [
+            self.error.eq(Mux(self.mac_busy | self.vec_busy, 0, self.err)),
             self.pc.eq(self.epc),
             self.dbg_reg.eq(self.xr[self.dbg_reg_sel]),
         ]
@@ -179,11 +191,11 @@ class Controller(ExecMixin, wiring.Component):
                 m.d.sync += self.epc.eq(nxt)
             with m.If(self.complete & self.halt):
                 m.d.sync += [running.eq(0), self.halted.eq(1)]
-        with m.If(self.error == 0):
+        with m.If(self.err == 0):
             with m.If(self.fault):
-                m.d.sync += [self.error.eq(self.fault_code), self.err_pc.eq(self.epc)]
+                m.d.sync += [self.err.eq(self.fault_code), self.err_pc.eq(self.epc)]
             with m.Elif(async_fault != 0):
-                m.d.sync += [self.error.eq(async_fault), self.err_pc.eq(self.epc)]
+                m.d.sync += [self.err.eq(async_fault), self.err_pc.eq(self.epc)]
             with m.If(self.fault | (async_fault != 0)):
                 m.d.sync += [running.eq(0), self.waiting.eq(0)]
 

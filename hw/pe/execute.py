@@ -4,7 +4,9 @@ Mixed into :class:`hw.pe.controller.Controller`; every method drives the
 execute-stage outcome signals of the controller (``complete``, ``fault`` and
 ``fault_code``, ``wb_en``/``wb_val``, ``halt``, ``skip``) and the request side
 of the port an instruction uses.  Faults are checked before any request is
-raised, so a faulting instruction changes no state.
+raised, so a faulting instruction changes no state.  ``_unit`` issues QLOAD,
+MATMUL and VOP, blocking or ``nowait`` (retire the cycle after acceptance); FENCE,
+VCFG and HALT wait for the units they depend on (docs/pe.md, "Decoupled units").
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from amaranth import Cat, Const, Module, Signal
 
 from hw.isa import (
+    FENCE_UNITS,
     IMM,
     IMMU,
     LOOP_BODY,
@@ -21,8 +24,10 @@ from hw.isa import (
     MM_K16,
     MM_LDC,
     MM_NOOUT,
+    MM_NOWAIT,
     MM_OUT32,
     OPCODE,
+    QL_NOWAIT,
     RD,
     RS1,
     RS2,
@@ -33,6 +38,7 @@ from hw.isa import (
     V_BSCALAR,
     V_FN,
     V_N16,
+    V_NOWAIT,
     V_TIN,
     V_TOUT,
     VCFG_REG,
@@ -40,6 +46,7 @@ from hw.isa import (
     Op,
     PeError,
     SignalMode,
+    Unit,
     fields_of,
 )
 from hw.pe.decode import field
@@ -94,8 +101,10 @@ class ExecMixin:
         with m.Case(Op.NOP):
             self._done(m)
         with m.Case(Op.HALT):
-            self._done(m)
-            m.d.comb += self.halt.eq(1)
+            # A halted PE has finished its work: wait for nowait commands still running.
+            with m.If(~self.mac_busy & ~self.vec_busy):
+                self._done(m)
+                m.d.comb += self.halt.eq(1)
         with m.Case(Op.LI):
             self._done(m, self.imm)
         with m.Case(Op.ADDI):
@@ -169,15 +178,25 @@ class ExecMixin:
                     loops.ls_imm.eq(self.imm),
                 ]
 
-    def _unit(self, m: Module, cmd, busy, error, payload: list) -> None:
-        """Offer ``cmd`` until accepted, then hold until the unit drops ``busy``."""
-        with m.If(~self.waiting):
+    def _unit(self, m: Module, cmd, busy, error, nowait, payload: list) -> None:
+        """Offer ``cmd`` until accepted (a busy unit is not ready: the offer stalls).
+
+        Blocking: hold until the unit drops ``busy``.  ``nowait``: retire in the cycle
+        after acceptance, where the unit has checked the command (``error``).
+        """
+        if not self.arch.async_units:  # the blocking PE: the nowait bit is ILLEGAL
+            illegal, nowait = nowait, Const(0)
+        else:
+            illegal = Const(0)
+        with m.If(illegal):
+            self._fault(m, PeError.ILLEGAL)
+        with m.Elif(~self.waiting):
             m.d.comb += [cmd.valid.eq(1), *payload]
             with m.If(cmd.ready):
                 m.d.comb += self.set_wait.eq(1)
         with m.Elif(error):
             self._fault(m, PeError.ADDRESS)
-        with m.Elif(~busy):
+        with m.Elif(nowait | ~busy):
             self._done(m)
 
     def _units(self, m: Module) -> None:
@@ -188,6 +207,7 @@ class ExecMixin:
                 self.mac,
                 self.mac_busy,
                 self.mac_error,
+                field(w, QL_NOWAIT),
                 [mac.qload.eq(1), mac.a_addr.eq(self.addr)],
             )
         with m.Case(Op.MATMUL):
@@ -196,6 +216,7 @@ class ExecMixin:
                 self.mac,
                 self.mac_busy,
                 self.mac_error,
+                field(w, MM_NOWAIT),
                 [
                     mac.a_addr.eq(self.rs1v),
                     mac.b_addr.eq(self.rs2v),
@@ -213,6 +234,7 @@ class ExecMixin:
                 self.vec,
                 self.vec_busy,
                 self.vec_error,
+                field(w, V_NOWAIT),
                 [
                     vec.fn.eq(field(w, V_FN)),
                     vec.tin.eq(field(w, V_TIN)),
@@ -225,14 +247,25 @@ class ExecMixin:
                 ],
             )
         with m.Case(Op.VCFG):
+            # Never change a config register under a running VOP.
             cfg = self.vec_cfg
-            m.d.comb += [
-                cfg.valid.eq(1),
-                cfg.p.idx.eq(field(w, VCFG_REG)),
-                cfg.p.value.eq(self.addr),
-            ]
-            with m.If(cfg.ready):
-                self._done(m)
+            with m.If(~self.vec_busy):
+                m.d.comb += [
+                    cfg.valid.eq(1),
+                    cfg.p.idx.eq(field(w, VCFG_REG)),
+                    cfg.p.value.eq(self.addr),
+                ]
+                with m.If(cfg.ready):
+                    self._done(m)
+        with m.Case(Op.FENCE):
+            units = field(w, FENCE_UNITS)
+            if not self.arch.async_units:
+                self._fault(m, PeError.ILLEGAL)
+            else:
+                mac_wait = ((units & Unit.MAC) != 0) & self.mac_busy
+                vec_wait = ((units & Unit.VEC) != 0) & self.vec_busy
+                with m.If(~mac_wait & ~vec_wait):
+                    self._done(m)
 
     def _sync_ops(self, m: Module) -> None:
         """DMA, WAIT and SIGNAL."""
