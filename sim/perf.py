@@ -393,6 +393,7 @@ class PerfSim:
         accepted = tile.timer.accept(tile.t, DMA_FETCH)
         local, remote = -1, []
         if addr % 16 == 0 and addr + nbytes <= a.sram_bytes:
+            # (the descriptor fetch has the PE's first SRAM priority: never held off)
             raw = pe.sram[addr : addr + nbytes].tobytes()
             d = self._descs.get(raw)
             if d is None:

@@ -18,8 +18,9 @@ inserts the FENCEs that keep the program's meaning:
    gets a ``FENCE units`` right before it (inside its loop body if it is in one,
    so every iteration is ordered); an address computed from a loaded value (LW)
    counts as touching everything;
-3. the FENCEs are inserted and every LOOP's body length grows by the FENCEs inside
-   it.
+3. a command whose very next instruction would FENCE it stays blocking (nowait would
+   only add the FENCE's cycle); the FENCEs are inserted and every LOOP's body length
+   grows by the FENCEs inside it.
 
 A FENCE at a static pc orders every dynamic instance, so the real pending set is
 never larger than the one the observer tracked: the placement is conservative.
@@ -120,9 +121,26 @@ def plan_fences(arch, programs: list[ProgramOp], store: Mapping[str, bytes]) -> 
     return planner.fences
 
 
+def _useless_nowait(code: list[InstrOp], fences: dict[int, int]) -> set[int]:
+    """Unit commands whose very next instruction must FENCE them: nowait would only add
+    the FENCE's cycle, so they stay blocking and the FENCE loses their unit. (Not for
+    a command that ends a loop body: its next instruction differs by iteration.)"""
+    ends = {pc + op.values()["body"] for pc, op in enumerate(code) if op.OPCODE == Op.LOOP}
+    out = set()
+    for pc, op in enumerate(code):
+        unit = NOWAIT_OPS.get(op.OPCODE)
+        if unit is not None and pc not in ends and fences.get(pc + 1, 0) & unit:
+            out.add(pc)
+            fences[pc + 1] &= ~int(unit)
+            if not fences[pc + 1]:
+                del fences[pc + 1]
+    return out
+
+
 def _rebuilt(arch, program: ProgramOp, fences: dict[int, int]) -> ProgramOp | None:
     """``program`` with nowait unit commands and the FENCEs; None if it outgrows imem."""
     code = program.instructions()
+    blocking = _useless_nowait(code, fences)
     before = [0] * (len(code) + 1)  # FENCEs inserted before pc, cumulative
     for pc in range(len(code)):
         before[pc + 1] = before[pc] + (1 if pc in fences else 0)
@@ -136,7 +154,7 @@ def _rebuilt(arch, program: ProgramOp, fences: dict[int, int]) -> ProgramOp | No
         if op.OPCODE == Op.LOOP:
             last = pc + values["body"]
             values["body"] += before[min(last, len(code) - 1) + 1] - before[pc + 1]
-        if op.OPCODE in NOWAIT_OPS:
+        if op.OPCODE in NOWAIT_OPS and pc not in blocking:
             values["nowait"] = 1
         out.append(instr(op.OPCODE, **values))
     segments = [seg.clone() for seg in program.segments()]
@@ -163,5 +181,5 @@ def overlap_units(
         new.verify()
         out.append(new)
         n_fence += len(f)
-        n_nowait += sum(1 for op in p.instructions() if op.OPCODE in NOWAIT_OPS)
+        n_nowait += sum(1 for op in new.instructions() if op.values().get("nowait"))
     return out, {"nowait": n_nowait, "fences": n_fence, "blocking_pes": kept}

@@ -10,7 +10,10 @@ Structure (all submodules named)::
                                                                -> noc.out_resp
     noc.in_resp -> resp_in (READ_RESP / ERROR)
 
-``port_rd`` is shared round-robin by fetch, packetizer and responder; ``port_wr``
+``port_desc`` serves the descriptor fetch alone (the PE gives it the highest SRAM
+priority: a DMA instruction waits for its fetch, and a MAC or vector stream on the
+descriptor's bank would hold the controller for the whole command); ``port_rd`` is
+shared round-robin by packetizer and responder; ``port_wr``
 by resp_in (first) and req_in; ``sem_inc`` by resp_in (first) and req_in.  The
 response path (noc.in_resp -> port_wr -> sem_inc) depends on nothing else, so
 responses always drain whatever the request class is doing.
@@ -48,7 +51,8 @@ class DmaEngine(wiring.Component):
         partly sent or received.
       * ``error``: one-cycle pulse per DMA fault (bad descriptor, a local range
         outside SRAM, a bad inbound packet).
-      * ``port_rd`` / ``port_wr``: SramPort requesters (reads / writes).
+      * ``port_desc`` / ``port_rd`` / ``port_wr``: SramPort requesters (descriptor
+        reads / data reads / writes).
       * ``noc``: NocPort (out_req, out_resp, in_req, in_resp flit streams).
       * ``coords``: this tile's coordinates.
     """
@@ -63,6 +67,7 @@ class DmaEngine(wiring.Component):
                 "sem_inc": Out(stream.Signature(SemInc)),
                 "idle": Out(1),
                 "error": Out(1),
+                "port_desc": Out(SramPort(arch)),
                 "port_rd": Out(SramPort(arch)),
                 "port_wr": Out(SramPort(arch)),
                 "noc": Out(NocPort()),
@@ -81,7 +86,7 @@ class DmaEngine(wiring.Component):
             "req_in": InboundHandler(arch, responses=False),
             "resp_in": InboundHandler(arch, responses=True),
             "signaller": SignalSender(arch),
-            "rd_arb": SramReadArbiter(arch, 3),
+            "rd_arb": SramReadArbiter(arch, 2),
             "wr_arb": SramWriteArbiter(arch, 2),
             "out_mux": PacketMux(2),
             "in_mux": PacketMux(2),
@@ -159,9 +164,9 @@ class DmaEngine(wiring.Component):
         ]
 
     def _connect_memory(self, m: Module, u: dict) -> None:
-        wiring.connect(m, u["fetch"].sram, u["rd_arb"].req_0)
-        wiring.connect(m, u["packetizer"].sram, u["rd_arb"].req_1)
-        wiring.connect(m, u["responder"].sram, u["rd_arb"].req_2)
+        wiring.connect(m, u["fetch"].sram, wiring.flipped(self.port_desc))
+        wiring.connect(m, u["packetizer"].sram, u["rd_arb"].req_0)
+        wiring.connect(m, u["responder"].sram, u["rd_arb"].req_1)
         wiring.connect(m, u["rd_arb"].port, wiring.flipped(self.port_rd))
         wiring.connect(m, u["resp_in"].wr, u["wr_arb"].req_0)
         wiring.connect(m, u["req_in"].wr, u["wr_arb"].req_1)

@@ -32,8 +32,12 @@ from hw.pe.sram import BankedSram
 __all__ = ["DBG_PC", "DBG_REGS", "DBG_SEMS", "SRAM_PORTS", "UNITS", "Pe"]
 
 # SRAM requester ports in priority order (index 0 wins a bank).
+# The DMA's descriptor fetch comes first: a DMA instruction waits for it, and with
+# nowait commands a MAC or vector stream on the descriptor's bank would otherwise hold
+# the controller for the whole command (the streams lose 3 cycles per descriptor).
 SRAM_PORTS = (
-    "mac_a", "mac_b", "mac_c", "vec_a", "vec_b", "vec_d", "ctrl", "dma_wr", "dma_rd", "host",
+    "dma_desc", "mac_a", "mac_b", "mac_c", "vec_a", "vec_b", "vec_d", "ctrl", "dma_wr",
+    "dma_rd", "host",
 )  # fmt: skip
 # Debug selector: dbg_sel in [DBG_REGS, DBG_SEMS) register, [DBG_SEMS, DBG_PC) semaphore, DBG_PC.
 DBG_REGS, DBG_SEMS, DBG_PC = 0, 16, 48
@@ -109,6 +113,7 @@ class Pe(wiring.Component):
             "mac_a": mac.port_a, "mac_b": mac.port_b, "mac_c": mac.port_c,
             "vec_a": vec.port_a, "vec_b": vec.port_b, "vec_d": vec.port_d,
             "ctrl": ctrl.sram, "dma_wr": dma.port_wr, "dma_rd": dma.port_rd,
+            "dma_desc": dma.port_desc,
         }  # fmt: skip
         for name, requester in requesters.items():
             wiring.connect(m, requester, port[name])

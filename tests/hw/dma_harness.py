@@ -1,7 +1,8 @@
 """Python models around hw.pe.dma.DmaEngine: SRAM, network, remote memory, drivers.
 
 ``rtl_dma(arch, run)`` simulates the engine with:
-  * a Python SRAM implementing the SramPort protocol on ``port_rd`` / ``port_wr``
+  * a Python SRAM implementing the SramPort protocol on ``port_rd`` / ``port_desc`` /
+    ``port_wr``
     (random ``ready``, data one cycle after acceptance);
   * a network on the four NoC streams with random valid/ready: packets that name
     this node are looped back (``out_req`` -> ``in_req``, ``out_resp`` -> ``in_resp``),
@@ -222,7 +223,7 @@ def _bench(arch, dut, run, rng):
         }
         later = []  # (cycle, flits) remote responses waiting for their latency
         descs, sigs = deque(run.descs), deque(run.sigs)
-        rd_pending = None
+        rd_pending = desc_pending = None
         offered = {}
         quiet = 0
         for cycle in range(run.max_cycles):
@@ -237,24 +238,31 @@ def _bench(arch, dut, run, rng):
             sem_ready = int(rng.random() < run.p_ready)
             ctx.set(dut.sem_inc.ready, sem_ready)
             ctx.set(dut.port_rd.ready, int(rng.random() < run.p_sram))
+            ctx.set(dut.port_desc.ready, int(rng.random() < run.p_sram))
             ctx.set(dut.port_wr.ready, int(rng.random() < run.p_sram))
             ctx.set(dut.port_rd.rvalid, int(rd_pending is not None))
             if rd_pending is not None:
                 ctx.set(dut.port_rd.rdata, word(run.sram, rd_pending))
+            ctx.set(dut.port_desc.rvalid, int(desc_pending is not None))
+            if desc_pending is not None:
+                ctx.set(dut.port_desc.rdata, word(run.sram, desc_pending))
             for s in srcs.values():
                 s.drive(ctx)
             sinks["out_req"].drive(ctx, blocked=cycle < run.block_out_req)
             sinks["out_resp"].drive(ctx)
             # -- sample the handshakes of this cycle -------------------------------------
-            for port in (dut.port_rd, dut.port_wr):  # SramPort: hold the request until ready
+            for port in (dut.port_rd, dut.port_desc, dut.port_wr):  # hold until ready
                 offer = (ctx.get(port.valid), ctx.get(port.addr), ctx.get(port.wdata))
                 if offered.get(port.we.name):
                     assert offer == offered[port.we.name], "SRAM request changed before ready"
                 offered[port.we.name] = offer if offer[0] and not ctx.get(port.ready) else None
-            rd_pending = None
+            rd_pending = desc_pending = None
             if ctx.get(dut.port_rd.valid) and ctx.get(dut.port_rd.ready):
                 assert not ctx.get(dut.port_rd.we)
                 rd_pending = ctx.get(dut.port_rd.addr)
+            if ctx.get(dut.port_desc.valid) and ctx.get(dut.port_desc.ready):
+                assert not ctx.get(dut.port_desc.we)
+                desc_pending = ctx.get(dut.port_desc.addr)
             if ctx.get(dut.port_wr.valid) and ctx.get(dut.port_wr.ready):
                 assert ctx.get(dut.port_wr.we) and ctx.get(dut.port_wr.wmask) == 0xFFFF
                 put_word(run.sram, ctx.get(dut.port_wr.addr), ctx.get(dut.port_wr.wdata))

@@ -184,6 +184,7 @@ class FakeDma(wiring.Component):
                 "sem_inc": Out(stream.Signature(SemInc)),
                 "idle": Out(1),
                 "error": Out(1),
+                "port_desc": Out(SramPort(arch)),
                 "port_rd": Out(SramPort(arch)),
                 "port_wr": Out(SramPort(arch)),
                 "noc": Out(NocPort()),
@@ -201,13 +202,13 @@ class FakeDma(wiring.Component):
                 m.d.comb += self.idle.eq(1)
                 with m.If(self.cmd.valid):
                     m.d.comb += [
-                        self.port_rd.valid.eq(1),
-                        self.port_rd.addr.eq(self.cmd.p.desc_addr[4:] + 2),
+                        self.port_desc.valid.eq(1),
+                        self.port_desc.addr.eq(self.cmd.p.desc_addr[4:] + 2),
                     ]
-                    with m.If(self.port_rd.ready):
+                    with m.If(self.port_desc.ready):
                         m.next = "FETCH"
             with m.State("FETCH"):
-                m.d.sync += [word2.eq(self.port_rd.rdata), count.eq(6)]
+                m.d.sync += [word2.eq(self.port_desc.rdata), count.eq(6)]
                 m.d.comb += self.cmd.ready.eq(1)
                 m.next = "RUN"
             with m.State("RUN"):
