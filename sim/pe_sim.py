@@ -5,6 +5,14 @@ sim/numerics.py).  Each instruction word is decoded once, on first execution,
 into a closure; MATMUL and VOP run vectorised in numpy.  DMA and SIGNAL act at
 once, functionally, through a :mod:`sim.network` object (programs are race-free).
 
+Decoupled units (docs/isa.md, "Decoupled units"): a QLOAD, MATMUL or VOP with
+``nowait = 1`` also executes completely at issue (the functional order is the
+program order); ``self.hazards`` (:class:`sim.hazards.HazardGuard`) records it as
+pending and raises :class:`sim.hazards.UnitHazard` when a later instruction touches
+its bytes before a FENCE orders it (rules and decisions in sim/hazards.py, byte
+footprints in sim/footprint.py).  Without pending commands no check runs.  With
+``arch.async_units`` False, FENCE and ``nowait = 1`` fault ILLEGAL.
+
 Decisions where docs/isa.md leaves room (the RTL must match them):
 
 * Running past the last word of instruction memory faults ILLEGAL when the pc
@@ -32,14 +40,16 @@ Decisions where docs/isa.md leaves room (the RTL must match them):
   faults itself.
 
 Cycle estimate (``RunResult.cycles``, from docs/isa.md; blocked WAIT time is not
-counted): 1 per scalar, control, VCFG, DMA, WAIT and SIGNAL instruction; 2 per
+counted): 1 per scalar, control, VCFG, DMA, WAIT, SIGNAL and FENCE instruction; 2 per
 LW/SW; QLOAD ``total / 16 + 2``; MATMUL ``K + R + 6``; VOP ``n16 * max(bytes per
 element of A, of B if read, of D)`` (words per 16 elements), RECIP ``34 * n`` and
-SQRT ``17 * n``, reductions ``n16 * bytes per element of A``.
+SQRT ``17 * n``, reductions ``n16 * bytes per element of A``.  A nowait command
+costs 2 (accept + retire): the estimate is the controller's issue time and does not
+model unit overlap (sim/perf.py does).
 
 State for comparison with the RTL: ``regs`` (16 unsigned 32-bit ints), ``sems``,
 ``sram`` (numpy uint8, also ``read_sram``/``write_sram``), ``vcfg``, ``qparams``,
-``acc``, ``pc``, ``halted``, ``error``/``error_pc``/``error_msg``; ``state()``
+``acc``, ``pc``, ``halted``, ``error``/``error_pc``/``error_msg``, ``hazards.pending``; ``state()``
 returns the plain values.  ``load`` zeroes SRAM before writing the segments.
 """
 
@@ -67,9 +77,10 @@ from hw.isa import (
     qparam_layout,
 )
 from sim import numerics
+from sim.hazards import GUARDED_OPS, HazardGuard, UnitHazard, needs_async_units
 from sim.network import DmaRefused, StandInNetwork, gather_rows, rows_in_range, scatter_rows
 
-__all__ = ["PeSim", "RunResult"]
+__all__ = ["PeSim", "RunResult", "UnitHazard"]
 
 M32 = 0xFFFFFFFF
 _BLOCK = -1  # WAIT not ready
@@ -166,6 +177,7 @@ class PeSim:
         past = 1 << LOOP_BODY.width
         self._code: list = [None] * a.imem_words + [self._past_end] * past
         self._costs = [1] * (a.imem_words + past)
+        self.hazards = HazardGuard(self)  # pending nowait commands (sim/hazards.py)
 
     def load(self, image, load_dram: bool = True) -> None:
         """Reset, then load instruction memory, SRAM (zeroed first) and DRAM segments."""
@@ -307,12 +319,26 @@ class PeSim:
             h = illegal
         else:
             h, cost = getattr(self, _BUILDERS[instr.op])(instr, pc)
+            if _GUARDED[instr.op]:
+                if not self.arch.async_units and needs_async_units(instr):
+                    h, cost = self._no_async_units(instr), 1
+                else:
+                    h, cost = self.hazards.install(pc, instr, h, cost)
             self._costs[pc] = cost
         self._code[pc] = h
         return h
 
+    def _no_async_units(self, ins):
+        what = "FENCE" if ins.op == Op.FENCE else f"{ins.op.name} with nowait = 1"
+        msg = f"{what} needs ArchConfig.async_units (arch {self.arch.name!r} has it off)"
+
+        def illegal():
+            raise _Fault(PeError.ILLEGAL, msg)
+
+        return illegal
+
     # -- control and scalar ----------------------------------------------------------
-    def _b_nop(self, ins, pc):
+    def _b_nop(self, ins, pc):  # also FENCE: HazardGuard.install gives its closure
         nxt = pc + 1
         return (lambda: nxt), 1
 
@@ -682,4 +708,6 @@ _BUILDERS = {
     Op.DMA: "_b_dma",
     Op.WAIT: "_b_wait",
     Op.SIGNAL: "_b_signal",
+    Op.FENCE: "_b_nop",
 }
+_GUARDED = [code in GUARDED_OPS for code in range(max(Op) + 1)]

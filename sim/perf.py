@@ -10,7 +10,15 @@ instruction: the functional results are ChipSim's), and charges time:
 * the NoC as links of one flit per cycle with a per-hop latency, FCFS link
   reservation along XY routes and RECT trees, DRAM ports with latency and
   bandwidth queueing (sim/perf_net.py);
-* semaphores: a WAIT blocks until the increment's arrival cycle.
+* semaphores: a WAIT blocks until the increment's arrival cycle;
+* the decoupled units (docs/isa.md, docs/perf.md "Decoupled units"): per PE the
+  cycle the MAC and the vector unit are idle from.  A unit command is accepted when
+  its unit is idle (the controller stalls until then) and occupies the unit for its
+  full cost; a blocking one holds the controller until it is done, a ``nowait`` one
+  ``NOWAIT_CYCLES`` (2: accept + retire).  FENCE, VCFG and HALT wait for their units.
+  Bank streams are placed at the unit's start; the MAC wins a bank both units
+  stream (a VOP loses the overlapping cycles, sim/perf_banks.py ``hold``).  Programs
+  without nowait commands are timed exactly as before.
 
 Scheduling: a PE runs its local instructions (scalar, MAC, vector) in one batch,
 and stops before each instruction that interacts with other PEs (DMA, SIGNAL to
@@ -34,12 +42,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hw.errors import SimulationError
-from hw.isa import DESC_WORDS, WORD_BYTES, PeError, SignalMode, decode_desc
+from hw.isa import DESC_WORDS, WORD_BYTES, PeError, SignalMode, Unit, decode_desc
 from sim.pe_sim import PeSim, _Fault
-from sim.perf_banks import Streams, desc_banks, op_banks
+from sim.perf_banks import Streams, desc_banks, hold, op_banks
 from sim.perf_costs import (
     DMA_FETCH,
     HALT_EXTRA,
+    NOWAIT_CYCLES,
     Kind,
     StaticCost,
     iterative_cost,
@@ -90,6 +99,12 @@ class _Tile:
     instructions: int = 0
     streams: Streams = field(default_factory=Streams)
     bank_stall: int = 0  # cycles inbound data arrived late: SRAM bank contention (perf_banks)
+    # decoupled units: the cycle each is idle from, the MAC command's stream intervals
+    # ((start, end, bank mask)) and the bank mask of the vector unit's command
+    mac_free: int = 0
+    vec_free: int = 0
+    mac_iv: tuple = ()
+    vec_mask: int = 0
 
 
 class PerfSim:
@@ -255,49 +270,82 @@ class PerfSim:
     def _local(self, tile: _Tile) -> int:
         pe = tile.pe
         code, costs = pe._code, tile.costs
-        pc, t, n, comp, macs = pe.pc, tile.t, 0, 0, 0
-        arch = self.arch
-        bank, size = arch.bank_bytes, arch.sram_bytes
-        streams = tile.streams
+        pc, t, n = pe.pc, tile.t, 0
         try:
             while True:
                 c = costs[pc]
                 kind = c.kind
-                if kind > Kind.HALT or kind == Kind.LOCAL:
-                    if kind == Kind.LOCAL:
-                        cyc = c.cycles
-                    elif kind == Kind.VOP:
-                        cyc = vop_cost(c, pe.regs, bank)
-                        streams.add(t, t + cyc, op_banks(True, c.ins, pe.regs, arch))
-                    elif kind == Kind.MATMUL:
-                        cyc = matmul_cost(c, pe.regs, bank, arch)
-                        # B is read one row per K step; raw int32 rows then go to C
-                        k = t + 1 + 16 * c.ins["k16"]
-                        streams.add(t + 1, k, op_banks(False, c.ins, pe.regs, arch))
-                        if c.ins["out32"]:
-                            streams.add(k, t + cyc, 1 << (pe.regs[c.ins["rs3"]] % size) // bank)
-                    else:
-                        cyc = iterative_cost(c, pe.regs, pe.sram, pe.vcfg)
-                        streams.add(t, t + cyc, op_banks(True, c.ins, pe.regs, arch))
-                    h = code[pc] or pe._compile(pc)
-                    nxt = h()
-                    if pc == pe._loop_end:
-                        nxt = pe._iteration_end()
-                    pc = nxt
-                    t += cyc
-                    n += 1
-                    if c.compute:
-                        comp += cyc
-                        macs += c.macs
-                    continue
-                break
+                if kind == Kind.LOCAL:
+                    cyc = c.cycles
+                elif kind > Kind.HALT:
+                    cyc = self._unit(tile, c, t)  # before executing: it reads operands
+                else:
+                    break
+                h = code[pc] or pe._compile(pc)
+                nxt = h()
+                if pc == pe._loop_end:
+                    nxt = pe._iteration_end()
+                pc = nxt
+                t += cyc
+                n += 1
         except _Fault as f:
             self._fault(pe, f, pc)
         pe.pc = pc
         tile.busy += t - tile.t
-        tile.t, tile.compute, tile.macs = t, tile.compute + comp, tile.macs + macs
+        tile.t = t
         tile.instructions += n
         return n
+
+    def _unit(self, tile: _Tile, c: StaticCost, t: int) -> int:
+        """The controller cycles of a unit command, FENCE or VCFG issued at ``t``;
+        updates the units' busy times, stream intervals and compute figures."""
+        kind = c.kind
+        if kind == Kind.FENCE:
+            u = c.unit
+            return max(t, tile.mac_free if u & 1 else t, tile.vec_free if u & 2 else t) + 1 - t
+        if kind == Kind.VCFG:
+            return max(t, tile.vec_free) + 1 - t
+        regs, arch = tile.pe.regs, self.arch
+        if c.unit == Unit.MAC:
+            start = max(t, tile.mac_free)
+            if kind == Kind.MATMUL:
+                end = start + matmul_cost(c, regs, arch.bank_bytes, arch)
+                self._mac_streams(tile, c, start, end)
+            else:  # QLOAD
+                end = start + c.cycles
+            tile.mac_free = end
+        else:
+            start = max(t, tile.vec_free)
+            if kind == Kind.VOP:
+                cyc = vop_cost(c, regs, arch.bank_bytes)
+            else:
+                cyc = iterative_cost(c, regs, tile.pe.sram, tile.pe.vcfg)
+            mask = op_banks(True, c.ins, regs, arch)
+            end = start + cyc
+            if tile.mac_free > start:  # the MAC, running too, wins shared banks
+                end = hold(start, cyc, mask, tile.mac_iv)
+            tile.streams.add(start, end, mask)
+            tile.vec_free, tile.vec_mask = end, mask
+        tile.compute += end - start
+        tile.macs += c.macs
+        return start + NOWAIT_CYCLES - t if c.nowait else end - t
+
+    def _mac_streams(self, tile: _Tile, c: StaticCost, start: int, end: int) -> None:
+        """Record a MATMUL's bank streams: B is read one row per K step, raw int32
+        rows then go to C; a vector op running meanwhile on those banks stalls."""
+        arch, regs, streams = self.arch, tile.pe.regs, tile.streams
+        k = start + 1 + 16 * c.ins["k16"]
+        iv = [(start + 1, k, op_banks(False, c.ins, regs, arch))]
+        if c.ins["out32"]:
+            iv.append((k, end, 1 << (regs[c.ins["rs3"]] % arch.sram_bytes) // arch.bank_bytes))
+        for s, e, m in iv:
+            streams.add(s, e, m)
+            if tile.vec_free > s and m & tile.vec_mask:
+                old = tile.vec_free
+                tile.vec_free = old + max(0, e - s)
+                streams.add(old, tile.vec_free, tile.vec_mask)
+                tile.compute += tile.vec_free - old
+        tile.mac_iv = tuple(iv)
 
     @staticmethod
     def _fault(pe, f: _Fault, pc: int) -> None:
@@ -430,8 +478,8 @@ class PerfSim:
 
     def _halt(self, tile: _Tile) -> int:
         n = self._exec(tile, 1)
-        if tile.pe.halted:
-            end = max(tile.t + 1, tile.timer.drained)
+        if tile.pe.halted:  # after both units and the DMA engine are idle
+            end = max(max(tile.t, tile.mac_free, tile.vec_free) + 1, tile.timer.drained)
             tile.done = end + HALT_EXTRA
         return n
 

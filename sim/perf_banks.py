@@ -17,36 +17,58 @@ executed are known: the model processes increments in cycle order, and a running
 has executed at least up to the current cycle, so the window before an arrival is
 always covered.  The sender is not slowed (a multicast tree that stalls for one
 branch is modelled per branch) - the model stays a little optimistic there.
+
+With decoupled units (nowait commands, docs/isa.md) the MAC and the vector unit
+stream at the same time and their intervals overlap; ``Streams`` keeps them in start
+order with a running maximum of the ends.  Between the two units the MAC wins
+(``SRAM_PORTS`` order): :func:`hold` gives the end of a vector op whose banks the
+MAC streams meanwhile.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 
-__all__ = ["Streams", "desc_banks", "op_banks"]
+__all__ = ["Streams", "desc_banks", "hold", "op_banks"]
 
 KEEP_CYCLES = 1 << 16  # intervals older than this before the latest are dropped
 
 
 class Streams:
-    """Stream intervals of one PE: ``start``/``end``/bank ``mask`` lists in start order
-    (a PE runs one unit op at a time, so the ends are ordered too)."""
+    """Stream intervals of one PE: ``start``/``end``/bank ``mask`` lists in start order,
+    and ``reach``, the running maximum of the ends.  With one unit op at a time (all
+    commands blocking) intervals arrive in order and do not overlap (reach == ends);
+    the MAC and vector units running at once (nowait commands) give overlapping
+    intervals, added a little out of order (a MATMUL's out32 write-out is recorded
+    before a VOP that starts earlier): ``add`` inserts in start order."""
 
-    __slots__ = ("ends", "masks", "starts")
+    __slots__ = ("ends", "masks", "reach", "starts")
 
     def __init__(self) -> None:
         self.starts: list[int] = []
         self.ends: list[int] = []
         self.masks: list[int] = []
+        self.reach: list[int] = []
 
     def add(self, start: int, end: int, mask: int) -> None:
         if end <= start:
             return
-        self.starts.append(start)
-        self.ends.append(end)
-        self.masks.append(mask)
-        if len(self.ends) > 4096 and self.ends[2048] < start - KEEP_CYCLES:
-            del self.starts[:2048], self.ends[:2048], self.masks[:2048]
+        starts, ends, reach = self.starts, self.ends, self.reach
+        if not starts or start >= starts[-1]:
+            starts.append(start)
+            ends.append(end)
+            self.masks.append(mask)
+            reach.append(end if not reach or end > reach[-1] else reach[-1])
+        else:
+            i = bisect_right(starts, start)
+            starts.insert(i, start)
+            ends.insert(i, end)
+            self.masks.insert(i, mask)
+            reach.insert(i, end)
+            for j in range(i, len(reach)):
+                reach[j] = max(ends[j], reach[j - 1]) if j else ends[j]
+        if len(ends) > 4096 and reach[2048] < start - KEEP_CYCLES:
+            del starts[:2048], ends[:2048], self.masks[:2048], reach[:2048]
 
     def delay(self, first: int, last: int, mask: int) -> int:
         """The cycle data arriving over ``[first, last]`` into the banks of ``mask``
@@ -54,7 +76,7 @@ class Streams:
         of those banks are appended after the interval."""
         t, left = first, last - first + 1
         starts, ends, masks = self.starts, self.ends, self.masks
-        for i in range(bisect_right(ends, t), len(ends)):
+        for i in range(bisect_right(self.reach, t), len(ends)):
             if not masks[i] & mask:
                 continue
             start = starts[i]
@@ -64,6 +86,24 @@ class Streams:
                 left -= start - t
             t = max(t, ends[i])
         return t + left - 1
+
+
+def hold(start: int, cycles: int, mask: int, intervals) -> int:
+    """The end of a unit op of ``cycles`` cycles started at ``start`` on the banks of
+    ``mask`` when a higher-priority unit streams ``intervals`` ((start, end, mask) in
+    start order): every cycle inside one of them on a shared bank is lost.  (Rough:
+    the vector unit stalls completely while the MAC streams one of its banks; the
+    MAC's A operand, read one cycle in 16 / R, is not counted.)"""
+    t, left = start, cycles
+    for s, e, m in intervals:
+        if not m & mask or e <= t:
+            continue
+        if s >= t + left:
+            break
+        if s > t:
+            left -= s - t
+        t = e
+    return t + left
 
 
 def op_banks(kind_vop: bool, ins: dict, regs: list[int], arch) -> int:

@@ -14,6 +14,10 @@ is counted from the cycle it enters execute to the cycle the next one enters
   (1 for a <= 0, or a saturated RECIP quotient), + 16; operands sharing a bank:
   see :func:`vop_cost`
 * DMA: descriptor fetch ``DMA_FETCH`` cycles (plus waiting for a queue slot)
+* FENCE: 1 once its units are idle; VCFG: 1 once the vector unit is idle
+* a ``nowait`` QLOAD/MATMUL/VOP: NOWAIT_CYCLES (2: accept + retire) of the
+  controller once its unit is idle; the unit is then busy for the cost above
+  (sim/perf.py's decoupled-unit timing)
 
 Costs that depend on operand values (RECIP, SQRT) or addresses (bank conflicts of
 MATMUL and VOP) are computed at execution from the PE's registers and SRAM; the
@@ -27,11 +31,13 @@ import numpy as np
 from hw.errors import EncodingError
 from hw.isa import (
     BINARY,
+    NOWAIT_OPS,
     REDUCTIONS,
     WORD_BYTES,
     DType,
     Op,
     SignalMode,
+    Unit,
     VCfg,
     VFn,
     decode,
@@ -42,6 +48,7 @@ __all__ = [
     "DMA_FETCH",
     "HALT_EXTRA",
     "Kind",
+    "NOWAIT_CYCLES",
     "StaticCost",
     "iterative_cost",
     "matmul_cost",
@@ -49,6 +56,7 @@ __all__ = [
     "vop_cost",
 ]
 
+NOWAIT_CYCLES = 2  # a nowait unit command holds the controller: accept + retire
 DMA_FETCH = 6  # cycles from the DMA instruction to the engine's acceptance (docs/dma.md)
 HALT_EXTRA = 2  # start edge and the edge that sees `halted` (run_cycles of the harness)
 VOP_FIXED = 9  # plus min(words of A, of D) per VOP (measured)
@@ -68,16 +76,32 @@ class Kind:
     ITER = 5  # local, but the cost depends on the operand values (RECIP, SQRT)
     VOP = 6  # local, but the cost depends on the SRAM banks of the operands
     MATMUL = 7  # local, the cost depends on whether A and B share a bank
+    QLOAD = 8  # local, a MAC unit command
+    FENCE = 9  # local, waits for the units in StaticCost.unit
+    VCFG = 10  # local, waits for the vector unit
 
 
 class StaticCost:
     """Per instruction word: the model kind, the cycles (for ITER: without the
-    element terms), the MACs done and whether it is a compute-unit command."""
+    element terms; for a unit command: the unit's time, its controller cost when
+    ``nowait`` is NOWAIT_CYCLES), the MACs done, whether it is a compute-unit command,
+    its ``unit`` (hw.isa.Unit; for FENCE the units it waits for, else 0) and
+    ``nowait``."""
 
-    __slots__ = ("kind", "cycles", "macs", "compute", "ins", "vop")
+    __slots__ = ("kind", "cycles", "macs", "compute", "ins", "vop", "unit", "nowait")
 
-    def __init__(self, kind: int, cycles: int, macs: int = 0, compute: bool = False, ins=None):
+    def __init__(
+        self,
+        kind: int,
+        cycles: int,
+        macs: int = 0,
+        compute: bool = False,
+        ins=None,
+        unit: int = 0,
+    ):
         self.kind, self.cycles, self.macs, self.compute = kind, cycles, macs, compute
+        self.unit = unit
+        self.nowait = bool(ins is not None and ins.op in NOWAIT_OPS and ins["nowait"])
         # a plain dict (missing fields read 0): looked up on every execution
         self.ins = _Fields(ins.args) if ins is not None else None
         if ins is not None and ins.op == Op.VOP:
@@ -148,12 +172,15 @@ def vop_cost(cost: StaticCost, regs: list[int], bank_bytes: int) -> int:
 
 
 def static_cost(arch, word: int) -> StaticCost:
-    """The cost of one instruction word (an illegal word costs 1: it faults)."""
+    """The cost of one instruction word (an illegal word costs 1: it faults; so do
+    FENCE and ``nowait = 1`` without ``arch.async_units``)."""
     try:
         ins = decode(word)
     except EncodingError:
         return StaticCost(Kind.LOCAL, 1)
     op = ins.op
+    if not arch.async_units and (op == Op.FENCE or (op in NOWAIT_OPS and ins["nowait"])):
+        return StaticCost(Kind.LOCAL, 1)
     r, c = arch.mac_rows, arch.mac_cols
     if op == Op.MATMUL:
         k = 16 * ins["k16"]
@@ -163,12 +190,17 @@ def static_cost(arch, word: int) -> StaticCost:
             cyc = k + r * c // 4 + 5
         else:
             cyc = k + r + 7
-        return StaticCost(Kind.MATMUL, cyc, k * r * c, True, ins)
+        return StaticCost(Kind.MATMUL, cyc, k * r * c, True, ins, Unit.MAC)
     if op == Op.QLOAD:
-        return StaticCost(Kind.LOCAL, qparam_layout(c)["total"][1] // WORD_BYTES + 3, 0, True)
+        cyc = qparam_layout(c)["total"][1] // WORD_BYTES + 3
+        return StaticCost(Kind.QLOAD, cyc, 0, True, ins, Unit.MAC)
     if op == Op.VOP:
         kind, cyc = _vop_cycles(ins)
-        return StaticCost(kind, cyc, 0, True, ins)
+        return StaticCost(kind, cyc, 0, True, ins, Unit.VEC)
+    if op == Op.FENCE:
+        return StaticCost(Kind.FENCE, 1, unit=ins["units"])
+    if op == Op.VCFG:
+        return StaticCost(Kind.VCFG, 1)
     if op == Op.LW:
         return StaticCost(Kind.LOCAL, 2)
     if op == Op.WAIT:

@@ -37,6 +37,7 @@ from hw.isa import (
     Op,
     PeError,
     SignalMode,
+    Unit,
     VCfg,
     VFn,
     dram_node,
@@ -72,9 +73,12 @@ def _span(s1: int, s2: int, c1: int, c2: int) -> tuple[int, int]:
 
 
 class _Gen:
-    def __init__(self, arch, seed: int, coords: tuple[int, int]):
+    def __init__(self, arch, seed: int, coords: tuple[int, int], nowait: bool = False):
         self.arch, self.seed, self.coords = arch, seed, coords
         self.rng = random.Random(seed)
+        # nowait commands, each ordered by a FENCE right after it (its own stream, so
+        # the rest of the program is the same with and without)
+        self.nowait = random.Random(seed * 7919 + 1) if nowait and arch.async_units else None
         self.code: list[int] = []
         self.blocks: list[str] = []
         size = arch.sram_bytes
@@ -93,6 +97,16 @@ class _Gen:
     def emit(self, op: Op, **fields: int) -> int:
         self.code.append(encode(op, **fields))
         return len(self.code) - 1
+
+    def unit(self, op: Op, **fields: int) -> None:
+        """A unit command; with ``nowait`` programs, half of them nowait + FENCE."""
+        n = self.nowait
+        if n is None or n.random() < 0.5:
+            self.emit(op, **fields)
+            return
+        self.emit(op, nowait=1, **fields)
+        own = int(Unit.VEC if op == Op.VOP else Unit.MAC)
+        self.emit(Op.FENCE, units=n.choice([own, own, 3]))
 
     def patch_loop(self, idx: int, **fields: int) -> None:
         self.code[idx] = encode(Op.LOOP, body=len(self.code) - idx - 1, **fields)
@@ -201,7 +215,7 @@ class _Gen:
         put(lay["clamp"][0], [rng.randint(-10, 10), lo, rng.choice([127, rng.randint(lo, 127)])], 1)
         addr = self.const_block(bytes(block))
         off = self.addr_to(reg, addr)
-        self.emit(Op.QLOAD, rs1=reg, imm=off)
+        self.unit(Op.QLOAD, rs1=reg, imm=off)
 
     def mm_shape(self, rng) -> dict:
         r, c = self.r, self.c
@@ -230,7 +244,7 @@ class _Gen:
             self.li(rc, self.buf(shape["out_bytes"], taken))
             acc = int(i > 0 or rng.random() < 0.2)
             noout = 0 if last else int(rng.random() < 0.8)
-            self.emit(
+            self.unit(
                 Op.MATMUL,
                 rs1=ra,
                 rs2=rb,
@@ -291,7 +305,7 @@ class _Gen:
         return a, b, d
 
     def emit_vop(self, v: dict, rd: int, ra: int, rb: int) -> None:
-        self.emit(
+        self.unit(
             Op.VOP,
             rd=rd,
             rs1=ra,
@@ -395,7 +409,7 @@ class _Gen:
             self.emit_vop(v, p[0], p[1], scalar if v["bscalar"] else p[2])
         elif kind == "matmul":
             p, shape, acc, noout = it[1:]
-            self.emit(
+            self.unit(
                 Op.MATMUL,
                 rs1=p[0],
                 rs2=p[1],
@@ -673,12 +687,14 @@ class _Gen:
         )
 
 
-def random_program(arch, seed: int, coords: tuple[int, int] = (0, 0)):
+def random_program(arch, seed: int, coords: tuple[int, int] = (0, 0), nowait: bool = False):
     """A random valid program for the PE at ``coords``: (ProgramImage, description).
 
     The description is a dict: seed, arch, blocks (name@first instruction index).
+    ``nowait`` (with ``arch.async_units``): about half of the unit commands are nowait,
+    each followed by a FENCE of its unit or of both.
     """
-    gen = _Gen(arch, seed, coords)
+    gen = _Gen(arch, seed, coords, nowait)
     gen.program()
     img = gen.image(f"random-{arch.name}-{seed}")
     return img, dict(img.meta)

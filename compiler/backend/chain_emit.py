@@ -17,12 +17,11 @@ from xdsl.dialects.builtin import IntegerAttr, StringAttr, i64
 
 from compiler.backend.chain_ops import ChainTemplates, MatmulWinOp, TransposeBlockedOp
 from compiler.backend.codegen import I
-from compiler.backend.compile import CompiledKernel, traffic
-from compiler.backend.deadlock import check_deadlock
+from compiler.backend.compile import CompiledKernel, finish_programs, traffic
 from compiler.backend.lower import _PeLowering
 from compiler.backend.vec_ops import QSoftmaxOp, RequantRowsOp, VecTemplates
 from compiler.dialects.mapping import ints_of
-from compiler.dialects.pe_isa import ProgramOp, SegmentOp, emit_image
+from compiler.dialects.pe_isa import ProgramOp, SegmentOp
 from compiler.errors import CompileError
 from hw.isa import Op
 
@@ -75,19 +74,12 @@ class ChainLowering(_PeLowering, VecTemplates, ChainTemplates):
 
 
 def emit_programs(arch, mapped) -> tuple[list[ProgramOp], dict]:
-    """compile.emit_programs with the vector-row templates: lower, check for deadlock,
-    emit one image per PE; the DRAM inputs ride in the image of the first PE."""
+    """compile.emit_programs with the vector-row templates."""
     store = dict(mapped.store)
     programs = [ChainLowering(arch, mapped.kernel, store, pe).lower() for pe in mapped.kernel.pes()]
     for p in programs:
         p.verify()
-    check_deadlock(arch, programs, store)
-    images = {p.coords: emit_image(p, store, arch) for p in programs}
-    first = min(images, key=lambda c: (c[1], c[0]))
-    images[first].dram = [(t.offset, t.data) for t in mapped.dram.values() if t.data is not None]
-    images[first].check(arch)
-    mapped.store = store
-    return programs, images
+    return finish_programs(arch, mapped, programs, store)
 
 
 def compile_mapped(

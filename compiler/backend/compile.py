@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compiler.backend.builder import Mapped
-from compiler.backend.deadlock import check_deadlock
 from compiler.backend.lower import lower_kernel
+from compiler.backend.overlap import overlap_units
 from compiler.dialects import mapping as mp
 from compiler.dialects.mapping import int_of, ints_of, ref_of
 from compiler.dialects.pe_isa import ProgramOp, emit_image
@@ -93,7 +93,14 @@ def emit_programs(arch, mapped: Mapped) -> tuple[list[ProgramOp], dict]:
     ride in the image of the first PE.  ``mapped.store`` gains the descriptors."""
     store = dict(mapped.store)
     programs = lower_kernel(arch, mapped.kernel, store)
-    check_deadlock(arch, programs, store)
+    return finish_programs(arch, mapped, programs, store)
+
+
+def finish_programs(arch, mapped: Mapped, programs: list[ProgramOp], store: dict):
+    """Check lowered programs for deadlock, issue their unit commands nowait with the
+    FENCEs they need (overlap.py, with ``arch.async_units``), emit one image per PE;
+    the DRAM inputs ride in the image of the first PE."""
+    programs, mapped.plan["overlap"] = overlap_units(arch, programs, store)
     images = {p.coords: emit_image(p, store, arch) for p in programs}
     first = min(images, key=lambda c: (c[1], c[0]))
     images[first].dram = [(t.offset, t.data) for t in mapped.dram.values() if t.data is not None]

@@ -7,6 +7,13 @@ Every semaphore increment that a DMA (local read completion, remote write with
 signal) or a SIGNAL produces is applied at once, since the network delivers every
 packet eventually.  The PEs run round-robin until all halt or none can move.
 
+An *observer* (``check_deadlock(..., observer=f)``) sees every executed instruction
+before it runs as ``f(pe, pc, op, values)`` with the PE's registers and memory as
+they are then (compiler/backend/overlap.py places FENCEs from it).  Registers
+loaded by LW hold 0 here and are marked unknown in ``pe.unknown`` (an ALU result
+of an unknown register is unknown), so an observer can tell a computed address
+from a data-dependent one.
+
 If some PE is blocked, a wait-for graph (networkx) is built: an edge P -> Q when
 PE P waits on a semaphore that only an instruction still ahead in Q's program can
 increment (found from Q's SIGNAL and DMA instructions and their descriptors).  A
@@ -17,7 +24,7 @@ the instruction (index and text).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import networkx as nx
 
@@ -53,6 +60,8 @@ class _Pe:
         self.slots = [[(0, 0)] * arch.loop_strides for _ in range(arch.loop_depth)]
         self.sems = [0] * arch.semaphores
         self.halted = False
+        self.unknown: set[int] = set()  # registers loaded from memory (LW) or derived
+        self.observer = None
 
     def read(self, addr: int, n: int) -> bytes:
         return bytes(self.mem.get(addr + i, 0) for i in range(n))
@@ -97,6 +106,8 @@ def _step(pe: _Pe, pes: dict) -> bool:
     op, v = pe.code[pe.pc]
     r = pe.regs
     nxt = pe.pc + 1
+    if pe.observer is not None and not (op == Op.WAIT and pe.sems[v["sem"]] < v["count"]):
+        pe.observer(pe, pe.pc, op, v)
     if op == Op.HALT:
         pe.halted = True
         return False
@@ -122,6 +133,7 @@ def _step(pe: _Pe, pes: dict) -> bool:
             pe.mem[addr + i] = b
     elif op in _ALU:
         _alu(op, v, r)
+        _taint(op, v, pe.unknown)
     if pe.stack and pe.pc == pe.stack[-1][1]:
         top = pe.stack[-1]
         for rd, imm in pe.slots[len(pe.stack) - 1]:
@@ -156,6 +168,17 @@ def _alu(op: Op, v: dict[str, int], r: list[int]) -> None:
     r[v["rd"]] = out & M32
 
 
+def _taint(op: Op, v: dict[str, int], unknown: set[int]) -> None:
+    rd = v.get("rd", 0)
+    if not rd:
+        return
+    srcs = {Op.ADDI: ("rs1",), Op.SHLI: ("rs1",), Op.SHRI: ("rs1",)}.get(op, ("rs1", "rs2"))
+    if op == Op.LW or (op != Op.LI and any(v.get(s, 0) in unknown for s in srcs)):
+        unknown.add(rd)
+    else:
+        unknown.discard(rd)
+
+
 def _producers(pe: _Pe, pes: dict) -> set[tuple[tuple[int, int], int]]:
     """(target, sem) pairs that instructions at or after pe.pc may increment."""
     out = set()
@@ -170,10 +193,17 @@ def _producers(pe: _Pe, pes: dict) -> set[tuple[tuple[int, int], int]]:
 
 
 def check_deadlock(
-    arch, programs: list[ProgramOp], store: Mapping[str, bytes], max_steps: int = 5_000_000
+    arch,
+    programs: list[ProgramOp],
+    store: Mapping[str, bytes],
+    max_steps: int = 5_000_000,
+    observer: Callable | None = None,
 ) -> dict:
-    """Raise DeadlockError if some PE of ``programs`` can block forever; else a summary."""
+    """Raise DeadlockError if some PE of ``programs`` can block forever; else a summary.
+    ``observer(pe, pc, op, values)`` sees every instruction before it executes."""
     pes = {p.coords: _Pe(arch, p, store) for p in programs}
+    for pe in pes.values():
+        pe.observer = observer
     steps = 0
     while True:
         moved = False

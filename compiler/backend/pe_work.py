@@ -1,14 +1,16 @@
-"""The per-PE serial lower bound of a kernel: essential MAC cycles plus vector cycles.
+"""The per-PE lower bound of a kernel from its essential MAC and vector cycles.
 
-The PE controller is single-issue and blocking (docs/isa.md, "Execution model"): a
-MATMUL or VOP holds it until its unit is done, so the MAC array and the vector unit
-of one PE never work at the same time; only DMA runs concurrently.  A kernel whose
-algorithm needs both on the same data (attention: Q K^T, the softmax, P V) can
-therefore not beat, on its busiest PE,
+On a blocking PE (``ArchConfig.async_units = false``; docs/isa.md, "Execution
+model") a MATMUL or VOP holds the controller until its unit is done, so the MAC
+array and the vector unit of one PE never work at the same time; only DMA runs
+concurrently.  A kernel whose algorithm needs both on the same data (attention:
+Q K^T, the softmax, P V) can therefore not beat, on its busiest PE,
 
     pe_serial = useful MACs / (mac_rows * mac_cols)  +  vector-unit cycles,
 
-however well loading and transfers are overlapped.  The vector-unit cycles are
+however well loading and transfers are overlapped.  With decoupled units (nowait
+commands, the default) the two units can run at once and the bound is the larger
+of the two terms.  The vector-unit cycles are
 the passes the algorithm needs over its elements at the unit's throughput - it
 reads one ``sram_port_bits`` word of each operand per cycle and has ``vec_lanes``
 lanes, so ``min(vec_lanes, port bytes / element bytes)`` elements per cycle (4 for
@@ -50,9 +52,12 @@ def pe_work(arch, macs: int, passes: list[tuple[str, int, int]], iterative: dict
 
 
 def pe_serial(ck) -> float:
-    """The busiest PE's essential MAC cycles plus its vector-unit cycles."""
+    """The busiest PE's essential MAC cycles plus (blocking PE) or at least
+    (decoupled units) its vector-unit cycles."""
     a = ck.arch
     work = ck.plan.get("pe_work") if isinstance(ck.plan, dict) else None
     if not work:
         return ck.macs / (a.mac_rows * a.mac_cols * max(len(ck.images), 1))
+    if a.async_units:
+        return max(work["mac_cycles"], work["vector_cycles"])
     return work["mac_cycles"] + work["vector_cycles"]

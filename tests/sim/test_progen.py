@@ -50,7 +50,7 @@ def test_random_programs_halt_without_faults(name):
     instrs = 0
     t = time.perf_counter()
     for seed in SEEDS:
-        img, desc = random_program(arch, seed)
+        img, desc = random_program(arch, seed, nowait=True)
         img.check(arch)
         pe, r = run_ref(arch, img)
         assert r.status == "halted", f"seed {seed}: {r} {desc}"

@@ -2,6 +2,8 @@
 P regrouped into blocked tiles by SELF DMA (one-MATMUL transpose), K^T and V in
 parts; the per-PE serial bound of the figures (compiler/backend/pe_work.py)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -33,7 +35,6 @@ def test_attention_bit_exact(arch_name, seq, d, transpose, archs, run_isa):
     assert ck.plan["masked"] == (seq % 16 != 0)
     fig = run_isa(ck)
     assert fig["bit_exact"], fig
-    assert fig["pe_serial_cycles"] <= fig["cycles"]
 
 
 def test_mask_only_on_the_padded_groups(archs):
@@ -87,7 +88,9 @@ def test_pe_serial_bound(archs):
     # passes over 1024 scores at 4 elements per cycle; 8 RECIPs of 32 cycles
     assert work["mac_cycles"] == 2048
     assert work["vector_cycles"] == 1024 * 5 / 4 + 8 * 32
-    assert pe_serial(ck) == 3584
+    assert pe_serial(ck) == 2048  # decoupled units: max(MAC, vector)
+    blocking = dataclasses.replace(arch, async_units=False)
+    assert pe_serial(compile_kernel("attention", blocking, seq=128, d=64)) == 3584  # the sum
     gemm = compile_kernel("gemm", arch, m=64, k=256, n=64)
     assert "pe_work" not in gemm.plan
     assert pe_serial(gemm) == gemm.macs / (arch.mac_rows * arch.mac_cols * len(gemm.images))
@@ -131,7 +134,7 @@ def test_qattention_pe_work(archs):
     work = ck.plan["pe_work"]
     assert work["mac_cycles"] == 8 * 128 * 128 / 64
     assert work["vector_cycles"] == 8 * 1024 / 4 + 3 * 512 / 4 + 8 * 32
-    assert pe_serial(ck) == 2048 + 2688
+    assert pe_serial(ck) == max(2048, 2688)
 
 
 def test_softmax_in_place_when_the_scratch_does_not_fit(archs, run_isa):

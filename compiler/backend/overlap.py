@@ -1,0 +1,167 @@
+"""Decoupled units: issue MAC and vector commands with ``nowait`` and place the FENCEs.
+
+With ``ArchConfig.async_units`` a QLOAD, MATMUL or VOP with ``nowait = 1`` retires as
+soon as its unit accepted it, so the controller goes on issuing scalar work, WAITs,
+DMAs and commands of the *other* unit while the unit runs (docs/isa.md, "Decoupled
+units"). Nothing orders the running command's SRAM accesses against later
+instructions except a FENCE, a later command of the same unit, VCFG (vector unit)
+and HALT. This pass makes every unit command of a lowered program ``nowait`` and
+inserts the FENCEs that keep the program's meaning:
+
+1. the programs run abstractly (compiler/backend/deadlock.py's executor: registers,
+   loops, stride slots, SW-patched descriptors, every PE round robin), and an
+   observer tracks per PE and unit the pending command and its byte footprint
+   (sim/footprint.py, the reference simulator's hazard rule);
+2. an instruction that would conflict with a pending command of a unit - a write
+   to bytes the command reads or writes, a read of bytes it writes, a DMA's
+   descriptor or local rows, any SIGNAL (it may hand a buffer to another PE) -
+   gets a ``FENCE units`` right before it (inside its loop body if it is in one,
+   so every iteration is ordered); an address computed from a loaded value (LW)
+   counts as touching everything;
+3. the FENCEs are inserted and every LOOP's body length grows by the FENCEs inside
+   it.
+
+A FENCE at a static pc orders every dynamic instance, so the real pending set is
+never larger than the one the observer tracked: the placement is conservative.
+The reference simulator checks the result independently at run time (UnitHazard).
+A program that would outgrow the instruction memory keeps its blocking commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from compiler.backend.deadlock import check_deadlock
+from compiler.dialects.pe_isa import InstrOp, ProgramOp, instr
+from hw.isa import NOWAIT_OPS, Op, Unit, decode
+from sim.footprint import DESC_BYTES, conflict, footprint
+
+__all__ = ["overlap_units", "plan_fences"]
+
+M32 = 0xFFFFFFFF
+_MEMORY_OPS = (Op.LW, Op.SW, Op.DMA)
+# The register fields that hold addresses, per opcode.
+_ADDRESS_REGS = {
+    Op.LW: lambda v: ("rs1",),
+    Op.SW: lambda v: ("rs1",),
+    Op.DMA: lambda v: ("rs1",),
+    Op.QLOAD: lambda v: ("rs1",),
+    Op.MATMUL: lambda v: ("rs1", "rs2", "rs3"),
+    Op.VOP: lambda v: ("rs1", "rd") if v["bscalar"] else ("rs1", "rs2", "rd"),
+}
+
+
+class _Planner:
+    """The observer: pending unit commands per PE, FENCEs needed per (PE, pc)."""
+
+    def __init__(self, arch):
+        self.arch = arch
+        self.pending: dict[tuple[int, int], dict[Unit, tuple | None]] = {}
+        self.fences: dict[tuple[int, int], dict[int, int]] = {}
+        self.words: dict[tuple[int, int], list[int]] = {}
+
+    def __call__(self, pe, pc: int, op: Op, v: dict[str, int]) -> None:
+        pending = self.pending.setdefault(pe.coords, {Unit.MAC: None, Unit.VEC: None})
+        if op == Op.HALT:
+            pending[Unit.MAC] = pending[Unit.VEC] = None
+            return
+        if op == Op.VCFG:
+            pending[Unit.VEC] = None
+            return
+        if op == Op.FENCE:
+            for u in (Unit.MAC, Unit.VEC):
+                if v["units"] & u:
+                    pending[u] = None
+            return
+        if op == Op.SIGNAL:
+            self._fence(pe.coords, pc, pending, [u for u in pending if pending[u]])
+            return
+        unit = NOWAIT_OPS.get(op)
+        if unit is None and op not in _MEMORY_OPS:
+            return
+        fp = self._footprint(pe, pc, op, v)
+        others = [u for u in pending if u != unit and pending[u] and _conflict(fp, pending[u])]
+        self._fence(pe.coords, pc, pending, others)
+        if unit is not None:
+            pending[unit] = fp
+
+    def _footprint(self, pe, pc: int, op: Op, v: dict[str, int]):
+        """(reads, writes) byte intervals, or None for 'anything' (unknown address)."""
+        ins = decode(self.words[pe.coords][pc])
+        if any(v.get(f, 0) in pe.unknown for f in _ADDRESS_REGS[op](v)):
+            return None
+        desc = None
+        if op == Op.DMA:
+            desc = pe.read((pe.regs[v["rs1"]] + v["imm"]) & M32, DESC_BYTES)
+        return footprint(ins, lambda r: pe.regs[r], self.arch, desc, pe.coords)
+
+    def _fence(self, coords, pc: int, pending: dict, units: list[Unit]) -> None:
+        if not units:
+            return
+        mask = 0
+        for u in units:
+            mask |= int(u)
+            pending[u] = None
+        at = self.fences.setdefault(coords, {})
+        at[pc] = at.get(pc, 0) | mask
+
+
+def _conflict(fp, pending) -> bool:
+    return fp is None or pending is None or conflict(pending, fp) is not None
+
+
+def plan_fences(arch, programs: list[ProgramOp], store: Mapping[str, bytes]) -> dict:
+    """{PE: {pc: FENCE units mask}} for ``programs`` with every unit command nowait;
+    also runs the deadlock check (DeadlockError as check_deadlock)."""
+    planner = _Planner(arch)
+    for p in programs:
+        planner.words[p.coords] = [op.encode() for op in p.instructions()]
+    check_deadlock(arch, programs, store, observer=planner)
+    return planner.fences
+
+
+def _rebuilt(arch, program: ProgramOp, fences: dict[int, int]) -> ProgramOp | None:
+    """``program`` with nowait unit commands and the FENCEs; None if it outgrows imem."""
+    code = program.instructions()
+    before = [0] * (len(code) + 1)  # FENCEs inserted before pc, cumulative
+    for pc in range(len(code)):
+        before[pc + 1] = before[pc] + (1 if pc in fences else 0)
+    if len(code) + before[len(code)] > arch.imem_words:
+        return None
+    out: list[InstrOp] = []
+    for pc, op in enumerate(code):
+        if pc in fences:
+            out.append(instr(Op.FENCE, units=fences[pc]))
+        values = op.values()
+        if op.OPCODE == Op.LOOP:
+            last = pc + values["body"]
+            values["body"] += before[min(last, len(code) - 1) + 1] - before[pc + 1]
+        if op.OPCODE in NOWAIT_OPS:
+            values["nowait"] = 1
+        out.append(instr(op.OPCODE, **values))
+    segments = [seg.clone() for seg in program.segments()]
+    return ProgramOp(program.sym_name.data, program.coords, [*segments, *out])
+
+
+def overlap_units(
+    arch, programs: list[ProgramOp], store: Mapping[str, bytes]
+) -> tuple[list[ProgramOp], dict]:
+    """Programs with nowait unit commands and FENCEs (unchanged without
+    ``arch.async_units``), and figures: ``nowait`` commands, ``fences`` placed."""
+    if not arch.async_units:
+        check_deadlock(arch, programs, store)
+        return programs, {"nowait": 0, "fences": 0}
+    fences = plan_fences(arch, programs, store)
+    out, n_nowait, n_fence, kept = [], 0, 0, []
+    for p in programs:
+        f = fences.get(p.coords, {})
+        new = _rebuilt(arch, p, f)
+        if new is None:
+            kept.append(p.coords)
+            out.append(p)
+            continue
+        new.verify()
+        out.append(new)
+        n_fence += len(f)
+        n_nowait += sum(1 for op in p.instructions() if op.OPCODE in NOWAIT_OPS)
+    return out, {"nowait": n_nowait, "fences": n_fence, "blocking_pes": kept}
