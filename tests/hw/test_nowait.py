@@ -30,10 +30,12 @@ from hw.isa import (
     DType,
     Op,
     PeError,
+    SignalMode,
     Unit,
     VCfg,
     VFn,
     decode,
+    encode_desc,
     is_legal,
 )
 from hw.pe.pe import DBG_PC, DBG_REGS, Pe
@@ -542,9 +544,11 @@ VFNS = [VFn.ADD, VFn.SUB, VFn.MUL, VFn.MAX, VFn.MOV, VFn.ABS, VFn.SRA, VFn.RSUM,
 def random_program(rng: random.Random):
     """Read-only inputs; every command writes its own output region, any bank.
 
-    MAC inputs: A tiles in bank 0, B tiles in bank 1.  Vector inputs in every bank.
-    Outputs are never read by the other unit, so no FENCE is needed for correctness;
-    random FENCEs, VCFGs, blocking and nowait commands mix the timing."""
+    MAC inputs: A tiles in bank 0, B tiles in bank 1.  Vector inputs in every bank,
+    also read by LW and copied by DMA SELF (descriptors in bank 3).  Outputs
+    (MATMUL, VOP, SW, DMA) are never read by anyone, so no FENCE is needed for
+    correctness; random FENCEs, VCFGs, blocking and nowait commands mix the timing,
+    and the LW/SW and DMA ports compete with both units for the banks."""
     nrng = np.random.default_rng(rng.randrange(1 << 30))
     segs = [(0, rand_i8(nrng, 2048).tobytes()), (BANK, rand_i8(nrng, 4096).tobytes())]
     segs.append((3 * BANK, qparams(nrng)))
@@ -564,8 +568,10 @@ def random_program(rng: random.Random):
         return addr
 
     program, regions = [], []
-    for _ in range(rng.randint(6, 10)):
-        kind = rng.choice(["mm", "mm", "vop", "vop", "vop", "vcfg", "fence", "qload"])
+    desc_addr, dma_pending = 3 * BANK + 0x1C00, 0
+    kinds = ["mm", "mm", "vop", "vop", "vop", "vcfg", "fence", "qload", "lw", "sw", "dma"]
+    for _ in range(rng.randint(6, 12)):
+        kind = rng.choice(kinds)
         nowait = int(rng.random() < 0.75)
         if kind == "mm":
             k16, out32 = rng.randint(1, 4), rng.randint(0, 1)
@@ -602,15 +608,48 @@ def random_program(rng: random.Random):
             program.append(E(Op.VCFG, cfg=reg, rs1=0, imm=value))
         elif kind == "fence":
             program.append(E(Op.FENCE, units=rng.randint(1, 3)))
+        elif kind == "lw":
+            addr = rng.choice(vin) + 4 * rng.randrange(256)
+            program.append(E(Op.LW, rd=8 + rng.randrange(4), rs1=0, imm=addr))
+        elif kind == "sw":
+            out = alloc(16)
+            if out is None:
+                continue
+            addr = out + 4 * rng.randrange(4)
+            program.append(E(Op.SW, rs1=0, rs2=rng.randrange(1, 8), imm=addr))
+            regions.append((out, 16))
+        elif kind == "dma":
+            words = rng.randint(1, 8)
+            out = alloc(16 * words)
+            if out is None or desc_addr + 48 > 3 * BANK + 0x2000:
+                continue
+            src = rng.choice(vin) + 16 * rng.randrange(VIN_BYTES // 16 - words + 1)
+            desc = dict(local=src, remote=out, count0=words, mode=SignalMode.SELF, signal=1)
+            segs.append((desc_addr, encode_desc(sem=1, **desc)))
+            program.append(E(Op.DMA, rs1=0, imm=desc_addr))
+            desc_addr += 48
+            dma_pending += 1
+            if rng.random() < 0.5:
+                program.append(E(Op.WAIT, sem=1, count=dma_pending))
+                dma_pending = 0
+            regions.append((out, 16 * words))
         else:
             program.append(E(Op.QLOAD, rs1=0, imm=3 * BANK, nowait=nowait))
         program.append(E(Op.ADDI, rd=7, rs1=7, imm=1))
+    if dma_pending:
+        program.append(E(Op.WAIT, sem=1, count=dma_pending))
     return program + [E(Op.HALT)], segs, regions
 
 
-@pytest.mark.parametrize("seed", [701, 702, 703])
+@pytest.mark.parametrize("seed", [706, 717, 724])
 def test_random_race_free_programs(seed: int) -> None:
     print(f"seed={seed}")
     program, segs, regions = random_program(random.Random(seed))
     rtl, _ = check(program, segs, regions, max_cycles=20000)
     assert rtl["status"] == "halted"
+
+
+@pytest.mark.extended
+@pytest.mark.parametrize("seed", range(760, 800))
+def test_random_race_free_programs_many(seed: int) -> None:
+    test_random_race_free_programs(seed)
