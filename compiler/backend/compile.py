@@ -24,6 +24,7 @@ from compiler.dialects.mapping import int_of, ints_of, ref_of
 from compiler.dialects.pe_isa import ProgramOp, emit_image
 from compiler.errors import CompileError
 from hw.image import ProgramImage
+from hw.isa import Op
 
 __all__ = ["CompiledKernel", "KERNELS", "compile_kernel", "register_kernel"]
 
@@ -100,7 +101,8 @@ def finish_programs(arch, mapped: Mapped, programs: list[ProgramOp], store: dict
     """Check lowered programs for deadlock, issue their unit commands nowait with the
     FENCEs they need (overlap.py, with ``arch.async_units``), emit one image per PE;
     the DRAM inputs ride in the image of the first PE."""
-    programs, mapped.plan["overlap"] = overlap_units(arch, programs, store)
+    blocking = {Op[name] for name in mapped.plan.get("blocking_units", ())}
+    programs, mapped.plan["overlap"] = overlap_units(arch, programs, store, blocking)
     images = {p.coords: emit_image(p, store, arch) for p in programs}
     first = min(images, key=lambda c: (c[1], c[0]))
     images[first].dram = [(t.offset, t.data) for t in mapped.dram.values() if t.data is not None]

@@ -459,5 +459,12 @@ def _map(arch, t: dict[str, np.ndarray], name: str, ws: WeightSplit, **opts) -> 
         # all of X and the first W1 column tile of every weight group precede the
         # last PE's first MATMUL
         "fill_bytes": ws.tgroups * ws.mtp * ws.dp * b.R + ws.wgroups * ws.dp * b.C,
+        # Measured on the RTL (small, 64 x 256 -> 256 -> 256): with nowait MATMULs the
+        # column readers issue their next weight read and multicast while the MATMUL
+        # still streams, and the multicast into the followers' streamed banks stalls
+        # the tree: 14,759 cycles against 14,016 blocking (the performance model,
+        # which delays only the stalled branch, predicts the opposite: 12,597 vs
+        # 13,221). VOPs and QLOADs stay nowait: 13,951.
+        "blocking_units": ["MATMUL"],
     }
     return b.kb.finish(plan)

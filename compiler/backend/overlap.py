@@ -55,8 +55,9 @@ _ADDRESS_REGS = {
 class _Planner:
     """The observer: pending unit commands per PE, FENCEs needed per (PE, pc)."""
 
-    def __init__(self, arch):
+    def __init__(self, arch, keep=frozenset()):
         self.arch = arch
+        self.keep = keep  # opcodes issued blocking: never pending
         self.pending: dict[tuple[int, int], dict[Unit, tuple | None]] = {}
         self.fences: dict[tuple[int, int], dict[int, int]] = {}
         self.words: dict[tuple[int, int], list[int]] = {}
@@ -84,7 +85,7 @@ class _Planner:
         others = [u for u in pending if u != unit and pending[u] and _conflict(fp, pending[u])]
         self._fence(pe.coords, pc, pending, others)
         if unit is not None:
-            pending[unit] = fp
+            pending[unit] = None if op in self.keep else fp
 
     def _footprint(self, pe, pc: int, op: Op, v: dict[str, int]):
         """(reads, writes) byte intervals, or None for 'anything' (unknown address)."""
@@ -111,10 +112,13 @@ def _conflict(fp, pending) -> bool:
     return fp is None or pending is None or conflict(pending, fp) is not None
 
 
-def plan_fences(arch, programs: list[ProgramOp], store: Mapping[str, bytes]) -> dict:
-    """{PE: {pc: FENCE units mask}} for ``programs`` with every unit command nowait;
-    also runs the deadlock check (DeadlockError as check_deadlock)."""
-    planner = _Planner(arch)
+def plan_fences(
+    arch, programs: list[ProgramOp], store: Mapping[str, bytes], keep=frozenset()
+) -> dict:
+    """{PE: {pc: FENCE units mask}} for ``programs`` with every unit command nowait
+    but the opcodes in ``keep``; also runs the deadlock check (DeadlockError as
+    check_deadlock)."""
+    planner = _Planner(arch, frozenset(keep))
     for p in programs:
         planner.words[p.coords] = [op.encode() for op in p.instructions()]
     check_deadlock(arch, programs, store, observer=planner)
@@ -137,10 +141,14 @@ def _useless_nowait(code: list[InstrOp], fences: dict[int, int]) -> set[int]:
     return out
 
 
-def _rebuilt(arch, program: ProgramOp, fences: dict[int, int]) -> ProgramOp | None:
-    """``program`` with nowait unit commands and the FENCEs; None if it outgrows imem."""
+def _rebuilt(
+    arch, program: ProgramOp, fences: dict[int, int], keep: frozenset = frozenset()
+) -> ProgramOp | None:
+    """``program`` with nowait unit commands (not the opcodes in ``keep``) and the
+    FENCEs; None if it outgrows imem."""
     code = program.instructions()
     blocking = _useless_nowait(code, fences)
+    blocking |= {pc for pc, op in enumerate(code) if op.OPCODE in keep}
     before = [0] * (len(code) + 1)  # FENCEs inserted before pc, cumulative
     for pc in range(len(code)):
         before[pc + 1] = before[pc] + (1 if pc in fences else 0)
@@ -162,18 +170,19 @@ def _rebuilt(arch, program: ProgramOp, fences: dict[int, int]) -> ProgramOp | No
 
 
 def overlap_units(
-    arch, programs: list[ProgramOp], store: Mapping[str, bytes]
+    arch, programs: list[ProgramOp], store: Mapping[str, bytes], keep=frozenset()
 ) -> tuple[list[ProgramOp], dict]:
     """Programs with nowait unit commands and FENCEs (unchanged without
-    ``arch.async_units``), and figures: ``nowait`` commands, ``fences`` placed."""
+    ``arch.async_units``; the opcodes in ``keep`` stay blocking, a planner's choice),
+    and figures: ``nowait`` commands, ``fences`` placed."""
     if not arch.async_units:
         check_deadlock(arch, programs, store)
         return programs, {"nowait": 0, "fences": 0}
-    fences = plan_fences(arch, programs, store)
+    fences = plan_fences(arch, programs, store, keep)
     out, n_nowait, n_fence, kept = [], 0, 0, []
     for p in programs:
         f = fences.get(p.coords, {})
-        new = _rebuilt(arch, p, f)
+        new = _rebuilt(arch, p, f, frozenset(keep))
         if new is None:
             kept.append(p.coords)
             out.append(p)
