@@ -1,6 +1,7 @@
 """``myelin bench codesign``: the kernel set on several architectures, side by side.
 
 ``myelin bench codesign [--archs small,small-8x8mac,small-32k,tiny] [--perf] [--json]``
+(also ``small-2x2`` and ``small-blocking``: decoupled units off)
 compiles every kernel of compiler.backend.codesign.KERNEL_SET for every arch, runs it
 on the chip reference simulator (bit-exact check) and, with ``--perf``, on the
 performance model (sim/perf.py) for timed cycles; prints one row per kernel and arch

@@ -45,12 +45,14 @@ KERNEL_SET: list[tuple[str, dict]] = [
 
 def arch_variant(name: str):
     """An arch of the sweep by name: a preset, or ``small-8x8mac`` / ``small-32k`` /
-    ``small-2x2`` (the small preset with one parameter changed)."""
+    ``small-2x2`` / ``small-blocking`` (the small preset with one parameter changed;
+    ``small-blocking``: a controller that waits for every MAC and vector command)."""
     small = preset("small")
     variants = {
         "small-8x8mac": dict(mac_rows=8, mac_cols=8),
         "small-32k": dict(sram_bytes=32768),
         "small-2x2": dict(mesh_cols=2, mesh_rows=2),
+        "small-blocking": dict(async_units=False),
     }
     if name in variants:
         return small.replace(name=name, **variants[name])
@@ -136,5 +138,6 @@ def sweep(
             if timing is not None:
                 row["timed_cycles"] = int(timing(ck))
                 row["timed_ratio"] = round(row["timed_cycles"] / row["bound_cycles"], 2)
+            row["nowait"] = ck.plan.get("overlap", {}).get("nowait", 0)
             rows.append(row)
     return rows

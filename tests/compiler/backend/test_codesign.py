@@ -18,7 +18,9 @@ def test_kernel_set_on_four_architectures():
     assert not bad, bad
     by = {(r["kernel"], r["arch"]): r for r in rows}
     for r in rows:
-        assert r["cycles"] >= r["roofline_cycles"] * 0.99
+        # reference-simulator cycles are issue cycles: with nowait commands (all four
+        # archs) they leave the units' time out, so no roofline comparison here
+        assert r["nowait"] > 0
         assert r["mac"] == ([8, 8] if r["arch"] == "small-8x8mac" else [4, 16])
         assert r["compile_s"] < 20  # target 5 s; a loaded CI machine gets headroom
     # the PE grid follows the mesh
@@ -50,3 +52,14 @@ def test_cli_json(capsys):
     kernels = {"gemm", "conv2d", "mlp", "mlp-chain", "attention", "qattention"}
     assert {r["kernel"] for r in rows} == kernels
     assert all(r["timed_cycles"] >= r["roofline_cycles"] and r["bit_exact"] for r in rows)
+
+
+def test_blocking_variant(capsys):
+    """``small-blocking``: the same kernels with the blocking controller (no nowait)."""
+    rows = sweep(
+        ChipSimExecutor(ChipSim),
+        ["small-blocking"],
+        kernels=[("gemm", {"m": 64, "k": 128, "n": 64})],
+    )
+    assert rows[0]["bit_exact"] and rows[0]["nowait"] == 0
+    assert rows[0]["cycles"] >= rows[0]["roofline_cycles"] * 0.99
