@@ -21,6 +21,7 @@ map) and returns the output tensors' DRAM bytes plus cycle figures.  Executors:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -280,14 +281,15 @@ def bit_exact(ck: CompiledKernel, res: ExecResult) -> bool:
 def figures(ck: CompiledKernel, res: ExecResult, on: str) -> dict:
     """The figures of ``myelin bench kernel`` for one run of ``ck``.  On a timed
     executor (RTL) ``cycles`` is the measurement, on the performance model its
-    estimate; ChipSim moves data in zero time, so its issue cycles are combined with
-    the transfer bounds into an estimate."""
+    estimate; ChipSim moves data in zero time and, with nowait commands, counts only
+    the controller's issue cycles, so its issue cycles are combined with the transfer
+    and compute bounds into an estimate."""
     roof = roofline(ck)
     a = ck.arch
     if res.timed or res.extra.get("modelled"):
         cycles = int(res.cycles)
     else:
-        cycles = int(max(res.cycles, roof["scheduled_dram"], roof["noc"]))
+        cycles = math.ceil(max(res.cycles, roof["scheduled_dram"], roof["noc"], roof["compute"]))
     util = ck.macs / (cycles * a.mac_rows * a.mac_cols * len(ck.images)) if cycles else 0
     out = {
         "kernel": ck.name,

@@ -27,11 +27,8 @@ def test_bit_exact(kernel, shape, arch, run_isa):
     ck = compile_kernel(kernel, arch, seed=seed, **params)
     figures = run_isa(ck)
     assert figures["bit_exact"], figures
-    if not arch.async_units:  # the reference simulator's cycles are issue cycles: with
-        # nowait commands they leave out the units' time (the perf model keeps it,
-        # test_overlap.py checks it against the roofline)
-        assert figures["cycles"] >= figures["roofline_cycles"] * 0.99
-        assert 0 < figures["utilization"] <= 1
+    assert figures["cycles"] >= figures["roofline_cycles"] * 0.99
+    assert 0 < figures["utilization"] <= 1
 
 
 def test_gemm_streams_when_sram_is_small(archs, run_isa):
