@@ -18,9 +18,8 @@ def test_kernel_set_on_four_architectures():
     assert not bad, bad
     by = {(r["kernel"], r["arch"]): r for r in rows}
     for r in rows:
-        # reference-simulator cycles are issue cycles: with nowait commands (all four
-        # archs) they leave the units' time out, so no roofline comparison here
-        assert r["nowait"] > 0
+        assert r["cycles"] >= r["roofline_cycles"] * 0.99
+        assert r["nowait"] > 0  # decoupled units on all four
         assert r["mac"] == ([8, 8] if r["arch"] == "small-8x8mac" else [4, 16])
         assert r["compile_s"] < 20  # target 5 s; a loaded CI machine gets headroom
     # the PE grid follows the mesh
