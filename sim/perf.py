@@ -53,6 +53,7 @@ from sim.perf_costs import (
     StaticCost,
     iterative_cost,
     matmul_cost,
+    out_cycles,
     static_cost,
     vop_cost,
 )
@@ -101,7 +102,9 @@ class _Tile:
     bank_stall: int = 0  # cycles inbound data arrived late: SRAM bank contention (perf_banks)
     # decoupled units: the cycle each is idle from, the MAC command's stream intervals
     # ((start, end, bank mask)) and the bank mask of the vector unit's command
-    mac_free: int = 0
+    mac_free: int = 0  # the MAC takes its next command (its output rows may still go out)
+    mac_done: int = 0  # ... and has written them
+    mac_c: tuple = (0, 0)  # the byte range those rows cover
     vec_free: int = 0
     mac_iv: tuple = ()
     vec_mask: int = 0
@@ -302,18 +305,23 @@ class PerfSim:
         kind = c.kind
         if kind == Kind.FENCE:
             u = c.unit
-            return max(t, tile.mac_free if u & 1 else t, tile.vec_free if u & 2 else t) + 1 - t
+            return max(t, tile.mac_done if u & 1 else t, tile.vec_free if u & 2 else t) + 1 - t
         if kind == Kind.VCFG:
             return max(t, tile.vec_free) + 1 - t
         regs, arch = tile.pe.regs, self.arch
         if c.unit == Unit.MAC:
             start = max(t, tile.mac_free)
             if kind == Kind.MATMUL:
+                if tile.mac_done > start and self._reads_c(tile, c, regs):
+                    start = tile.mac_done  # it reads rows still being written
                 end = start + matmul_cost(c, regs, arch.bank_bytes, arch)
                 self._mac_streams(tile, c, start, end)
-            else:  # QLOAD
+                tile.mac_free, tile.mac_done = end - out_cycles(c, arch), end
+                tile.mac_c = self._c_range(c, regs)
+            else:  # QLOAD: waits for the output rows (it replaces their parameters)
+                start = max(start, tile.mac_done)
                 end = start + c.cycles
-            tile.mac_free = end
+                tile.mac_free = tile.mac_done = end
         else:
             start = max(t, tile.vec_free)
             if kind == Kind.VOP:
@@ -329,6 +337,23 @@ class PerfSim:
         tile.compute += end - start
         tile.macs += c.macs
         return start + NOWAIT_CYCLES - t if c.nowait else end - t
+
+    def _reads_c(self, tile: _Tile, c: StaticCost, regs: list[int]) -> bool:
+        """The MATMUL ``c`` reads bytes of the previous one's rows still going out."""
+        lo, hi = tile.mac_c
+        k = 16 * c.ins["k16"]
+        a, b = regs[c.ins["rs1"]], regs[c.ins["rs2"]]
+        return (a < hi and lo < a + k * self.arch.mac_rows) or (
+            b < hi and lo < b + k * self.arch.mac_cols
+        )
+
+    def _c_range(self, c: StaticCost, regs: list[int]) -> tuple[int, int]:
+        ins, arch = c.ins, self.arch
+        if ins["noout"]:
+            return (0, 0)
+        row = 4 * arch.mac_cols if ins["out32"] else arch.mac_cols
+        lo = regs[ins["rs3"]]
+        return lo, lo + ins["ldc"] * (arch.mac_rows - 1) + row
 
     def _mac_streams(self, tile: _Tile, c: StaticCost, start: int, end: int) -> None:
         """Record a MATMUL's bank streams: B is read one row per K step, raw int32
@@ -480,7 +505,7 @@ class PerfSim:
     def _halt(self, tile: _Tile) -> int:
         n = self._exec(tile, 1)
         if tile.pe.halted:  # after both units and the DMA engine are idle
-            end = max(max(tile.t, tile.mac_free, tile.vec_free) + 1, tile.timer.drained)
+            end = max(max(tile.t, tile.mac_done, tile.vec_free) + 1, tile.timer.drained)
             tile.done = end + HALT_EXTRA
         return n
 

@@ -52,6 +52,7 @@ __all__ = [
     "StaticCost",
     "iterative_cost",
     "matmul_cost",
+    "out_cycles",
     "static_cost",
     "vop_cost",
 ]
@@ -212,6 +213,18 @@ def static_cost(arch, word: int) -> StaticCost:
     if op == Op.HALT:
         return StaticCost(Kind.HALT, 1)
     return StaticCost(Kind.LOCAL, 1)
+
+
+def out_cycles(cost: StaticCost, arch) -> int:
+    """The cycles at the end of a MATMUL in which its rows go out while the MAC unit
+    already runs the next command (hw/pe/mac_unit.py: the output side works on a copy
+    of the accumulators): the cost beyond a ``noout`` MATMUL's."""
+    ins = cost.ins
+    if ins["noout"]:
+        return 0
+    if ins["out32"]:
+        return arch.mac_rows * arch.mac_cols // 4
+    return arch.mac_rows + 2
 
 
 def matmul_cost(cost: StaticCost, regs: list[int], bank_bytes: int, arch) -> int:

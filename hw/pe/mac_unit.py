@@ -33,9 +33,19 @@ e.g. ``ldc = 0``); an int8 row is one byte-masked word (C divides 16 and the row
 is C-aligned), an int32 row is 4C/16 full words.  The accumulators and the
 parameters keep their values across commands and faults (reset: zero).
 
-Protocol (hw.pe.interfaces): ``cmd`` is ready only when idle; ``busy`` is high
-from the cycle after acceptance until the last SRAM write (or, for QLOAD and
-noout, the last read/accumulate) is done; ``error`` pulses for one cycle (with
+Output overlap: when a MATMUL's last K step has reached the accumulators (the
+cycle ``noout`` would end), the command side hands its rows to the output side - a
+copy of the accumulators (R x C int32 registers), its ``c_addr``/``ldc``/``out32``
+- and takes the next command while they are written: back-to-back MATMULs cost
+K + 4 cycles each instead of K + R + 6 (int8) or K + R*C/4 + 4 (out32).  A MATMUL
+whose A or B range overlaps the rows still being written, and every QLOAD (it
+replaces the output stage's parameters), waits until they are written; a finished
+MATMUL whose predecessor's rows are still going out waits in HANDOFF.
+
+Protocol (hw.pe.interfaces): ``cmd`` is ready only when the command side is idle
+(and, for QLOAD or a MATMUL reading the pending rows, the output side too);
+``busy`` is high from the cycle after acceptance until the last SRAM write (or,
+for QLOAD and noout, the last read/accumulate) is done, the output side included; ``error`` pulses for one cycle (with
 ``busy``) for an address fault, checked in full at acceptance, after which the
 unit goes idle without any SRAM access.  Address faults (docs/isa.md, computed
 exactly, without 32-bit wrap):
@@ -52,7 +62,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -141,7 +151,7 @@ class MacUnit(wiring.Component):
     """QLOAD / MATMUL executor (see the module docstring for timing and faults).
 
     Ports:
-      cmd     In  stream of MacCmd (ready only when idle)
+      cmd     In  stream of MacCmd (ready when the command side is idle, see above)
       busy    Out 1
       error   Out 1 (one-cycle pulse: address fault)
       port_a  Out SramPort  A operand and QLOAD parameter block reads
@@ -234,6 +244,13 @@ class MacUnit(wiring.Component):
             ),  # int32 words of the row
             row_addr=Signal(arch.sram_bytes.bit_length() + 1),  # byte address of the row
             step=Signal(),
+            # the output side: the command whose rows are being written and a copy of
+            # its accumulators, so that the next command may run meanwhile
+            ocmd=Signal(MacCmd),
+            oacc=Signal(len(array.acc.as_value())),
+            c_lo=Signal(arch.sram_bytes.bit_length() + 1),  # its output bytes [c_lo, c_hi)
+            c_hi=Signal(arch.sram_bytes.bit_length() + 2),
+            out_busy=Signal(),
         )
         self._connect_params(m, regs.block, ostage)
         self._sequencer(m, ra, rb, array, regs)
@@ -241,21 +258,21 @@ class MacUnit(wiring.Component):
         return m
 
     def _control(self, m: Module, s, ra, rb, array, ostage) -> None:
-        """The command FSM: IDLE -> FAULT | QLOAD | RUN -> DRAIN -> OUT8 | OUT32 -> IDLE."""
+        """Two FSMs. Command: IDLE -> FAULT | QLOAD | RUN -> DRAIN [-> HANDOFF] -> IDLE.
+        Output: OIDLE -> OUT8 | OUT32 -> OIDLE, on a copy of the accumulators taken when
+        the command side hands a finished MATMUL over, so the next command runs while
+        the rows are written (docs/pe.md, "MAC unit")."""
         p = self.cmd.payload
+        self._output(m, s, array, ostage)
         with m.FSM(name="mac_fsm") as fsm:
             with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
+                m.d.comb += self.cmd.ready.eq(~(s.out_busy & (p.qload | self._reads_c(s))))
                 m.d.sync += [
                     s.steps_left.eq(p.k16 * 16),
                     s.first.eq(1),
                     s.qidx.eq(0),
-                    s.acc_row.eq(0),
-                    s.wr_row.eq(0),
-                    s.wr_word.eq(0),
-                    s.row_addr.eq(p.c_addr),
                 ]
-                with m.If(self.cmd.valid):
+                with m.If(self.cmd.valid & self.cmd.ready):
                     with m.If(s.fault):
                         m.next = "FAULT"
                     with m.Elif(p.qload):
@@ -282,18 +299,60 @@ class MacUnit(wiring.Component):
                 with m.If(array.done):
                     with m.If(s.cmd.noout):
                         m.next = "IDLE"
-                    with m.Elif(s.cmd.out32):
-                        m.next = "OUT32"
+                    with m.Elif(s.out_busy):
+                        m.next = "HANDOFF"
                     with m.Else():
-                        m.next = "OUT8"
-                        self._feed_row(m, array, ostage, s.acc_row)
-            with m.State("OUT8"):
+                        self._hand_over(m, s, array, ostage)
+                        m.next = "IDLE"
+            with m.State("HANDOFF"):  # the previous command's rows are still going out
+                with m.If(~s.out_busy):
+                    self._hand_over(m, s, array, ostage)
+                    m.next = "IDLE"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | s.out_busy)
+
+    def _reads_c(self, s) -> Value:
+        """The offered MATMUL reads bytes of the rows still being written (it waits)."""
+        p, arch = self.cmd.payload, self.arch
+        k = p.k16 * 16
+        a_hit = (p.a_addr < s.c_hi) & (s.c_lo < p.a_addr + k * arch.mac_rows)
+        b_hit = (p.b_addr < s.c_hi) & (s.c_lo < p.b_addr + k * arch.mac_cols)
+        return a_hit | b_hit
+
+    def _hand_over(self, m: Module, s, array, ostage) -> None:
+        """Start writing the finished command's rows: copy its accumulators and fields;
+        an int8 row 0 enters the output stage in this very cycle, from the array."""
+        cmd, cols, rows = s.cmd, self.arch.mac_cols, self.arch.mac_rows
+        row = Mux(cmd.out32, 4 * cols, cols)
+        m.d.sync += [
+            s.ocmd.eq(cmd),
+            s.oacc.eq(array.acc.as_value()),
+            s.out_busy.eq(1),
+            s.acc_row.eq(0),
+            s.wr_row.eq(0),
+            s.wr_word.eq(0),
+            s.row_addr.eq(cmd.c_addr),
+            s.c_lo.eq(cmd.c_addr),
+            s.c_hi.eq(cmd.c_addr + cmd.ldc * (rows - 1) + row),
+        ]
+        with m.If(~cmd.out32):
+            width = cols * 32
+            m.d.comb += [
+                ostage.i.valid.eq(1),
+                ostage.i.payload.as_value().eq(array.acc.as_value()[:width]),
+            ]
+            with m.If(ostage.i.ready):
+                m.d.sync += s.acc_row.eq(1)
+
+    def _output(self, m: Module, s, array, ostage) -> None:
+        """The output FSM: rows of ``oacc`` through the output stage (int8) or raw
+        (int32) to ``port_c``; ``out_busy`` drops with the last write."""
+        with m.If(s.out_busy):
+            with m.If(s.ocmd.out32):
+                self._write_int32(m, s.oacc, s.ocmd, s.wr_row, s.wr_word, s.row_addr, s)
+            with m.Else():
                 with m.If(s.acc_row != self.arch.mac_rows):
-                    self._feed_row(m, array, ostage, s.acc_row)
-                self._write_int8(m, ostage, s.cmd, s.wr_row, s.row_addr)
-            with m.State("OUT32"):
-                self._write_int32(m, array, s.cmd, s.wr_row, s.wr_word, s.row_addr)
-        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+                    self._feed_row(m, s.oacc, ostage, s.acc_row)
+                self._write_int8(m, ostage, s.ocmd, s.wr_row, s.row_addr, s)
 
     def _connect_params(self, m: Module, block: Signal, ostage: OutputStage) -> None:
         layout = qparam_layout(self.arch.mac_cols)
@@ -344,16 +403,16 @@ class MacUnit(wiring.Component):
             m.d.sync += sub.eq(sub + 1)  # wraps: per_word is a power of two
         return word.word_select(sub, width), sub == per_word - 1
 
-    def _feed_row(self, m: Module, array: MacArray, ostage: OutputStage, acc_row) -> None:
+    def _feed_row(self, m: Module, acc: Value, ostage: OutputStage, acc_row) -> None:
         width = self.arch.mac_cols * 32
         m.d.comb += [
             ostage.i.valid.eq(1),
-            ostage.i.payload.as_value().eq(array.acc.as_value().word_select(acc_row, width)),
+            ostage.i.payload.as_value().eq(acc.word_select(acc_row, width)),
         ]
         with m.If(ostage.i.ready):
             m.d.sync += acc_row.eq(acc_row + 1)
 
-    def _write_int8(self, m: Module, ostage: OutputStage, cmd, wr_row, row_addr) -> None:
+    def _write_int8(self, m: Module, ostage: OutputStage, cmd, wr_row, row_addr, s) -> None:
         cols, port = self.arch.mac_cols, self.port_c
         offset = row_addr[: self._lsb]
         m.d.comb += [
@@ -367,12 +426,11 @@ class MacUnit(wiring.Component):
         with m.If(port.valid & port.ready):
             m.d.sync += [wr_row.eq(wr_row + 1), row_addr.eq(row_addr + cmd.ldc)]
             with m.If(wr_row == self.arch.mac_rows - 1):
-                m.next = "IDLE"
+                m.d.sync += s.out_busy.eq(0)
 
-    def _write_int32(self, m: Module, array: MacArray, cmd, wr_row, wr_word, row_addr) -> None:
+    def _write_int32(self, m: Module, flat: Value, cmd, wr_row, wr_word, row_addr, s) -> None:
         rows, cols, port = self.arch.mac_rows, self.arch.mac_cols, self.port_c
         words = 4 * cols // self.arch.word_bytes  # SRAM words per row of C int32
-        flat = array.acc.as_value()
         m.d.comb += [
             port.valid.eq(1),
             port.we.eq(1),
@@ -384,6 +442,6 @@ class MacUnit(wiring.Component):
             with m.If(wr_word == words - 1):
                 m.d.sync += [wr_word.eq(0), wr_row.eq(wr_row + 1), row_addr.eq(row_addr + cmd.ldc)]
                 with m.If(wr_row == rows - 1):
-                    m.next = "IDLE"
+                    m.d.sync += s.out_busy.eq(0)
             with m.Else():
                 m.d.sync += wr_word.eq(wr_word + 1)

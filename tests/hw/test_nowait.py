@@ -653,3 +653,40 @@ def test_random_race_free_programs(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(760, 800))
 def test_random_race_free_programs_many(seed: int) -> None:
     test_random_race_free_programs(seed)
+
+
+# --------------------------------------------------------------------------------------
+# Back-to-back MATMULs: the MAC unit takes the next one while the rows go out
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("out32", [0, 1], ids=["int8", "out32"])
+@pytest.mark.parametrize("reread", [False, True], ids=["independent", "reads_c"])
+def test_next_matmul_overlaps_the_output_rows(out32: int, reread: bool) -> None:
+    """The second nowait MATMUL is accepted K + 4 cycles after the first (its compute
+    part), not after the first one's rows are written - unless it reads those rows
+    (A = the first one's C), then it waits for them. Results against the reference."""
+    print("seed=21")
+    rng = np.random.default_rng(21)
+    k = 64
+    a0, b0, a1, b1 = 0, BANK, 0x800, BANK + 0x800
+    c0, c1, q = 2 * BANK, 2 * BANK + 0x400, 3 * BANK
+    segs, _ = matmul_operands(rng, k, a0, b0)
+    segs += matmul_operands(rng, k, a1, b1)[0] + [(q, qparams(rng))]
+    row = 4 * C if out32 else C
+    mm = dict(k16=k // 16, out32=out32, ldc=row, nowait=1)
+    program = [
+        li(1, a0), li(2, b0), li(3, c0), li(4, c0 if reread else a1), li(5, b1), li(6, c1),
+        E(Op.QLOAD, rs1=0, imm=q),
+        E(Op.MATMUL, rs1=1, rs2=2, rs3=3, **mm),
+        E(Op.MATMUL, rs1=4, rs2=5, rs3=6, **mm),
+        E(Op.FENCE, units=Unit.MAC),
+        E(Op.HALT),
+    ]  # fmt: skip
+    rtl, _ = check(program, segs, [(c0, R * row), (c1, R * row)])
+    first = k + R * C // 4 + 4 if out32 else k + R + 6  # its busy cycles
+    waited = cycles_at(rtl, 8)  # pcs: 6 QLOAD, 7 and 8 the MATMULs, 9 FENCE
+    print(f"second MATMUL held the controller {waited} cycles (first busy {first})")
+    assert cycles_at(rtl, 7) == 2
+    # offered 2 cycles after the first one's acceptance, retired 1 after its own
+    assert waited == (first if reread else k + 4)
