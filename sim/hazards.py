@@ -26,7 +26,10 @@ Decisions where docs/isa.md leaves room:
   SRAM; a nowait command that faults is not pending.  A hazard is a program error
   (an exception out of ``run``), the PE state after it is not meaningful.
 * Commands of the same unit are ordered and never checked against each other; a
-  command (nowait or not) of the other unit is checked like any instruction.
+  command (nowait or not) of the other unit is checked like any instruction.  A
+  nowait MATMUL after a nowait MATMUL keeps the earlier one's *writes* pending (the
+  MAC unit writes its rows while it runs the next one, hw/pe/mac_unit.py) until the
+  next MAC command after it, a FENCE or HALT.
 * WAIT, scalar and control instructions are not checked; inbound network writes are
   not checked (ordering them is the semaphore protocol's job, and SIGNAL, which hands
   buffers over, is a hazard while anything is pending).
@@ -108,11 +111,14 @@ def _text(instr: Instr) -> str:
 
 
 class PendingCommand(NamedTuple):
-    """A nowait command not yet ordered: its pc, instruction and footprint."""
+    """A nowait command not yet ordered: its pc, instruction and footprint; for a
+    MATMUL, ``prior`` is the MATMUL before it whose rows may still be written (the MAC
+    unit takes the next command while they go out: only its writes are left)."""
 
     pc: int
     instr: Instr
     footprint: Footprint
+    prior: PendingCommand | None = None
 
 
 def needs_async_units(instr: Instr) -> bool:
@@ -235,12 +241,18 @@ class HazardGuard:
     def _nowait(self, pc, instr, h, unit):
         fp, check, pending = self._footprint(instr), self.check, self.pending
 
+        matmul = instr.op == Op.MATMUL
+
         def g():
             f = fp()
             nxt = h()
             if pending:
                 check(pc, instr, f, unit)
-                pending[unit] = PendingCommand(pc, instr, f)
+                old = pending.get(unit)
+                prior = None
+                if matmul and old is not None and old.instr.op == Op.MATMUL:
+                    prior = PendingCommand(old.pc, old.instr, Footprint([], old.footprint.writes))
+                pending[unit] = PendingCommand(pc, instr, f, prior)
             else:
                 pending[unit] = PendingCommand(pc, instr, f)
                 self._arm()
@@ -262,10 +274,12 @@ class HazardGuard:
     def check(self, pc: int, instr: Instr, fp: Footprint, skip: Unit | None) -> None:
         """UnitHazard if ``fp`` (of ``instr`` at ``pc``) conflicts with a pending
         command of a unit other than ``skip``."""
-        for unit, p in self.pending.items():
+        for unit, cmd in self.pending.items():
             if unit == skip:
                 continue
-            hit = conflict(p.footprint, fp)
+            p, hit = cmd, conflict(cmd.footprint, fp)
+            if hit is None and cmd.prior is not None:
+                p, hit = cmd.prior, conflict(cmd.prior.footprint, fp)
             if hit is not None:
                 raise UnitHazard(
                     pe=self._pe_name(),

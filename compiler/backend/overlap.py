@@ -35,11 +35,12 @@ from collections.abc import Mapping
 from compiler.backend.deadlock import check_deadlock
 from compiler.dialects.pe_isa import InstrOp, ProgramOp, instr
 from hw.isa import NOWAIT_OPS, Op, Unit, decode
-from sim.footprint import DESC_BYTES, conflict, footprint
+from sim.footprint import DESC_BYTES, Footprint, conflict, footprint
 
 __all__ = ["overlap_units", "plan_fences"]
 
 M32 = 0xFFFFFFFF
+ANY = object()  # the footprint of an address the abstract run cannot know (LW)
 _MEMORY_OPS = (Op.LW, Op.SW, Op.DMA)
 # The register fields that hold addresses, per opcode.
 _ADDRESS_REGS = {
@@ -59,11 +60,17 @@ class _Planner:
         self.arch = arch
         self.keep = keep  # opcodes issued blocking: never pending
         self.pending: dict[tuple[int, int], dict[Unit, tuple | None]] = {}
+        # the writes of the MATMUL before a pending nowait MATMUL: the MAC unit takes
+        # a command while the previous one's rows still go out (hw/pe/mac_unit.py)
+        self.prior: dict[tuple[int, int], object] = {}
+        self.last_mm: dict[tuple[int, int], bool] = {}
         self.fences: dict[tuple[int, int], dict[int, int]] = {}
         self.words: dict[tuple[int, int], list[int]] = {}
 
     def __call__(self, pe, pc: int, op: Op, v: dict[str, int]) -> None:
         pending = self.pending.setdefault(pe.coords, {Unit.MAC: None, Unit.VEC: None})
+        if pending[Unit.MAC] is None:
+            self.prior.pop(pe.coords, None)
         if op == Op.HALT:
             pending[Unit.MAC] = pending[Unit.VEC] = None
             return
@@ -82,16 +89,31 @@ class _Planner:
         if unit is None and op not in _MEMORY_OPS:
             return
         fp = self._footprint(pe, pc, op, v)
-        others = [u for u in pending if u != unit and pending[u] and _conflict(fp, pending[u])]
+        prior = self.prior.get(pe.coords)
+        others = [
+            u
+            for u in pending
+            if u != unit
+            and pending[u]
+            and (_conflict(fp, pending[u]) or (u == Unit.MAC and prior and _conflict(fp, prior)))
+        ]
         self._fence(pe.coords, pc, pending, others)
+        if unit == Unit.MAC:
+            old = pending[Unit.MAC]
+            chained = op == Op.MATMUL and old is not None and self.last_mm.get(pe.coords)
+            if chained and op not in self.keep:
+                self.prior[pe.coords] = old if old is ANY else Footprint([], list(old.writes))
+            else:
+                self.prior.pop(pe.coords, None)
+            self.last_mm[pe.coords] = op == Op.MATMUL
         if unit is not None:
             pending[unit] = None if op in self.keep else fp
 
     def _footprint(self, pe, pc: int, op: Op, v: dict[str, int]):
-        """(reads, writes) byte intervals, or None for 'anything' (unknown address)."""
+        """(reads, writes) byte intervals, or ANY (an address loaded from memory)."""
         ins = decode(self.words[pe.coords][pc])
         if any(v.get(f, 0) in pe.unknown for f in _ADDRESS_REGS[op](v)):
-            return None
+            return ANY
         desc = None
         if op == Op.DMA:
             desc = pe.read((pe.regs[v["rs1"]] + v["imm"]) & M32, DESC_BYTES)
@@ -109,7 +131,7 @@ class _Planner:
 
 
 def _conflict(fp, pending) -> bool:
-    return fp is None or pending is None or conflict(pending, fp) is not None
+    return fp is ANY or pending is ANY or conflict(pending, fp) is not None
 
 
 def plan_fences(

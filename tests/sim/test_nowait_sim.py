@@ -33,7 +33,7 @@ from hw.isa import (
     encode_desc,
     qparam_layout,
 )
-from sim.footprint import conflict, footprint
+from sim.footprint import Footprint, conflict, footprint
 from sim.hazards import UnitHazard
 from sim.network import ChipSim
 from sim.pe_sim import PeSim
@@ -315,6 +315,7 @@ def build_program(ops, nowait_rng, arch, descs):
     sync, asyn, fences = [], [], []
     regs = [0] * 16
     pending: dict[Unit, object] = {}
+    prior, old_mm = None, False  # the MAC's earlier MATMUL writes still pending
     for setregs, f in ops:
         for r, v in setregs.items():
             regs[r] = v
@@ -334,7 +335,10 @@ def build_program(ops, nowait_rng, arch, descs):
         fp = footprint(ins, regs.__getitem__, arch, desc)
         need = 0
         for u, pfp in pending.items():
-            if u != unit and (op == Op.SIGNAL or conflict(pfp, fp) is not None):
+            hit = conflict(pfp, fp) is not None
+            if u == Unit.MAC and prior is not None:  # an earlier MATMUL's rows going out
+                hit = hit or conflict(prior, fp) is not None
+            if u != unit and (op == Op.SIGNAL or hit):
                 need |= u
         if op == Op.VCFG:
             pending.pop(Unit.VEC, None)
@@ -344,8 +348,14 @@ def build_program(ops, nowait_rng, arch, descs):
             for u in (Unit.MAC, Unit.VEC):
                 if u & need:
                     pending.pop(u)
+            if need & Unit.MAC:
+                prior = None
         if unit is not None:
-            pending.pop(unit, None)
+            old = pending.pop(unit, None)
+            if unit == Unit.MAC:
+                mm = op == Op.MATMUL and nowait and old is not None and old_mm
+                prior = Footprint([], old.writes) if mm else None
+                old_mm = op == Op.MATMUL
             if nowait:
                 pending[unit] = fp
                 fields["nowait"] = 1
