@@ -47,8 +47,8 @@ Protocol (hw.pe.interfaces): ``cmd`` is ready only when the command side is idle
 ``busy`` is high from the cycle after acceptance until the last SRAM write (or,
 for QLOAD and noout, the last read/accumulate) is done, the output side included;
 ``error`` pulses for one cycle (with ``busy``) for an address fault, checked in
-full at acceptance, after which the unit goes idle without any SRAM access.  Address faults (docs/isa.md, computed
-exactly, without 32-bit wrap):
+full at acceptance, after which the unit goes idle without any SRAM access.
+Address faults (docs/isa.md, computed exactly, without 32-bit wrap):
 
 * QLOAD: ``a_addr`` 16-aligned and ``a_addr + total <= sram_bytes``.
 * MATMUL: ``a_addr``, ``b_addr`` 16-aligned, ``a_addr + K*R <= sram_bytes``,
