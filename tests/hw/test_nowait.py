@@ -690,3 +690,39 @@ def test_next_matmul_overlaps_the_output_rows(out32: int, reread: bool) -> None:
     assert cycles_at(rtl, 7) == 2
     # offered 2 cycles after the first one's acceptance, retired 1 after its own
     assert waited == (first if reread else k + 4)
+
+
+def test_handoff_waits_for_the_previous_rows() -> None:
+    """8 x 16 MAC array, out32, K = 16: a MATMUL's 32 row words take longer than the
+    next MATMUL's K + 4 cycles, so the next one waits in HANDOFF; a third one reads
+    the second one's B (an independent tile) and a fourth one the first's C (it waits
+    for the rows). Every result against the reference simulator."""
+    print("seed=23")
+    arch = dataclasses.replace(ARCH, mac_rows=8, name="tiny-8x16")
+    rows, cols, bank = arch.mac_rows, arch.mac_cols, arch.bank_bytes
+    rng = np.random.default_rng(23)
+    k = 16
+    segs, addr = [], {}
+    for i in range(3):
+        a, b = i * 0x200, bank + i * 0x200
+        addr[i] = (a, b)
+        segs += [(a, rand_i8(rng, k, rows).tobytes()), (b, rand_i8(rng, k, cols).tobytes())]
+    c = [2 * bank + i * 0x400 for i in range(4)]
+    mm = dict(k16=1, out32=1, ldc=4 * cols, nowait=1)
+    regs = [addr[0][0], addr[0][1], c[0], addr[1][0], addr[1][1], c[1], addr[2][0], c[2]]
+    program = [li(r, v) for r, v in enumerate(regs, 1)]
+    program += [
+        E(Op.MATMUL, rs1=1, rs2=2, rs3=3, **mm),
+        E(Op.MATMUL, rs1=4, rs2=5, rs3=6, **mm),
+        E(Op.MATMUL, rs1=7, rs2=5, rs3=8, **mm),
+        li(9, c[3]),
+        E(Op.MATMUL, rs1=3, rs2=2, rs3=9, **dict(mm, k16=2)),  # A = the first C (32 rows x 8)
+        E(Op.FENCE, units=Unit.MAC),
+        E(Op.HALT),
+    ]
+    rtl, _ = check(program, segs, [(x, rows * 4 * cols) for x in c], arch=arch)
+    print("cycles at the MATMULs:", [cycles_at(rtl, pc) for pc in (8, 9, 10, 12)])
+    # the second is taken K + 4 cycles after the first; the third waits until the
+    # second has left HANDOFF (the first one's 32 row words went out first)
+    assert cycles_at(rtl, 9) == k + 4
+    assert cycles_at(rtl, 10) > k + 4
