@@ -108,7 +108,10 @@ class ChainTemplates:
             }
         )
         mm = I(Op.MATMUL, rs1=1, rs2=2, rs3=3, k16=k // 16, out32=out32, ldc=ldc)
-        body = [I(Op.QLOAD, rs1=4, imm=0), *loop(mt, [mm, *self.spill(1)]), *self.tail(0)]
+        # out32 skips the output stage: no parameters to load (a QLOAD would also wait
+        # for the previous MATMUL's rows, hw/pe/mac_unit.py)
+        q = [] if out32 else [I(Op.QLOAD, rs1=4, imm=0)]
+        body = [*q, *loop(mt, [mm, *self.spill(1)]), *self.tail(0)]
         self.code += loop(nt, body)
 
     def transpose_blocked(self, op: TransposeBlockedOp) -> None:

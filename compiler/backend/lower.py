@@ -179,7 +179,7 @@ class _PeLowering(StreamTemplates, VecTemplates, ChainTemplates):
         col = 4 * C if out32 else C
         pstride = int_of(op, "param_stride") if "param_stride" in op.attributes else 0
         at = {x: _opt(op, f"{x}_offset") for x in ("a", "b", "c", "p")}
-        qload = _opt(op, "qload", 1)
+        qload = _opt(op, "qload", 1) and not out32  # out32 skips the output stage
         mm = I(Op.MATMUL, rs1=1, rs2=2, rs3=3, k16=k // 16, out32=out32, ldc=ldc)
         q = [I(Op.QLOAD, rs1=4, imm=0)] if qload else []
         regs = [(1, "a", "a"), (2, "b", "b"), (3, "c", "c"), (4, "params", "p")]
