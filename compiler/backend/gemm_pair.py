@@ -82,6 +82,7 @@ def pair_fits(arch, plan: dict, a_band: int) -> bool:
     descs = DESC_BYTES * (max(2 * mtp, 2 * b_parts(tb) * ntp) + ntp + LAST_GROUPS)
     return (
         ntp >= 3
+        and plan["block"][0] * plan["C"] % 16 == 0  # each C strip leaves in whole words
         and 2 * GROUP <= mtp <= 16
         and arch.sram_banks == 4
         and align(a_band) + align(plan["block"][0] * plan["block"][1]) <= arch.bank_bytes
