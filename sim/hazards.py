@@ -216,16 +216,7 @@ class HazardGuard:
         def g():
             nxt = h()
             for unit, p in self.pending.items():
-                raise UnitHazard(
-                    pe=self._pe_name(),
-                    unit=unit,
-                    pending_pc=p.pc,
-                    pending_instr=p.instr,
-                    pc=pc,
-                    instr=instr,
-                    kind="SIGNAL",
-                    overlap=None,
-                )
+                self._hazard(unit, p, pc, instr, "SIGNAL", None)
             return nxt
 
         return g
@@ -281,16 +272,19 @@ class HazardGuard:
             if hit is None and cmd.prior is not None:
                 p, hit = cmd.prior, conflict(cmd.prior.footprint, fp)
             if hit is not None:
-                raise UnitHazard(
-                    pe=self._pe_name(),
-                    unit=unit,
-                    pending_pc=p.pc,
-                    pending_instr=p.instr,
-                    pc=pc,
-                    instr=instr,
-                    kind=hit[0],
-                    overlap=hit[1],
-                )
+                self._hazard(unit, p, pc, instr, *hit)
+
+    def _hazard(self, unit, p: PendingCommand, pc: int, instr: Instr, kind, overlap) -> None:
+        raise UnitHazard(
+            pe=self._pe_name(),
+            unit=unit,
+            pending_pc=p.pc,
+            pending_instr=p.instr,
+            pc=pc,
+            instr=instr,
+            kind=kind,
+            overlap=overlap,
+        )
 
     def retire(self, units: Unit) -> None:
         """The pending commands of ``units`` are ordered (FENCE, a later command of the

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from compiler.backend.deadlock import check_deadlock
 from compiler.dialects.pe_isa import InstrOp, ProgramOp, instr
 from hw.isa import NOWAIT_OPS, Op, Unit, decode
-from sim.footprint import DESC_BYTES, Footprint, conflict, footprint
+from sim.footprint import DESC_BYTES, Footprint, conflict, footprint_fn
 
 __all__ = ["overlap_units", "plan_fences"]
 
@@ -66,6 +66,7 @@ class _Planner:
         self.last_mm: dict[tuple[int, int], bool] = {}
         self.fences: dict[tuple[int, int], dict[int, int]] = {}
         self.words: dict[tuple[int, int], list[int]] = {}
+        self.fns: dict[tuple[int, int], dict] = {}  # per PE: pc -> footprint function
 
     def __call__(self, pe, pc: int, op: Op, v: dict[str, int]) -> None:
         pending = self.pending.setdefault(pe.coords, {Unit.MAC: None, Unit.VEC: None})
@@ -111,13 +112,16 @@ class _Planner:
 
     def _footprint(self, pe, pc: int, op: Op, v: dict[str, int]):
         """(reads, writes) byte intervals, or ANY (an address loaded from memory)."""
-        ins = decode(self.words[pe.coords][pc])
         if any(v.get(f, 0) in pe.unknown for f in _ADDRESS_REGS[op](v)):
             return ANY
+        fns = self.fns[pe.coords]
+        fn = fns.get(pc)
+        if fn is None:  # fields looked up once per instruction, not per execution
+            fn = fns[pc] = footprint_fn(decode(self.words[pe.coords][pc]), self.arch, pe.coords)
         desc = None
         if op == Op.DMA:
             desc = pe.read((pe.regs[v["rs1"]] + v["imm"]) & M32, DESC_BYTES)
-        return footprint(ins, lambda r: pe.regs[r], self.arch, desc, pe.coords)
+        return fn(pe.regs.__getitem__, desc)
 
     def _fence(self, coords, pc: int, pending: dict, units: list[Unit]) -> None:
         if not units:
@@ -143,6 +147,7 @@ def plan_fences(
     planner = _Planner(arch, frozenset(keep))
     for p in programs:
         planner.words[p.coords] = [op.encode() for op in p.instructions()]
+        planner.fns[p.coords] = {}
     check_deadlock(arch, programs, store, observer=planner)
     return planner.fences
 
