@@ -40,6 +40,7 @@ from compiler.backend.attention_load import (
     score_parts,
     start_loads,
     wait_v,
+    whole_grid_v,
 )
 from compiler.backend.banks import bank_side, use_banks
 from compiler.backend.builder import Mapped
@@ -195,6 +196,7 @@ def _build(
     # into blocked tiles for the one-MATMUL transpose (needs C = 16 and a semaphore)
     words = C == 16 and wsem < arch.semaphores and mt < 1 << arch.sem_bits
     go = gsem if gsem < arch.semaphores and len(ch.pes) > 1 else None
+    whole_grid_v(ch, vs, gsem + 1)
     queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
     pad = lambda v: np.pad(np.asarray(v, np.int64), (0, vp - len(v)))  # noqa: E731

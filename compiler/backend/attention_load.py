@@ -51,7 +51,16 @@ from compiler.backend.groups import broadcast_load, broadcast_wait
 from compiler.backend.layout import pack_a
 from compiler.dialects import mapping as mp
 
-__all__ = ["KParts", "band_reader", "others", "start_loads", "score_parts", "multicast_v"]
+__all__ = [
+    "KParts",
+    "band_reader",
+    "others",
+    "start_loads",
+    "score_parts",
+    "multicast_v",
+    "wait_v",
+    "whole_grid_v",
+]
 
 AHEAD = 3  # reads PE (0, 0) issues before the other PEs read their row bands
 
@@ -143,7 +152,8 @@ def _read(ch: RowChain, items) -> None:
             op.load(part)
             continue
         off, nbytes = ch._part(op, *part)
-        broadcast_load(ch.kb, ch.gc, ch.gr, f"{op.name}s", op.name, nbytes, op.sems[0], off)
+        sem = op.sems[0] if op.read_sem is None else op.read_sem
+        broadcast_load(ch.kb, ch.gc, ch.gr, f"{op.name}s", op.name, nbytes, sem, off)
 
 
 def start_loads(ch: RowChain, kparts: KParts, vs: Shared, band, go: int | None) -> list:
@@ -192,13 +202,24 @@ def score_parts(ch: RowChain, kparts: KParts, queue: list, gemm) -> None:
             gemm(pe, i, n - 1)
 
 
+def whole_grid_v(ch: RowChain, vs: Shared, sem: int) -> None:
+    """Give PE (0, 0)'s reads of resident V semaphore ``sem`` if there is one, so that
+    multicast_v writes one RECT over the whole grid."""
+    if not vs.streamed and sem < ch.arch.semaphores and len(ch.pes) > 1:
+        vs.read_sem = sem
+
+
 def multicast_v(ch: RowChain, vs: Shared) -> None:
-    """PE (0, 0) writes each part of resident V to all other PEs as it arrives from
-    DRAM (semaphore vs.sems[0] at both ends)."""
+    """PE (0, 0) writes each part of resident V to all PEs as it arrives from DRAM
+    (semaphore vs.sems[0] at the receivers).  With ``vs.read_sem`` (the reads' own
+    semaphore) the grid is one RECT, (0, 0) included: its DMA engine injects every
+    flit once instead of once per rectangle; else two RECTs around (0, 0)."""
+    whole = vs.read_sem is not None
+    rects = [[0, 0, ch.gc - 1, ch.gr - 1]] if whole else others(ch.gc, ch.gr)
     for j0, j1 in vs.part_tiles(ch.arch.mac_cols):
         off, nbytes = ch._part(vs, j0, j1)
-        ch.kb.add((0, 0), mp.WaitOp, sem=vs.sems[0], count=1)
-        for rect in others(ch.gc, ch.gr):
+        ch.kb.add((0, 0), mp.WaitOp, sem=vs.read_sem if whole else vs.sems[0], count=1)
+        for rect in rects:
             ch.kb.add(
                 (0, 0), mp.TransferOp, local=f"@{vs.name}s", remote=f"@{vs.name}s",
                 count=words_rows(nbytes), sem=vs.sems[0], read=0, signal=1, to=rect,
@@ -207,6 +228,7 @@ def multicast_v(ch: RowChain, vs: Shared) -> None:
 
 
 def wait_v(ch: RowChain, vs: Shared) -> None:
-    """Every PE but (0, 0) waits for all parts of V (multicast_v)."""
-    for pe in ch.pes[1:]:
+    """Every PE waits for all parts of V (multicast_v); PE (0, 0) only for its
+    self-writes (when it writes itself), so that none lands under its P V."""
+    for pe in ch.pes[0 if vs.read_sem is not None else 1 :]:
         ch.kb.add(pe, mp.WaitOp, sem=vs.sems[0], count=len(vs.part_tiles(ch.arch.mac_cols)))

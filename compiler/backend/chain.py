@@ -105,6 +105,7 @@ class Shared:
     streamed: bool = False
     sems: list[int] = field(default_factory=list)
     parts: int = 1  # resident: broadcast in this many runs of column tiles
+    read_sem: int | None = None  # resident: PE (0, 0)'s DRAM reads signal this, not sems[0]
 
     @property
     def nbytes(self) -> int:

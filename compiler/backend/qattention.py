@@ -43,6 +43,7 @@ from compiler.backend.attention_load import (
     score_parts,
     start_loads,
     wait_v,
+    whole_grid_v,
 )
 from compiler.backend.banks import bank_side, use_banks
 from compiler.backend.builder import Mapped
@@ -178,6 +179,7 @@ def _map(arch, t: dict, name: str, parts: int, scratch: bool) -> Mapped:
     words = C == 16 and wsem < arch.semaphores and ch.mtp < 1 << arch.sem_bits
     blocked = C == 16 and not words
     go = gsem if gsem < arch.semaphores and len(ch.pes) > 1 else None
+    whole_grid_v(ch, vs, gsem + 1)
     queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
     sel, ident = transpose_buffers(kb, ch.rect, (LOAD, OREQ), C == 16)  # ident: out32 too
