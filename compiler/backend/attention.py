@@ -42,6 +42,7 @@ from compiler.backend.attention_load import (
     wait_v,
     whole_grid_v,
 )
+from compiler.backend.attention_tail import pipelined_tail
 from compiler.backend.banks import bank_side, use_banks
 from compiler.backend.builder import Mapped
 from compiler.backend.chain import (
@@ -54,10 +55,11 @@ from compiler.backend.chain import (
 from compiler.backend.chain_ops import TransposeBlockedOp
 from compiler.backend.codegen import softmax_vcfg
 from compiler.backend.layout import ceil_to, chunk_perm, pack_b, param_blocks, ref_gemm
+from compiler.backend.lower import lower_kernel
 from compiler.backend.pe_work import pe_work
 from compiler.backend.vec_ops import QSoftmaxOp, dense_bytes
 from compiler.dialects import mapping as mp
-from compiler.errors import ShapeError, UnsupportedError
+from compiler.errors import CompileError, ShapeError, UnsupportedError
 from hw.isa import DType, VCfg, VFn
 
 __all__ = ["map_attention", "attention_inputs", "attention_reference", "softmax_cfg"]
@@ -134,16 +136,36 @@ def padded_keys(seq: int) -> int:
 
 
 def map_attention(arch, t: dict, name: str = "attention", parts: int | None = None) -> Mapped:
-    parts = PARTS if parts is None else parts
+    """The head on ``arch``; the pipelined tail (attention_tail.py) unless its programs
+    would not fit the instruction memory (its code grows with the m tiles per PE)."""
+    mapped = _map(arch, t, name, PARTS if parts is None else parts, True)
+    if mapped.plan["pipelined"] and not _fits_imem(arch, mapped):
+        mapped = _map(arch, t, name, PARTS if parts is None else parts, False)
+    return mapped
+
+
+def _map(arch, t: dict, name: str, parts: int, pipeline: bool) -> Mapped:
     check_rc(arch, "attention")
     seq, dv = t["q"].shape[0], t["v"].shape[1]
     sizes = [("V", padded_keys(seq) * ceil_to(dv, arch.mac_cols))]  # K^T: out32, resident
     try:
-        return build_first_fit(lambda streamed: _build(arch, t, name, streamed, parts), sizes)
+        return build_first_fit(
+            lambda streamed: _build(arch, t, name, streamed, parts, pipeline=pipeline), sizes
+        )
     except AllocError:  # without the softmax's scratch rows (its int32 VOPs in place)
         return build_first_fit(
-            lambda streamed: _build(arch, t, name, streamed, parts, scratch=False), sizes
+            lambda streamed: _build(arch, t, name, streamed, parts, False, pipeline), sizes
         )
+
+
+def _fits_imem(arch, mapped: Mapped) -> bool:
+    try:
+        lower_kernel(arch, mapped.kernel, dict(mapped.store))
+    except CompileError as e:
+        if "instruction memory" not in str(e):
+            raise
+        return False
+    return True
 
 
 def softmax_op_consts(consts: list[int]) -> tuple[list[int], list[int]]:
@@ -164,7 +186,13 @@ def softmax_op_consts(consts: list[int]) -> tuple[list[int], list[int]]:
 
 
 def _build(
-    arch, t: dict, name: str, streamed: set[str], parts: int, scratch: bool = True
+    arch,
+    t: dict,
+    name: str,
+    streamed: set[str],
+    parts: int,
+    scratch: bool = True,
+    pipeline: bool = True,
 ) -> Mapped:
     R, C = arch.mac_rows, arch.mac_cols
     seq, d = t["q"].shape
@@ -195,36 +223,40 @@ def _build(
     # P leaves the softmax as rows; a SELF DMA per m tile regroups its 16-byte words
     # into blocked tiles for the one-MATMUL transpose (needs C = 16 and a semaphore)
     words = C == 16 and wsem < arch.semaphores and mt < 1 << arch.sem_bits
+    pipelined = pipeline and words and scratch and mt > 1 and not vs.streamed
+    # pipelined (attention_tail.py): the softmax of one m tile runs beside the transpose
+    # and P V of the one before, so their buffers live together (one phase)
+    soft_ph, trans_ph, pv_ph = (SOFT, SOFT, SOFT) if pipelined else (SOFT, TRANS, PV)
     go = gsem if gsem < arch.semaphores and len(ch.pes) > 1 else None
     whole_grid_v(ch, vs, gsem + 1)
     queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
     pad = lambda v: np.pad(np.asarray(v, np.int64), (0, vp - len(v)))  # noqa: E731
     po = param_blocks(pad(t["bias"]), pad(t["mult"]), pad(t["shift"]), t["zp"], -128, 127, C)
-    ch.group("PO", "output params", len(po), (LOAD, PV), b1, po)
-    sel, ident = transpose_buffers(kb, ch.rect, (SCORE, TRANS), blocked=words)  # ident: out32
+    ch.group("PO", "output params", len(po), (LOAD, pv_ph), b1, po)
+    sel, ident = transpose_buffers(kb, ch.rect, (SCORE, trans_ph), blocked=words)  # ident: out32
     kb.sram_bufs[sel].side = kb.sram_bufs[ident].side = b1
     consts, _ = softmax_cfg(t["scale"])
     qconsts, out = softmax_op_consts(consts)
     extra: dict = {}
     if sp > seq:
         mvec = np.where(perm < seq, 0, MASK).astype("<i4")
-        mask = ch.group("mask", "key mask", mvec.nbytes, (SOFT, SOFT), b1, mvec.tobytes())
+        mask = ch.group("mask", "key mask", mvec.nbytes, (soft_ph, soft_ph), b1, mvec.tobytes())
         f16 = int(np.flatnonzero(mvec)[0]) // 16  # the first 16 columns with masked keys
         extra = {"mask": f"@{mask}", **({"mask_from": f16} if f16 else {})}
-    ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, SOFT))
+    ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, soft_ph))
     if scratch:
-        ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), b1)
+        ch.per_pe("E", "scores - row max", mp_ * sp * 4, (soft_ph, soft_ph), b1)
         extra["scratch"] = "@E{}"
     # the row-major transpose reads up to 16 rows of R bytes past a row start
-    ch.per_pe("P", "probabilities", mp_ * sp + (0 if words else 16 * R), (SOFT, TRANS), b1)
+    ch.per_pe("P", "probabilities", mp_ * sp + (0 if words else 16 * R), (soft_ph, trans_ph), b1)
     if words:
-        ch.per_pe("PB", "probabilities in blocked tiles", mp_ * sp, (SOFT, TRANS), b2)
+        ch.per_pe("PB", "probabilities in blocked tiles", mp_ * sp, (soft_ph, trans_ph), b2)
         for pe in ch.pes:  # the SELF copies' descriptors (lowered by mapping.qsoftmax)
             kb.n_desc[pe] = kb.n_desc.get(pe, 0) + mt
-    ch.per_pe("PT", "P transposed", mp_ * sp, (TRANS, PV))
-    ch.per_pe("O", "O", mp_ * vp, (PV, STORE))
-    ch.per_pe("T", "softmax row sums", 16 * mp_ + 2 * dense_bytes(mp_), (SOFT, SOFT), b1)
+    ch.per_pe("PT", "P transposed", mp_ * sp, (trans_ph, pv_ph))
+    ch.per_pe("O", "O", mp_ * vp, (pv_ph, STORE))
+    ch.per_pe("T", "softmax row sums", 16 * mp_ + 2 * dense_bytes(mp_), (soft_ph, soft_ph), b1)
     score_parts(
         ch,
         kparts,
@@ -233,6 +265,13 @@ def _build(
     )
     if not vs.streamed:
         multicast_v(ch, vs)
+    if pipelined:  # attention_tail.py: softmax of m tile t beside P V of tile t - 1
+        for i, pe in enumerate(ch.pes):
+            soft = dict(src=f"@S{i}", dst=f"@P{i}", tmp=f"@T{i}", cols=sp, consts=qconsts,
+                        out=out, words=f"@PB{i}", **_at(extra, i))  # fmt: skip
+            pipelined_tail(ch, pe, i, vs, soft, sel=sel, ident=ident, wsem=wsem, keys=sp)
+            ch.store(pe, i, "O", "O", mp_ * vp)
+        return _finish(ch, t, "mask" in extra, consts, len(kparts), "words", pipelined)
     for i, pe in enumerate(ch.pes):
         out_at = {"words": f"@PB{i}", "sem": wsem} if words else {}
         kb.add(
@@ -256,15 +295,27 @@ def _build(
         ch.gemm(pe, i, f"PT{i}", vs, f"O{i}", "PO", vp)
     for i, pe in enumerate(ch.pes):
         ch.store(pe, i, "O", "O", mp_ * vp)
+    transpose = "words" if words else "row-major"
+    return _finish(ch, t, "mask" in extra, consts, len(kparts), transpose, pipelined)
+
+
+def _finish(
+    ch: RowChain, t: dict, masked: bool, consts, kparts: int, transpose: str, pipelined: bool
+) -> Mapped:
+    """The output, plan and pe_work of the head built on ``ch``."""
+    seq, d = t["q"].shape
+    dv = t["v"].shape[1]
+    sp, vp = padded_keys(seq), ceil_to(dv, ch.arch.mac_cols)
     ch.rows_output("O", seq, dv, vp)
-    plan = ch.plan(keys_padded=sp, masked="mask" in extra, softmax_consts=consts)
-    plan["transpose"] = "words" if words else "row-major"
-    plan["parts"] = {"KT": len(kparts)}
-    rows = min(mp_, seq)  # the busiest PE's query rows
+    plan = ch.plan(keys_padded=sp, masked=masked, softmax_consts=consts)
+    plan["transpose"] = transpose
+    plan["pipelined"] = pipelined
+    plan["parts"] = {"KT": kparts}
+    rows = min(ch.mp, seq)  # the busiest PE's query rows
     n = rows * seq  # score elements: RMAX, SUB, EXP, RSUM, REQ (MUL fused); RECIP per row
     passes = [(f, n, 4) for f in ("RMAX", "SUB", "EXP", "RSUM", "REQ")]
-    plan["pe_work"] = pe_work(arch, rows * seq * (d + dv), passes, {"RECIP": rows})
-    return kb.finish(plan)
+    plan["pe_work"] = pe_work(ch.arch, rows * seq * (d + dv), passes, {"RECIP": rows})
+    return ch.kb.finish(plan)
 
 
 def _at(attrs: dict, i: int) -> dict:

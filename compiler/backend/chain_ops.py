@@ -68,9 +68,15 @@ class TransposeBlockedOp(TaskOp):
         "params": "ref",
         "tiles": "ints",
     }
+    OPTIONAL: ClassVar[dict[str, str]] = {
+        "src_offset": "int",
+        "dst_offset": "int",
+        "src_stride": "int",
+    }
 
     def check(self) -> None:
         self._positive("tiles")
+        self._nonneg("src_offset", "dst_offset", "src_stride")
 
 
 def blocked_selection(r: int, c: int) -> bytes:
@@ -115,14 +121,18 @@ class ChainTemplates:
         self.code += loop(nt, body)
 
     def transpose_blocked(self, op: TransposeBlockedOp) -> None:
+        """``tiles`` = [mt, nt]: the source's 16-column groups of mt R x 16 tiles each
+        follow each other (``src_stride`` bytes from group to group, default mt*R*16:
+        a window of a larger source), the destination m tiles at ``dst_offset``."""
         R, C = self.arch.mac_rows, self.arch.mac_cols
         mt, nt = ints_of(op, "tiles")
         w = 16 // C  # tiles per 16-row window
         row = nt * C * R  # bytes of one m tile of the destination
+        skip = _opt(op, "src_stride", mt * 16 * R) - mt * 16 * R  # to the next group
         self.code += [
-            I(Op.LI, rd=1, imm=self.off(ref_of(op, "src"))),
+            I(Op.LI, rd=1, imm=self.off(ref_of(op, "src")) + _opt(op, "src_offset")),
             I(Op.LI, rd=2, imm=self.off(ref_of(op, "sel"))),
-            I(Op.LI, rd=3, imm=self.off(ref_of(op, "dst"))),
+            I(Op.LI, rd=3, imm=self.off(ref_of(op, "dst")) + _opt(op, "dst_offset")),
             I(Op.QLOAD, rs1=0, imm=self.off(ref_of(op, "params"))),
         ]
         body = []
@@ -133,5 +143,6 @@ class ChainTemplates:
                 step_c = row if t < w - 1 else -(w - 1) * row
                 body += [I(Op.ADDI, rd=2, rs1=2, imm=step_b), I(Op.ADDI, rd=3, rs1=3, imm=step_c)]
         # inner loop: next window (w m tiles); outer: next n tile (source continues)
-        self.strides({0: [(3, C * R - mt * row)], 1: [(1, 16 * R), (3, w * row)]})
+        outer = [(3, C * R - mt * row), *([(1, skip)] if skip else [])]
+        self.strides({0: outer, 1: [(1, 16 * R), (3, w * row)]})
         self.code += loop(nt, [*loop(mt // w, body + self.spill(1)), *self.tail(0)])

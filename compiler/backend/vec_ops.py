@@ -48,6 +48,7 @@ until lower.py registers the mixin (docs/backend.md).
 
 from __future__ import annotations
 
+import enum
 from typing import ClassVar
 
 from xdsl.irdl import irdl_op_definition
@@ -58,7 +59,24 @@ from compiler.dialects.mapping import TaskOp, int_of, ints_of, ref_of
 from compiler.errors import CompileError
 from hw.isa import DType, Op, SignalMode, VCfg, VFn
 
-__all__ = ["RequantRowsOp", "QSoftmaxOp", "VecTemplates", "dense_bytes"]
+__all__ = ["RequantRowsOp", "QSoftmaxOp", "VecTemplates", "dense_bytes", "SoftmaxPhase"]
+
+
+class SoftmaxPhase(enum.IntFlag):
+    """The parts of mapping.qsoftmax one op may lower (``phases``), in program order:
+    PASS1 = [ADD mask], RMAX, SUB per row; EXP over the rows; RSUM per row; RECIP =
+    the sums gathered and their reciprocals; REQ = the probabilities (and the SELF
+    copies of ``words``).  Ops over the same rows split by phase run in this order
+    (the vector unit is in order); RSUM, RECIP and REQ share ``tmp``."""
+
+    PASS1 = 1
+    EXP = 2
+    RSUM = 4
+    RECIP = 8
+    REQ = 16
+
+
+ALL_PHASES = 31
 
 _TERMS = {"colterm": "ref", "colconst": "ref", "rowterm": "ref", "row_stride": "int"}
 
@@ -114,11 +132,19 @@ class QSoftmaxOp(_RowsOp):
         "out": "ints",
         "words": "ref",
         "sem": "int",
+        "row0": "int",
+        "phases": "int",
+        "mt_total": "int",
     }
 
     def check(self) -> None:
         self._rows_check()
-        self._nonneg("mask_from", "sem")
+        self._nonneg("mask_from", "sem", "row0")
+        phases = int_of(self, "phases") if "phases" in self.attributes else ALL_PHASES
+        if not 1 <= phases <= ALL_PHASES:
+            raise VerifyException(f"'mapping.qsoftmax' phases must be a mask in 1..{ALL_PHASES}")
+        if phases != ALL_PHASES and "scratch" not in self.attributes:
+            raise VerifyException("'mapping.qsoftmax' phases other than all need scratch rows")
         if "score" in self.attributes and len(ints_of(self, "score")) != 5:
             raise VerifyException("'mapping.qsoftmax' score must be [mult, shift, zp, lo, hi]")
         if "out" in self.attributes and len(ints_of(self, "out")) != 4:
@@ -205,71 +231,50 @@ class VecTemplates:
         n16 = cols // 16
         ln2, b, c, inv_mult, inv_shift, recip_k, bits = ints_of(op, "consts")
         a = op.attributes
-        cfg = dict(
-            exp_qln2=ln2, exp_inv_mult=inv_mult, exp_inv_shift=inv_shift, exp_qb=b, exp_qc=c,
-            recip_k=recip_k,
-        )  # fmt: skip
-        if "score" in a:
+        ph = SoftmaxPhase(int_of(op, "phases") if "phases" in a else ALL_PHASES)
+        r0 = int_of(op, "row0") if "row0" in a else 0  # rows from row0 on (tmp: local)
+        scratch = "scratch" in a
+        cfg: dict[str, int] = {}
+        if ph & SoftmaxPhase.EXP or (ph & SoftmaxPhase.PASS1 and not scratch):
+            cfg.update(exp_qln2=ln2, exp_inv_mult=inv_mult, exp_inv_shift=inv_shift,
+                       exp_qb=b, exp_qc=c)  # fmt: skip
+        if ph & SoftmaxPhase.RECIP:
+            cfg.update(recip_k=recip_k)
+        if "score" in a and ph & SoftmaxPhase.PASS1:
             mult, shift, zp, lo, hi = ints_of(op, "score")
             cfg.update(mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
         self._vcfg(**cfg)
         tmp = self.off(ref_of(op, "tmp"))
-        src = self.off(ref_of(op, "src"))
-        setup, pass1 = self._terms(op)
-        self.code += setup
-        self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=3, imm=tmp)]
-        steps = [(1, 4 * cols), (3, 16)]
-        if "score" in a:
-            pass1.append(_vop(VFn.REQ, 1, 1, 1, n16))  # score codes, kept in int32 lanes
-        if "mask" in a:
-            # only the 16-column groups from mask_from on hold masked keys
-            f = int_of(op, "mask_from") if "mask_from" in a else 0
-            self.code.append(I(Op.LI, rd=7, imm=self.off(ref_of(op, "mask")) + 64 * f))
-            if f:
-                self.code.append(I(Op.LI, rd=9, imm=src + 64 * f))
-                steps.append((9, 4 * cols))
-            pass1.append(_vop(VFn.ADD, 9 if f else 1, 9 if f else 1, 7, n16 - f))
-        scratch = "scratch" in a
-        pass1 += [_vop(VFn.RMAX, 3, 1, 1, n16), I(Op.LW, rd=11, rs1=3, imm=0)]
-        if scratch:
-            # x - max into the scratch rows (another SRAM bank: no in-place conflicts),
-            # then one EXP over all rows back into src and one RSUM per row
-            self.code.append(I(Op.LI, rd=8, imm=self.off(ref_of(op, "scratch"))))
-            pass1.append(_vop(VFn.SUB, 8, 1, 11, n16, bscalar=1))
-            steps.append((8, 4 * cols))
-        else:
-            pass1 += [
-                _vop(VFn.SUB, 1, 1, 11, n16, bscalar=1),
-                _vop(VFn.EXP, 1, 1, 1, n16),
-                _vop(VFn.RSUM, 3, 1, 1, n16),
-            ]
-        if "rowterm" in a:
-            steps.append((6, int_of(op, "row_stride")))
-        self.strides({0: steps})
-        self.code += loop(rows, pass1 + self.spill(0))
-        if scratch:
-            self.code += [
-                I(Op.LI, rd=1, imm=self.off(ref_of(op, "scratch"))),
-                I(Op.LI, rd=2, imm=src),
-            ]
+        src = self.off(ref_of(op, "src")) + r0 * 4 * cols
+        scr = self.off(ref_of(op, "scratch")) + r0 * 4 * cols if scratch else 0
+        if ph & SoftmaxPhase.PASS1:
+            self._softmax_pass1(op, src, tmp, scr if scratch else None, rows, n16)
+        if scratch and ph & SoftmaxPhase.EXP:
+            self.code += [I(Op.LI, rd=1, imm=scr), I(Op.LI, rd=2, imm=src)]
             self.code += _chunked(VFn.EXP, 2, 1, rows * n16)
+        if scratch and ph & SoftmaxPhase.RSUM:
             self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=3, imm=tmp)]
             self.strides({0: [(1, 4 * cols), (3, 16)]})
             self.code += loop(rows, [_vop(VFn.RSUM, 3, 1, 1, n16), *self.spill(0)])
         half = 1 << (bits - 1)
         sums, recips = tmp + 16 * rows, tmp + 16 * rows + dense_bytes(rows)
-        # RSUM leaves one word per 16 bytes: gather the sums densely (LW/SW, 3 cycles a
-        # row), so that one RECIP runs on 16 rows' sums (32 cycles per element)
-        self.code += [I(Op.LI, rd=3, imm=tmp), I(Op.LI, rd=4, imm=sums)]
-        self.strides({0: [(3, 16), (4, 4)]})
-        gather = [I(Op.LW, rd=13, rs1=3, imm=0), I(Op.SW, rs1=4, rs2=13, imm=0)]
-        self.code += loop(rows, gather + self.spill(0))
-        self.code += [
-            I(Op.LI, rd=3, imm=sums),
-            I(Op.LI, rd=4, imm=recips),
-            _vop(VFn.RECIP, 4, 3, 3, dense_bytes(rows) // 64),
-        ]
-        dst = self.off(ref_of(op, "dst"))
+        if ph & SoftmaxPhase.RECIP:
+            # RSUM leaves one word per 16 bytes: gather the sums densely (LW/SW, 3 cycles
+            # a row), so that one RECIP runs on 16 rows' sums (32 cycles per element)
+            self.code += [I(Op.LI, rd=3, imm=tmp), I(Op.LI, rd=4, imm=sums)]
+            self.strides({0: [(3, 16), (4, 4)]})
+            gather = [I(Op.LW, rd=13, rs1=3, imm=0), I(Op.SW, rs1=4, rs2=13, imm=0)]
+            self.code += loop(rows, gather + self.spill(0))
+            self.code += [
+                I(Op.LI, rd=3, imm=sums),
+                I(Op.LI, rd=4, imm=recips),
+                _vop(VFn.RECIP, 4, 3, 3, dense_bytes(rows) // 64),
+            ]
+        if not ph & SoftmaxPhase.REQ:
+            return
+        if not ph & SoftmaxPhase.RECIP:
+            self.code.append(I(Op.LI, rd=4, imm=recips))
+        dst = self.off(ref_of(op, "dst")) + r0 * cols
         wide = "preq" in a
         if wide:  # p16 - zp16 in place, then the requantization to int8
             self._vcfg(shift=recip_k - bits, zp=0, lo=0, hi=(1 << bits) - 1)
@@ -293,6 +298,43 @@ class VecTemplates:
         else:
             self._int8_rows(op, rows, cols, per_row, {} if wide else {4: 4})
 
+    def _softmax_pass1(self, op, src: int, tmp: int, scr: int | None, rows: int, n16: int) -> None:
+        """[score REQ], [ADD mask], RMAX, SUB per row (without scratch rows also EXP and
+        RSUM in place)."""
+        a = op.attributes
+        cols = 16 * n16
+        setup, pass1 = self._terms(op)
+        self.code += setup
+        self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=3, imm=tmp)]
+        steps = [(1, 4 * cols), (3, 16)]
+        if "score" in a:
+            pass1.append(_vop(VFn.REQ, 1, 1, 1, n16))  # score codes, kept in int32 lanes
+        if "mask" in a:
+            # only the 16-column groups from mask_from on hold masked keys
+            f = int_of(op, "mask_from") if "mask_from" in a else 0
+            self.code.append(I(Op.LI, rd=7, imm=self.off(ref_of(op, "mask")) + 64 * f))
+            if f:
+                self.code.append(I(Op.LI, rd=9, imm=src + 64 * f))
+                steps.append((9, 4 * cols))
+            pass1.append(_vop(VFn.ADD, 9 if f else 1, 9 if f else 1, 7, n16 - f))
+        pass1 += [_vop(VFn.RMAX, 3, 1, 1, n16), I(Op.LW, rd=11, rs1=3, imm=0)]
+        if scr is not None:
+            # x - max into the scratch rows (another SRAM bank: no in-place conflicts),
+            # then one EXP over all rows back into src and one RSUM per row
+            self.code.append(I(Op.LI, rd=8, imm=scr))
+            pass1.append(_vop(VFn.SUB, 8, 1, 11, n16, bscalar=1))
+            steps.append((8, 4 * cols))
+        else:
+            pass1 += [
+                _vop(VFn.SUB, 1, 1, 11, n16, bscalar=1),
+                _vop(VFn.EXP, 1, 1, 1, n16),
+                _vop(VFn.RSUM, 3, 1, 1, n16),
+            ]
+        if "rowterm" in a:
+            steps.append((6, int_of(op, "row_stride")))
+        self.strides({0: steps})
+        self.code += loop(rows, pass1 + self.spill(0))
+
     def _int8_words(self, op, rows: int, cols: int, head: list, more: dict) -> None:
         """Per row ``head`` and REQ to int8 rows at x2 (row-major ``dst``); after each
         m tile's R rows, one SELF DMA (semaphore ``sem``) moves its 16-byte words into
@@ -306,7 +348,15 @@ class VecTemplates:
                 f"{self.arch.mac_rows} x {self.arch.mac_cols} with {rows} rows"
             )
         mt = rows // R
-        src, words = self.off(ref_of(op, "dst")), self.off(ref_of(op, "words"))
+        r0 = int_of(op, "row0") if "row0" in op.attributes else 0
+        total = int_of(op, "mt_total") if "mt_total" in op.attributes else mt
+        if r0 % R or r0 // R + mt > total:
+            raise CompileError(
+                f"'{op.name}' words output: rows {r0}..{r0 + rows - 1} are not whole R-row "
+                f"tiles inside mt_total = {total}"
+            )
+        src = self.off(ref_of(op, "dst")) + r0 * cols
+        words = self.off(ref_of(op, "words")) + r0 * 16
         descs = [
             self.descriptor(
                 local=src + i * R * cols,
@@ -314,7 +364,7 @@ class VecTemplates:
                 count0=1,
                 count1=n16,
                 lstride1=16,
-                rstride1=mt * R * 16,
+                rstride1=total * R * 16,
                 count2=R,
                 lstride2=cols,
                 rstride2=16,

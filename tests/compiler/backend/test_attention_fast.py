@@ -24,6 +24,7 @@ from sim.perf import PerfSim
         ("small", 20, 24, "words"),  # masked keys, mask from the second 16 columns on
         ("small", 40, 16, "words"),  # masked keys in the third group only
         ("tiny", 24, 40, "words"),
+        ("tiny", 64, 32, "words"),  # 4 m tiles per PE, pipelined: no buffer may alias
         ("small-8x8mac", 36, 32, "row-major"),  # C = 8: words are not tile rows
     ],
 )
@@ -149,3 +150,55 @@ def test_softmax_in_place_when_the_scratch_does_not_fit(archs, run_isa):
     roomy = compile_kernel("attention", archs["tiny"], seed=seed, seq=96, d=32)
     ops = [o for pe in roomy.mapped.kernel.pes() for o in pe.body.ops if "scratch" in o.attributes]
     assert ops
+
+
+def test_pipelined_tail_order_and_bit_exact(archs, run_isa):
+    """small, seq 128: 2 m tiles per PE; the softmax of tile 1 in parts between the
+    P V MATMULs of tile 0 (attention_tail.py), bit-exact on the reference simulator,
+    and no FENCE between the two streams (they touch disjoint buffers)."""
+    arch = archs["small"]
+    ck = compile_kernel("attention", arch, seq=128, d=64)
+    assert ck.plan["pipelined"]
+    pe = next(iter(ck.mapped.kernel.pes()))
+    seq = []
+    for o in pe.body.ops:
+        if o.name == "mapping.qsoftmax":
+            seq.append(
+                ("sm", int(o.attributes["phases"].value.data), int(o.attributes["row0"].value.data))
+            )
+        elif o.name in ("mapping.matmul_at", "mapping.transpose_blocked"):
+            seq.append(("mm" if o.name == "mapping.matmul_at" else "tr",))
+    R = arch.mac_rows
+    assert seq[0] == ("sm", 31, 0)
+    # tile 0's transpose, then P V (tile 0) and tile 1's softmax parts alternate
+    assert seq[1:10] == [
+        ("tr",), ("mm",), ("sm", 1, R), ("mm",), ("sm", 1, R + R // 2), ("mm",), ("sm", 2, R),
+        ("mm",), ("sm", 4, R),
+    ]  # fmt: skip
+    assert seq[10:] == [("sm", 8, R), ("sm", 16, R), ("tr",), *[("mm",)] * 4]
+    assert run_isa(ck)["bit_exact"]
+
+
+def test_softmax_parts_cover_the_phases():
+    from compiler.backend.attention_tail import softmax_parts
+    from compiler.backend.vec_ops import SoftmaxPhase
+
+    parts = softmax_parts(8, 4)
+    assert [(int(p), r, n) for p, r, n in parts] == [
+        (1, 8, 2), (1, 10, 2), (2, 8, 4), (4, 8, 4), (8, 8, 4), (16, 8, 4),
+    ]  # fmt: skip
+    assert sum(p for p, r, n in parts if r == 8 and n == 4) | SoftmaxPhase.PASS1 == 31
+    assert softmax_parts(0, 1) == [(SoftmaxPhase.PASS1, 0, 1), *softmax_parts(0, 1)[1:]]
+
+
+def test_softmax_phases_need_scratch():
+    from xdsl.utils.exceptions import VerifyException
+
+    from compiler.backend.vec_ops import QSoftmaxOp
+    from compiler.dialects.mapping import task
+
+    attrs = dict(src="@S", dst="@P", tmp="@T", rows=4, cols=16, consts=[1, 2, 3, 4, 5, 30, 8])
+    with pytest.raises(VerifyException, match="need scratch"):
+        task(QSoftmaxOp, phases=2, **attrs).verify()
+    with pytest.raises(VerifyException, match="phases must be a mask"):
+        task(QSoftmaxOp, phases=32, scratch="@E", **attrs).verify()
