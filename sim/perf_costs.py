@@ -254,8 +254,15 @@ def iterative_cost(cost: StaticCost, regs: list[int], sram: np.ndarray, vcfg) ->
     vals = sram[a : a + nbytes].view({1: "<i1", 2: "<i2", 4: "<i4"}[tin.bytes]).astype(np.int64)
     slow = vals > 0
     if fn == VFn.RECIP:
+        # hw/pe/vector_iter.py: 2 + min(k - msb(a), 30) cycles; 1 when a <= 0, the
+        # quotient saturates or a > 2**k
         k = min(int(vcfg[VCfg.RECIP_K]) & 63, 62)
         if k >= 31:
             slow &= vals > (1 << (k - 31))
+        msb = np.frexp(np.maximum(vals, 1).astype(np.float64))[1] - 1
+        lead = k - msb
+        slow &= lead >= 0
+        per = np.where(slow, 2 + np.minimum(lead, 30), 1)
+        return cost.cycles + int(per.sum())
     n_slow = int(np.count_nonzero(slow))
     return cost.cycles + n_slow * ITER_ELEM[fn] + (n - n_slow)

@@ -8,7 +8,7 @@ every RSUM.  One hardware loop runs the per-row PE sequence of the interpreter o
 over all row sums); per-row scalars (row max, mean, 1/std, reciprocal of the sum)
 go from the 16-byte result word of a reduction through LW into a register (bscalar
 operand or VCFG MULT).  Softmax batches the reciprocals of all rows into one RECIP
-(32 cycles per element, 16 elements minimum).  A last gather compacts the padded
+(up to 32 cycles per element, 16 elements minimum).  A last gather compacts the padded
 rows into the output chunk.
 """
 

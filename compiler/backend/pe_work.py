@@ -14,8 +14,9 @@ of the two terms.  The vector-unit cycles are
 the passes the algorithm needs over its elements at the unit's throughput - it
 reads one ``sram_port_bits`` word of each operand per cycle and has ``vec_lanes``
 lanes, so ``min(vec_lanes, port bytes / element bytes)`` elements per cycle (4 for
-int32 on ``small``) - plus the iterative functions at their cycles per element
-(docs/isa.md: RECIP 32, SQRT 17).  Instruction overheads, bank conflicts,
+int32 on ``small``) - plus the iterative functions at their fewest cycles per
+element (docs/isa.md: RECIP 2, it skips the quotient's leading zero bits, up to 32;
+SQRT 17).  Instruction overheads, bank conflicts,
 transposes and waits are not counted: this is a bound, not an estimate.
 
 Kernels report their work in ``plan["pe_work"]`` (:func:`pe_work`); a kernel that
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 __all__ = ["ITERATIVE_CYCLES", "pe_work", "vector_cycles", "pe_serial"]
 
-ITERATIVE_CYCLES = {"RECIP": 32, "SQRT": 17}  # per element (docs/isa.md, vector unit)
+ITERATIVE_CYCLES = {"RECIP": 2, "SQRT": 17}  # fewest per element (docs/isa.md)
 
 
 def vector_cycles(arch, passes: list[tuple[str, int, int]], iterative: dict[str, int]) -> float:

@@ -260,7 +260,7 @@ class VecTemplates:
         sums, recips = tmp + 16 * rows, tmp + 16 * rows + dense_bytes(rows)
         if ph & SoftmaxPhase.RECIP:
             # RSUM leaves one word per 16 bytes: gather the sums densely (LW/SW, 3 cycles
-            # a row), so that one RECIP runs on 16 rows' sums (32 cycles per element)
+            # a row), so that one RECIP runs on 16 rows' sums (up to 32 cycles per element)
             self.code += [I(Op.LI, rd=3, imm=tmp), I(Op.LI, rd=4, imm=sums)]
             self.strides({0: [(3, 16), (4, 4)]})
             gather = [I(Op.LW, rd=13, rs1=3, imm=0), I(Op.SW, rs1=4, rs2=13, imm=0)]

@@ -20,7 +20,8 @@ then ``VectorAlu`` (``vec_lanes`` lanes, 3 stages), or ``VectorIter`` for RECIP/
 A step costs ``max(words of A, B, D)`` cycles when the ports are always ready
 (measured: i8 ADD 1, i32 ADD 4, REQ i32->i8 4, EXP i8 1 / i32 4, RSUM i8 1 / i32 4),
 plus a fixed 8 cycles (11 when D has 4 words per step) from acceptance to the last
-write; RECIP 32 and SQRT 17 cycles per element (+2 per step), 1 for a <= 0.
+write; RECIP 2 + min(k - msb(a), 30) (at most 32) and SQRT 17 cycles per element (+2
+per step), 1 for a <= 0 (vector_iter.py).
 
 D may start at A or B (in place) only if ``tout`` is not wider than ``tin``: A and B
 are read a few words ahead of the writes, so a wider D could overwrite operands not

@@ -593,6 +593,39 @@ def test_iterative_cycles():
     assert per_elem == [32 + 2 / 16, 17 + 2 / 16]
 
 
+def test_recip_starts_at_the_leading_quotient_bit():
+    """RECIP skips the quotient bits above k - msb(a): 2 + min(k - msb(a), 30) cycles
+    per element (the softmax's 2**30 // row sums of about 2**22: 10), 1 when a > 2**k;
+    the performance model's iterative_cost charges the same."""
+    from hw.isa import Op, encode
+    from sim.perf_costs import iterative_cost, static_cost
+
+    a_small = (1 << 22) + np.arange(0, 16 * 997, 997, dtype=np.int64)  # quotients of 9 bits
+    a_mixed = np.array([(1 << 31) - 1, 5, 1 << 20, 3 << 10, 0, -4, 1, 2, 1 << 29, 12345] * 2)[:16]
+    jobs = [
+        Job(VFn.RECIP, DType.I32, DType.I32, 1, a_small, None, {VCfg.RECIP_K: 30}),
+        Job(VFn.RECIP, DType.I32, DType.I32, 2, np.concatenate([a_small, a_small]), None,
+            {VCfg.RECIP_K: 30}),
+        Job(VFn.RECIP, DType.I32, DType.I32, 1, a_mixed.astype(np.int64), None, {VCfg.RECIP_K: 20}),
+    ]  # fmt: skip
+    results = rtl_run(jobs, seed=3501, ready_prob=1.0)
+    check(jobs, results)
+    per_elem = (results[1].cycles - results[0].cycles) / ARCH.vec_lanes
+    print(f"cycles: {[r.cycles for r in results]}, per element {per_elem}")
+    assert per_elem == 10 + 2 / 16
+    # the model's per-element part: same difference between the two n16 = 1 VOPs
+    word = encode(Op.VOP, rd=2, rs1=1, rs2=1, n16=1, fn=int(VFn.RECIP), tin=2, tout=2)
+
+    def model(job):
+        sram = np.zeros(4096, np.uint8)
+        sram[:64] = np.asarray(job.a, "<i4").view(np.uint8)
+        cfg = np.zeros(len(VCfg), np.int64)
+        cfg[VCfg.RECIP_K] = job.cfg[VCfg.RECIP_K]
+        return iterative_cost(static_cost(ARCH, word), [0] * 16, sram, cfg)
+
+    assert model(jobs[2]) - model(jobs[0]) == results[2].cycles - results[0].cycles
+
+
 def test_constructor_and_verilog():
     with pytest.raises(TypeError, match="arch must be an ArchConfig, not 'tiny'"):
         VectorUnit("tiny")
