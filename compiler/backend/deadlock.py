@@ -214,6 +214,7 @@ def check_deadlock(
             steps += n
             moved |= n > 0
         if all(p.halted for p in pes.values()):
+            _check_balanced(pes)
             return {"pes": len(pes), "abstract_steps": steps}
         if not moved:
             break
@@ -221,6 +222,20 @@ def check_deadlock(
             raise DeadlockError(f"deadlock check gave up after {steps} abstract steps")
     _report(pes)
     raise AssertionError("unreachable")
+
+
+def _check_balanced(pes: dict) -> None:
+    """Every signal is waited for: a semaphore left with a count when every PE has
+    halted is a SIGNAL or write-with-signal that no WAIT consumed - most likely a
+    missing WAIT, whose data the PE then reads without knowing it arrived (a race
+    that only the timing can show)."""
+    for c, pe in pes.items():
+        for sem, n in enumerate(pe.sems):
+            if n:
+                raise DeadlockError(
+                    f"PE {c} halts with semaphore {sem} at count {n}: signals that no WAIT "
+                    f"consumes (a missing WAIT?)"
+                )
 
 
 def _describe(pe: _Pe) -> str:

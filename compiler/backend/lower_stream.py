@@ -153,6 +153,13 @@ class StreamTemplates:
         )
         body = [I(Op.QLOAD, rs1=4, imm=0), *loop(mt, tile + self.spill(1)), *self.tail(0)]
         self.code += loop(nt, body)
+        # the followers' last credit of each slot (they return a slot after every use,
+        # and it was free up front): consumed, so that every semaphore ends at 0 (the
+        # deadlock check's balance rule) and the leader halts after their last read
+        for o in ops.values():
+            if o["lead_to"] is not None:
+                n = o["followers"]
+                self.code += [I(Op.WAIT, sem=o["credit"][s], count=n) for s in range(2)]
 
     def stream_tiles(self, op: mp.StreamTilesOp) -> None:
         """Resident band x streamed whole-K tiles, two slots; see mapping.StreamTilesOp.

@@ -170,11 +170,11 @@ def test_pipelined_tail_order_and_bit_exact(archs, run_isa):
             seq.append(("mm" if o.name == "mapping.matmul_at" else "tr",))
     R = arch.mac_rows
     assert seq[0] == ("sm", 31, 0)
-    # tile 1's RMAX/SUB halves and EXP, tile 0's transpose, then P V (tile 0) and
-    # tile 1's RSUM, RECIP, REQ alternate
+    # tile 1's RMAX/SUB halves, tile 0's transpose, then P V (tile 0) and tile 1's
+    # EXP, RSUM, RECIP, REQ alternate
     assert seq[1:] == [
-        ("sm", 1, R), ("sm", 1, R + R // 2), ("sm", 2, R), ("tr",),
-        ("mm",), ("sm", 4, R), ("mm",), ("sm", 8, R), ("mm",), ("sm", 16, R), ("mm",),
+        ("sm", 1, R), ("sm", 1, R + R // 2), ("tr",),
+        ("mm",), ("sm", 2, R), ("mm",), ("sm", 4, R), ("mm",), ("sm", 8, R), ("mm",), ("sm", 16, R),
         ("tr",), *[("mm",)] * 4,
     ]  # fmt: skip
     assert run_isa(ck)["bit_exact"]

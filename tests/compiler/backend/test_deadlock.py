@@ -50,6 +50,24 @@ def test_removed_write_with_signal_is_reported(archs):
     assert rect in ((1, 0, 3, 0), (0, 1, 0, 3))
 
 
+def test_removed_wait_is_reported(archs):
+    """A WAIT removed by hand leaves its signals unconsumed: the check reports the PE
+    and semaphore (stop 10: the pipelined attention tail lost its V WAITs to a
+    shadowed name; only the sync stress on the RTL showed it, as wrong outputs)."""
+    ck = compile_kernel("attention", archs["small"], seq=128, d=64)
+    prog = next(p for p in ck.programs if p.coords == (1, 0))
+    ops = prog.instructions()
+    sems = [op.values()["sem"] for op in ops if op.OPCODE == Op.WAIT]
+    victim = next(
+        op for op in reversed(ops) if op.OPCODE == Op.WAIT and sems.count(op.values()["sem"]) == 4
+    )
+    sem = victim.values()["sem"]
+    victim.detach()
+    victim.erase()
+    with pytest.raises(DeadlockError, match=rf"PE \(1, 0\) halts with semaphore {sem} at count 1"):
+        check_deadlock(ck.arch, ck.programs, ck.mapped.store)
+
+
 def _pair(arch, signal_first: bool, drop_signal: bool = False):
     """Two PEs exchanging semaphore 2 through mapping.signal / mapping.wait."""
     kb = KernelBuilder(arch, "pair")
