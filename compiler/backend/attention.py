@@ -159,12 +159,15 @@ def _map(arch, t: dict, name: str, parts: int, pipeline: bool) -> Mapped:
 
 
 def _fits_imem(arch, mapped: Mapped) -> bool:
+    """Lower ``mapped`` once (kept in ``mapped.lowered`` for emit_programs)."""
+    store = dict(mapped.store)
     try:
-        lower_kernel(arch, mapped.kernel, dict(mapped.store))
+        programs = lower_kernel(arch, mapped.kernel, store)
     except CompileError as e:
         if "instruction memory" not in str(e):
             raise
         return False
+    mapped.lowered = (programs, store)
     return True
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 from compiler.backend.chain import RowChain, Shared
 from compiler.backend.chain_ops import TransposeBlockedOp
 from compiler.backend.tile_ops import MatmulAtOp
-from compiler.backend.vec_ops import QSoftmaxOp, SoftmaxPhase
+from compiler.backend.vec_ops import ALL_PHASES, QSoftmaxOp, SoftmaxPhase
 from compiler.dialects import mapping as mp
 
 __all__ = ["pipelined_tail", "softmax_parts"]
@@ -80,7 +80,7 @@ def pipelined_tail(
             c_offset=t * R * vs.n + j * C, p_offset=j * ch.q,
         )  # fmt: skip
 
-    softmax(31, 0, R)
+    softmax(ALL_PHASES, 0, R)  # tile 0 whole: the MAC has nothing to overlap yet
     for t in range(1, mt):
         parts = softmax_parts(t * R, R)
         pass1 = [p for p in parts if p[0] == SoftmaxPhase.PASS1]

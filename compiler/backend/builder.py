@@ -47,6 +47,9 @@ class Mapped:
     outputs: dict[str, Callable[[dict[str, bytes]], np.ndarray]]
     plan: dict
     sram_peak: dict[tuple[int, int], int] = field(default_factory=dict)
+    # (programs, store) of lower_kernel when a planner already lowered ``kernel`` (to
+    # check it fits), so that emit_programs does not lower it again
+    lowered: tuple | None = field(default=None, repr=False)
 
 
 class KernelBuilder:

@@ -92,8 +92,12 @@ def compile_kernel(name: str, arch, seed: int = 0, **shape) -> CompiledKernel:
 def emit_programs(arch, mapped: Mapped) -> tuple[list[ProgramOp], dict]:
     """Lower, check for deadlock and emit images of a mapped kernel; the DRAM inputs
     ride in the image of the first PE.  ``mapped.store`` gains the descriptors."""
-    store = dict(mapped.store)
-    programs = lower_kernel(arch, mapped.kernel, store)
+    if mapped.lowered is not None:
+        programs, store = mapped.lowered
+        mapped.lowered = None  # programs are rewritten in place: use them once
+    else:
+        store = dict(mapped.store)
+        programs = lower_kernel(arch, mapped.kernel, store)
     return finish_programs(arch, mapped, programs, store)
 
 

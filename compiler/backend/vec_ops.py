@@ -59,7 +59,14 @@ from compiler.dialects.mapping import TaskOp, int_of, ints_of, ref_of
 from compiler.errors import CompileError
 from hw.isa import DType, Op, SignalMode, VCfg, VFn
 
-__all__ = ["RequantRowsOp", "QSoftmaxOp", "VecTemplates", "dense_bytes", "SoftmaxPhase"]
+__all__ = [
+    "RequantRowsOp",
+    "QSoftmaxOp",
+    "VecTemplates",
+    "dense_bytes",
+    "SoftmaxPhase",
+    "ALL_PHASES",
+]
 
 
 class SoftmaxPhase(enum.IntFlag):
