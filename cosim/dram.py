@@ -18,7 +18,10 @@ Request handling (``noc.in_req``), decided on the head flit:
   WRITE waits until every queued read has been answered, so reads and writes take
   effect in arrival order.
 * READ_REQ for this node inside the capacity: queued; answered by a READ_RESP to
-  the source at ``ret_addr`` with ``sem``/``signal``/``count`` copied.
+  the source at ``ret_addr`` with ``sem``/``signal``/``count`` copied.  With
+  ``mcast`` (a multicast read, docs/isa.md) the READ_RESP is route RECT, from the
+  source (x0, y0) to the request's far corner (x1, y1); it enters the mesh at this
+  port and forks along the XY tree.
 * anything else (SIGNAL, CONFIG, a packet for a non-existent node beyond this port,
   a range outside the capacity): consumed, answered by an ERROR packet (``addr`` =
   the packet's address) in queue order.
@@ -66,8 +69,11 @@ QUEUE = 16  # queued requests per port
 _Entry = data.StructLayout(
     {
         "error": 1,
+        "mcast": 1,  # answer with a RECT READ_RESP to (dst_x, dst_y)..(far_x, far_y)
         "dst_x": 6,
         "dst_y": 6,
+        "far_x": 6,
+        "far_y": 6,
         "len": 8,
         "sem": 5,
         "signal": 1,
@@ -187,6 +193,7 @@ class DramEndpoint(wiring.Component):
             due = due + self.extra
         m.d.comb += [
             head.dst_x.eq(_f(d, isa.H_SRC_X)), head.dst_y.eq(_f(d, isa.H_SRC_Y)),
+            head.far_x.eq(_f(d, isa.H_X1)), head.far_y.eq(_f(d, isa.H_Y1)),
             head.len.eq(length), head.sem.eq(_f(d, isa.H_SEM)),
             head.signal.eq(_f(d, isa.H_SIGNAL)), head.count.eq(_f(d, isa.H_COUNT)),
             head.word.eq(addr_w), head.due.eq(due),
@@ -208,6 +215,7 @@ class DramEndpoint(wiring.Component):
                 with m.Elif(src.valid & is_read):
                     m.d.comb += [
                         entry.eq(head),
+                        entry.mcast.eq(_f(d, isa.H_MCAST)),
                         entry.addr.eq(_f(d, isa.H_RET)),
                         q.w_en.eq(1),
                         src.ready.eq(q.w_rdy),
@@ -262,11 +270,15 @@ class DramEndpoint(wiring.Component):
         have = Signal()
         hdr = Signal(self.arch.flit_bits)
         kind = Mux(e.error, int(Kind.ERROR), int(Kind.READ_RESP))
+        rect = e.mcast & ~e.error  # ERROR answers go to the requester alone
         m.d.comb += hdr.eq(
-            isa.encode_head(route=int(Route.UNICAST), src_x=self.node[0], src_y=self.node[1])
+            isa.encode_head(src_x=self.node[0], src_y=self.node[1])
             | kind << isa.H_KIND.lo
+            | Mux(rect, int(Route.RECT), int(Route.UNICAST)) << isa.H_ROUTE.lo
             | e.dst_x << isa.H_X0.lo
             | e.dst_y << isa.H_Y0.lo
+            | Mux(rect, e.far_x, 0) << isa.H_X1.lo
+            | Mux(rect, e.far_y, 0) << isa.H_Y1.lo
             | Mux(e.error, 0, e.len) << isa.H_LEN.lo
             | e.sem << isa.H_SEM.lo
             | e.signal << isa.H_SIGNAL.lo

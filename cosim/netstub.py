@@ -10,15 +10,20 @@ The PE sits at ``coords``; DRAM port 0 at ``hw.isa.dram_node(arch, 0)``.
   - UNICAST to the DRAM node: WRITE stores its payload, READ_REQ is answered
     after ``arch.dram_latency`` cycles by a READ_RESP (to the source at
     ``ret_addr``, ``sem``/``signal``/``count`` copied), both moving
-    ``arch.dram_bytes_per_cycle`` bytes per cycle (a byte-credit counter);
+    ``arch.dram_bytes_per_cycle`` bytes per cycle (a byte-credit counter); a
+    READ_REQ with ``mcast`` (multicast read) is answered by a RECT READ_RESP from
+    the source to the request's far corner (x1, y1), of which the PE, a corner,
+    gets its copy (the other PEs of the rectangle do not exist here);
   - anything else (an unreachable node, a RECT beyond the PE, a SIGNAL or
     CONFIG to DRAM, a DRAM range outside the simulated capacity): the packet
     is consumed and an ERROR packet (``addr`` = the packet's address) goes back
     to the source, which the PE's DMA turns into a DMA fault, as the reference
     network's ``DmaRefused`` does.
-* Response class (``noc.out_resp``): packets to the PE itself loop back into
-  ``noc.in_resp`` (through a FIFO); others are dropped.  ``noc.in_resp`` takes
-  whole packets from the loopback FIFO or from the DRAM, round robin.
+* Response class (``noc.out_resp``): packets to the PE itself (UNICAST to
+  ``coords``, or a RECT whose rectangle holds ``coords``: the PE's copy of a
+  multicast read answer) loop back into ``noc.in_resp`` (through a FIFO); others
+  are dropped.  ``noc.in_resp`` takes whole packets from the loopback FIFO or from
+  the DRAM, round robin.
 
 The DRAM has one request in service at a time.  Its storage is outside this
 component (``dram``, a :class:`cosim.harness.DramMemPort`: the harness holds
@@ -48,6 +53,9 @@ def _field(value, f: isa.Field):
 _Head = data.StructLayout(
     {
         "kind": 3,
+        "mcast": 1,
+        "x1": 6,
+        "y1": 6,
         "src_x": 6,
         "src_y": 6,
         "len": 8,
@@ -60,11 +68,14 @@ _Head = data.StructLayout(
 )
 
 
-def _resp_head(kind, dst_x, dst_y, src, length, h, addr):
-    """Head flit data of a response packet (READ_RESP or ERROR)."""
+def _resp_head(kind, dst_x, dst_y, src, length, h, addr, rect=0):
+    """Head flit data of a response packet (READ_RESP or ERROR); with ``rect`` the
+    RECT answer of a multicast read, (x1, y1) = the request's far corner."""
+    route = Mux(rect, int(Route.RECT), int(Route.UNICAST))
     parts = [
-        (isa.H_KIND, kind), (isa.H_ROUTE, int(Route.UNICAST)), (isa.H_X0, dst_x),
-        (isa.H_Y0, dst_y), (isa.H_SRC_X, src[0]), (isa.H_SRC_Y, src[1]), (isa.H_LEN, length),
+        (isa.H_KIND, kind), (isa.H_ROUTE, route), (isa.H_X0, dst_x),
+        (isa.H_Y0, dst_y), (isa.H_X1, Mux(rect, h.x1, 0)), (isa.H_Y1, Mux(rect, h.y1, 0)),
+        (isa.H_SRC_X, src[0]), (isa.H_SRC_Y, src[1]), (isa.H_LEN, length),
         (isa.H_SEM, h.sem), (isa.H_SIGNAL, h.signal), (isa.H_COUNT, h.count), (isa.H_ADDR, addr),
     ]  # fmt: skip
     value = 0
@@ -112,12 +123,22 @@ class NetStub(wiring.Component):
         rect_self = (_field(d, isa.H_X1) == x) & (_field(d, isa.H_Y1) == y)
         return (at & (route == int(Route.UNICAST))) | (at & rect_self & (route == int(Route.RECT)))
 
+    def _in_rect(self, flit) -> Signal:
+        """A RECT head whose rectangle (corners in any order) holds ``coords``."""
+        x, y = self.coords
+        d = flit.data
+        ax, bx = _field(d, isa.H_X0), _field(d, isa.H_X1)
+        ay, by = _field(d, isa.H_Y0), _field(d, isa.H_Y1)
+        in_x = ((ax <= x) & (x <= bx)) | ((bx <= x) & (x <= ax))
+        in_y = ((ay <= y) & (y <= by)) | ((by <= y) & (y <= ay))
+        return (_field(d, isa.H_ROUTE) == int(Route.RECT)) & in_x & in_y
+
     def _responses(self, m: Module, loop_resp) -> None:
         src = self.noc.out_resp
         keep = Signal()
         keep_now = Signal()
         with m.If(src.valid & src.payload.first):
-            m.d.comb += keep_now.eq(self._is_self(src.payload))
+            m.d.comb += keep_now.eq(self._is_self(src.payload) | self._in_rect(src.payload))
         with m.Else():
             m.d.comb += keep_now.eq(keep)
         with m.If(src.valid & src.ready & src.payload.first):
@@ -204,7 +225,9 @@ class NetStub(wiring.Component):
                 with m.Elif(src.valid):
                     m.d.comb += src.ready.eq(1)
                     m.d.sync += [
-                        h.kind.eq(kind), h.src_x.eq(_field(d, isa.H_SRC_X)),
+                        h.kind.eq(kind), h.mcast.eq(_field(d, isa.H_MCAST)),
+                        h.x1.eq(_field(d, isa.H_X1)), h.y1.eq(_field(d, isa.H_Y1)),
+                        h.src_x.eq(_field(d, isa.H_SRC_X)),
                         h.src_y.eq(_field(d, isa.H_SRC_Y)), h.len.eq(_field(d, isa.H_LEN)),
                         h.sem.eq(_field(d, isa.H_SEM)), h.signal.eq(_field(d, isa.H_SIGNAL)),
                         h.count.eq(_field(d, isa.H_COUNT)), h.addr.eq(_field(d, isa.H_ADDR)),
@@ -265,7 +288,14 @@ class NetStub(wiring.Component):
                     out.payload.last.eq(h.len == 0),
                     out.payload.data.eq(
                         _resp_head(
-                            int(Kind.READ_RESP), h.src_x, h.src_y, self.dram_node, h.len, h, h.ret
+                            int(Kind.READ_RESP),
+                            h.src_x,
+                            h.src_y,
+                            self.dram_node,
+                            h.len,
+                            h,
+                            h.ret,
+                            rect=h.mcast,
                         )
                     ),
                 ]

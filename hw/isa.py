@@ -144,6 +144,10 @@ V_TOUT = Field("tout", 56, 2)
 V_BSCALAR = Field("bscalar", 58, 1)  # operand B is x[rs2], broadcast
 V_NOWAIT = Field("nowait", 59, 1)  # retire on acceptance; the vector unit runs on
 V_RSVD = Field("v_rsvd", 60, 4)
+# Segment length in steps of 16 elements (0: the whole vector is one segment):
+# reductions write one result word per segment, binary functions with bscalar = 0
+# read one B word per segment (docs/isa.md "Segments").
+V_SEG = Field("seg", 22, 10)
 # QLOAD: retire on acceptance (the MAC unit loads on)
 QL_NOWAIT = Field("nowait", 22, 1)
 # FENCE: a mask of Unit bits (1..3)
@@ -170,7 +174,7 @@ _FIELDS_OF: dict[Op, tuple[Field, ...]] = {
     Op.QLOAD: (RS1, IMM, QL_NOWAIT),
     Op.MATMUL: (RS1, RS2, RS3, MM_K16, MM_OUT32, MM_ACC, MM_NOOUT, MM_LDC, MM_NOWAIT),
     Op.VCFG: (RS1, VCFG_REG, IMM),
-    Op.VOP: (RD, RS1, RS2, V_N16, V_FN, V_TIN, V_TOUT, V_BSCALAR, V_NOWAIT),
+    Op.VOP: (RD, RS1, RS2, V_N16, V_FN, V_TIN, V_TOUT, V_BSCALAR, V_NOWAIT, V_SEG),
     Op.DMA: (RS1, IMM),
     Op.WAIT: (SEM_ID, SEM_COUNT),
     Op.SIGNAL: (RS1, SEM_ID, SIG_MODE, SEM_COUNT),
@@ -225,13 +229,14 @@ class VFn(enum.IntEnum):
     RECIP = 11  # floor(2**recip_k / a), a > 0
     SQRT = 12  # floor(sqrt(a)), a >= 0
     ABS = 13  # sat(|a|)
+    REQB = 14  # requantize with multiplier b (VCFG shift/zp/lo/hi; VCFG mult unused)
     RSUM = 16  # reduction: int32 sum of all n elements, written to D lane 0
     RMAX = 17  # reduction: int32 max of all n elements, written to D lane 0
 
 
 ELEMENTWISE = frozenset(f for f in VFn if f < VFn.RSUM)
 REDUCTIONS = frozenset({VFn.RSUM, VFn.RMAX})
-BINARY = frozenset({VFn.ADD, VFn.SUB, VFn.MUL, VFn.MIN, VFn.MAX, VFn.SHL, VFn.SRA})
+BINARY = frozenset({VFn.ADD, VFn.SUB, VFn.MUL, VFn.MIN, VFn.MAX, VFn.SHL, VFn.SRA, VFn.REQB})
 
 
 class VCfg(enum.IntEnum):
@@ -411,6 +416,8 @@ D_LSTRIDE2 = Field("lstride2", 160, 32, signed=True)  # bytes between planes, lo
 D_RSTRIDE1 = Field("rstride1", 192, 32, signed=True)
 D_RSTRIDE2 = Field("rstride2", 224, 32, signed=True)
 D_MODE = Field("mode", 256, 2)  # SignalMode.NODE or RECT (SELF: local copy)
+# read = 1 with mode RECT (multicast read): remote node (x0, y0); the data goes to every
+# PE of the rectangle from the requesting PE to the far corner (x1, y1).
 D_X0 = Field("x0", 264, 8)
 D_Y0 = Field("y0", 272, 8)
 D_X1 = Field("x1", 280, 8)
@@ -505,6 +512,10 @@ H_LEN = Field("len", 41, 8)  # payload flits (READ_REQ: words requested)
 H_SEM = Field("sem", 49, 5)
 H_SIGNAL = Field("signal", 54, 1)  # signal sem by count after the payload is written
 H_COUNT = Field("count", 55, 8)
+# READ_REQ only: 1 = multicast read.  The answer is a RECT READ_RESP to the rectangle
+# from the requester (src_x, src_y) to the far corner (x1, y1) of this head (the
+# request itself is UNICAST to (x0, y0)); docs/isa.md "Multicast reads".
+H_MCAST = Field("mcast", 63, 1)
 H_ADDR = Field("addr", 64, 32)  # destination byte address (READ_REQ: source address)
 H_RET = Field("ret_addr", 96, 32)  # READ_REQ: return address; KEY: the key
 HEAD_FIELDS = (
@@ -520,6 +531,7 @@ HEAD_FIELDS = (
     H_SEM,
     H_SIGNAL,
     H_COUNT,
+    H_MCAST,
     H_ADDR,
     H_RET,
 )

@@ -23,13 +23,18 @@ Per instruction (R = mac_rows, C = mac_cols):
   else C.
 * QLOAD reads the parameter block ``[q, q + total)`` (``hw.isa.qparam_layout``).
 * VOP reads A (``n * bytes(tin)``), B (the same) if the function is binary and not
-  ``bscalar``; writes D (``n * bytes(tout)``, 16 bytes for RSUM/RMAX).
+  ``bscalar``; writes D (``n * bytes(tout)``, 16 bytes for RSUM/RMAX).  With
+  segments (field ``seg`` = s, 1 <= s < n16: ``nseg`` = ceil(n16 / s) segments,
+  docs/isa.md "Segments") B is ``nseg`` words and a reduction's D ``nseg`` words
+  (:func:`vop_operand_bytes`).
 * LW reads, SW writes 4 bytes.
 * DMA reads its 48-byte descriptor; a write (``read = 0``) reads its local rows, a
-  read (``read = 1``) writes them.  SELF copies also touch the ``remote`` rows (in
-  local SRAM): written by a write, read by a read.  With ``coords`` (this PE's
-  position) a NODE/RECT transfer whose target is this PE also touches its remote
-  rows here (written by a write, read by a read).
+  read (``read = 1``, a multicast read too: the requester's own copy) writes them.
+  SELF copies also touch the ``remote`` rows (in local SRAM): written by a write,
+  read by a read.  With ``coords`` (this PE's position) a NODE/RECT write whose
+  target is this PE, or a read (NODE or multicast) whose node (x0, y0) is this PE,
+  also touches its remote rows here (written by a write, read by a read).  The
+  other receivers of a multicast read get inbound data, outside any footprint.
 * Everything else (scalar, control, VCFG, WAIT, SIGNAL, FENCE, HALT) touches no SRAM
   bytes; SIGNAL's rule (any pending command is a hazard) is not a footprint.
 
@@ -69,7 +74,9 @@ __all__ = [
     "footprint_fn",
     "ordered_units",
     "overlap",
+    "segment_count",
     "unit_of",
+    "vop_operand_bytes",
 ]
 
 M32 = 0xFFFFFFFF
@@ -165,12 +172,33 @@ def _matmul_fn(instr: Instr, arch):
     return fp
 
 
+def segment_count(n16: int, seg: int) -> int:
+    """The segments of an ``n16``-step VOP with the ``seg`` field s: ceil(n16 / s) for
+    1 <= s < n16, else 1 (docs/isa.md "Segments"; ``len(sim.numerics.segments(n16,
+    seg))`` without building the list)."""
+    return -(-n16 // seg) if 0 < seg < n16 else 1
+
+
+def vop_operand_bytes(
+    fn: VFn, tin: DType, tout: DType, n16: int, bscalar: int, seg: int = 0
+) -> tuple[int, int, int]:
+    """Bytes of a VOP's A, B and D operands (docs/isa.md): A ``n * bytes(tin)``; B 0
+    with ``bscalar``, else - whether or not ``fn`` reads it, B is range-checked - the
+    same as A, or ``nseg`` words with segments; D ``n * bytes(tout)``, for RSUM/RMAX
+    one word per segment (16 bytes without segments)."""
+    nseg = segment_count(n16, seg)
+    a = 16 * n16 * DType(tin).bytes
+    b = 0 if bscalar else (16 * nseg if nseg > 1 else a)
+    d = 16 * nseg if VFn(fn) in REDUCTIONS else 16 * n16 * DType(tout).bytes
+    return a, b, d
+
+
 def _vop_fn(instr: Instr):
     fn, tin, tout = VFn(instr["fn"]), DType(instr["tin"]), DType(instr["tout"])
-    n = 16 * instr["n16"]
+    in_bytes, b_bytes, out_bytes = vop_operand_bytes(
+        fn, tin, tout, instr["n16"], instr["bscalar"], instr["seg"]
+    )
     ra, rb, rd = instr["rs1"], instr["rs2"], instr["rd"]
-    in_bytes = n * tin.bytes
-    out_bytes = 16 if fn in REDUCTIONS else n * tout.bytes
     reads_b = fn in BINARY and not instr["bscalar"]
 
     def fp(reg, desc=None):
@@ -178,7 +206,7 @@ def _vop_fn(instr: Instr):
         reads = [(a, a + in_bytes)]
         if reads_b:
             b = reg(rb)
-            reads = _merge([*reads, (b, b + in_bytes)])
+            reads = _merge([*reads, (b, b + b_bytes)])
         return Footprint(reads, [(d, d + out_bytes)])
 
     return fp

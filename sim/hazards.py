@@ -33,7 +33,8 @@ Decisions where docs/isa.md leaves room:
 * WAIT, scalar and control instructions are not checked; inbound network writes are
   not checked (ordering them is the semaphore protocol's job, and SIGNAL, which hands
   buffers over, is a hazard while anything is pending).
-* A DMA whose NODE/RECT target is this PE itself also touches its remote rows here.
+* A DMA whose NODE/RECT target is this PE itself (a read's, multicast or not: its
+  node (x0, y0)) also touches its remote rows here.
 * FENCE with nothing pending is a 1-cycle no-op.
 """
 

@@ -21,6 +21,11 @@ past ``sem_max``, faults itself (DMA / SEM_OVERFLOW) and returns True: the
 sender is not affected.  The network raises :class:`DmaRefused` for an
 unreachable node or a refused request; the PE turns it into a DMA fault.
 
+A multicast read (docs/isa.md, "Multicast reads") is a read from one node and a
+RECT write of its rows, with the completion semaphore, to every PE of the
+rectangle :func:`mcast_rect` gives (:meth:`Network.read_multicast`): each
+receiver checks its local range as for any inbound write.
+
 * :class:`StandInNetwork`: one PE plus DRAM port 0; any other node is a fault.
 * :class:`ChipNetwork`: every PE of the mesh plus every DRAM port;
   :class:`ChipSim` runs its PEs round-robin until all halt.
@@ -43,6 +48,7 @@ __all__ = [
     "Endpoint",
     "Network",
     "StandInNetwork",
+    "mcast_rect",
 ]
 
 
@@ -73,6 +79,19 @@ def scatter_rows(mem: np.ndarray, addrs: np.ndarray, rows: np.ndarray) -> None:
         return
     idx = addrs[:, None] + np.arange(row_bytes, dtype=np.int64)
     mem[idx] = rows
+
+
+def mcast_rect(arch, requester: tuple[int, int], x1: int, y1: int) -> tuple[int, int, int, int]:
+    """The receivers of a multicast read as a RECT target (x0, y0, x1, y1): the
+    rectangle spanned by the requesting PE and the far corner (x1, y1), clipped to
+    the mesh (docs/isa.md, "Multicast reads")."""
+    rx, ry = requester
+    return (
+        min(rx, x1),
+        min(ry, y1),
+        min(max(rx, x1), arch.mesh_cols - 1),
+        min(max(ry, y1), arch.mesh_rows - 1),
+    )
 
 
 def rows_in_range(addrs: np.ndarray, row_bytes: int, limit: int) -> bool:
@@ -160,6 +179,15 @@ class Network:
         if data is None:
             raise DmaRefused(f"read of {len(addrs)} rows refused by node {target[:2]}")
         return data
+
+    def read_multicast(self, node, rect, src_addrs, dst_addrs, row_bytes, sem) -> None:
+        """Read the rows at ``src_addrs`` of ``node`` once and write them, then
+        increment ``sem``, at ``dst_addrs`` of every PE of the rectangle ``rect``
+        (:func:`mcast_rect`).  DmaRefused (nothing written) if the read is refused or
+        a receiver is unreachable; a receiver outside whose SRAM the rows fall faults
+        itself."""
+        rows = self.read((*node, *node), src_addrs, row_bytes)
+        self.write(SignalMode.RECT, rect, dst_addrs, rows, sem)
 
     def signal(self, mode, target, sem, count) -> None:
         for ep in self.targets(mode, target):

@@ -156,10 +156,9 @@ def vector_elementwise(
         r = round_shift(a, b & 63)
     elif fn == VFn.MOV:
         r = a
-    elif fn == VFn.REQ:
-        r = requantize(
-            a, cfg[VCfg.MULT], int(cfg[VCfg.SHIFT]) & 63, cfg[VCfg.ZP], cfg[VCfg.LO], cfg[VCfg.HI]
-        )
+    elif fn in (VFn.REQ, VFn.REQB):
+        mult = cfg[VCfg.MULT] if fn == VFn.REQ else b
+        r = requantize(a, mult, int(cfg[VCfg.SHIFT]) & 63, cfg[VCfg.ZP], cfg[VCfg.LO], cfg[VCfg.HI])
     elif fn == VFn.EXP:
         r = _iexp(a, cfg)
     elif fn == VFn.ERF:
@@ -173,6 +172,15 @@ def vector_elementwise(
     else:
         raise ValueError(f"{fn.name} is not an elementwise vector function")
     return sat(r, tout)
+
+
+def segments(n16: int, seg: int) -> list[tuple[int, int]]:
+    """Element ranges [start, end) of the segments of an ``n16``-step VOP with
+    segment length ``seg`` steps (its ``seg`` field; 0: one segment)."""
+    s = int(seg)
+    if s == 0 or s >= n16:
+        return [(0, 16 * n16)]
+    return [(16 * g, 16 * min(g + s, n16)) for g in range(0, n16, s)]
 
 
 def vector_reduce(fn: VFn, a: np.ndarray) -> int:

@@ -27,10 +27,13 @@ Decisions where docs/isa.md leaves room (the RTL must match them):
   faults SEM_OVERFLOW at the receiver and leaves the count unchanged.
 * VOP checks (alignment and range) operand B whenever ``bscalar`` is 0, even
   for functions that do not read it; D spans ``n * tout`` bytes (16 for
-  reductions).
+  reductions).  With segments (``seg``, docs/isa.md "Segments") B spans ``nseg``
+  words, a reduction's D ``nseg`` words (``sim.footprint.vop_operand_bytes``).  A
+  segmented VOP reads all of its B words before it writes D (docs/isa.md does not
+  settle D overlapping the B word of a later segment).
   MATMUL checks the output range only without ``noout``.
 * A DMA fault (descriptor rules below) is reported at the DMA instruction's pc
-  and moves no data.  Descriptor rules: counts >= 1, mode 0..2, no RECT read,
+  and moves no data.  Descriptor rules: counts >= 1, mode 0..2,
   local, remote and all four strides multiples of 16, ``sem < semaphores`` if
   it is used (``signal`` or ``read``),
   every row inside SRAM (exact arithmetic over the strides), and, for SELF, the
@@ -38,12 +41,17 @@ Decisions where docs/isa.md leaves room (the RTL must match them):
   semaphores); a refused remote access (outside the remote memory, unreachable
   node) faults the sender, except that a PE receiving a write outside its SRAM
   faults itself.
+* A multicast read (RECT read) lands, with its increment, at every PE of the
+  rectangle at once (``Network.read_multicast``), the requester included; a
+  receiver checks its local range as for an inbound write (with one SRAM size
+  for all PEs the requester's descriptor check catches it first).
 
 Cycle estimate (``RunResult.cycles``, from docs/isa.md; blocked WAIT time is not
 counted): 1 per scalar, control, VCFG, DMA, WAIT, SIGNAL and FENCE instruction; 2 per
 LW/SW; QLOAD ``total / 16 + 2``; MATMUL ``K + R + 6``; VOP ``n16 * max(bytes per
 element of A, of B if read, of D)`` (words per 16 elements), RECIP ``34 * n`` and
-SQRT ``17 * n``, reductions ``n16 * bytes per element of A``.  A nowait command
+SQRT ``17 * n``, reductions ``n16 * bytes per element of A``; the same with segments
+(a per-segment B reads fewer words than A).  A nowait command
 costs 2 (accept + retire): the estimate is the controller's issue time and does not
 model unit overlap (sim/perf.py does).
 
@@ -77,8 +85,16 @@ from hw.isa import (
     qparam_layout,
 )
 from sim import numerics
+from sim.footprint import vop_operand_bytes
 from sim.hazards import GUARDED_OPS, HazardGuard, UnitHazard, needs_async_units
-from sim.network import DmaRefused, StandInNetwork, gather_rows, rows_in_range, scatter_rows
+from sim.network import (
+    DmaRefused,
+    StandInNetwork,
+    gather_rows,
+    mcast_rect,
+    rows_in_range,
+    scatter_rows,
+)
 
 __all__ = ["PeSim", "RunResult", "UnitHazard"]
 
@@ -515,13 +531,17 @@ class PeSim:
         R, S, cfg, nxt = self.regs, self.sram, self.vcfg, pc + 1
         rd, ra, rb = ins["rd"], ins["rs1"], ins["rs2"]
         fn, tin, tout = VFn(ins["fn"]), DType(ins["tin"]), DType(ins["tout"])
-        n, bscalar, lim = 16 * ins["n16"], ins["bscalar"], self.arch.sram_bytes
+        n16, seg, bscalar, lim = ins["n16"], ins["seg"], ins["bscalar"], self.arch.sram_bytes
         checks_b = not bscalar  # docs/isa.md: B is checked even where fn does not read it
         takes_b = fn in BINARY
         reduce = fn in REDUCTIONS
-        in_bytes = n * tin.bytes
-        out_bytes = 16 if reduce else n * tout.bytes
+        in_bytes, b_bytes, out_bytes = vop_operand_bytes(fn, tin, tout, n16, bscalar, seg)
+        spans = numerics.segments(n16, seg)
+        segmented = len(spans) > 1  # docs/isa.md "Segments"
         dt_in, dt_out = _LE[tin], _LE[tout]
+        if segmented and takes_b and not bscalar:
+            lengths = np.array([e - s for s, e in spans])
+            word_step = 16 // tin.bytes  # element 0 of every 16-byte B word
 
         def h():
             a, b, d = R[ra], R[rb], R[rd]
@@ -530,29 +550,41 @@ class PeSim:
                 or a + in_bytes > lim
                 or d & 15
                 or d + out_bytes > lim
-                or (checks_b and (b & 15 or b + in_bytes > lim))
+                or (checks_b and (b & 15 or b + b_bytes > lim))
             ):
                 raise _Fault(PeError.ADDRESS, f"VOP operands A {a:#x} B {b:#x} D {d:#x}")
             av = S[a : a + in_bytes].view(dt_in)
             if reduce:
-                res = numerics.vector_reduce(fn, av)
-                S[d : d + 16] = 0
-                S[d : d + 4] = np.frombuffer((res & M32).to_bytes(4, "little"), np.uint8)
+                if segmented:
+                    res = _segment_reduce(fn, av, 16 * seg)
+                else:
+                    res = np.array([numerics.vector_reduce(fn, av)], np.int64)
+                words = np.zeros((len(res), 4), "<i4")  # the result in bytes 0..3
+                words[:, 0] = res
+                S[d : d + out_bytes] = words.view(np.uint8).ravel()
                 return nxt
             bv = None
             if takes_b:
-                bv = np.int64(s32(b)) if bscalar else S[b : b + in_bytes].view(dt_in)
+                if bscalar:
+                    bv = np.int64(s32(b))
+                elif segmented:  # one b per segment, for all of its elements
+                    first = S[b : b + b_bytes].view(dt_in)[::word_step]
+                    bv = np.repeat(first.astype(np.int64), lengths)
+                else:
+                    bv = S[b : b + in_bytes].view(dt_in)
             res = numerics.vector_elementwise(fn, av, bv, tout, cfg)
             S[d : d + out_bytes] = res.astype(dt_out).view(np.uint8)
             return nxt
 
+        # segments do not change the estimate: a per-segment B (nseg words) reads no
+        # more per step than A, a reduction writes at most one word per step
         words = [
             tin.bytes,
             tin.bytes if takes_b and not bscalar else 0,
             0 if reduce else tout.bytes,
         ]
         per = {VFn.RECIP: 34 * 16, VFn.SQRT: 17 * 16}.get(fn, max(words))
-        return h, ins["n16"] * per
+        return h, n16 * per
 
     # -- DMA and semaphores ----------------------------------------------------------
     def _b_dma(self, ins, pc):
@@ -575,8 +607,8 @@ class PeSim:
         problem = None
         if not (c0 and c1 and c2):
             problem = f"zero count ({c0}, {c1}, {c2})"
-        elif mode > SignalMode.RECT or (mode == SignalMode.RECT and d["read"]):
-            problem = f"mode {mode} with read={d['read']}"
+        elif mode > SignalMode.RECT:
+            problem = f"mode {mode}"
         elif any(
             d[f] % 16 for f in ("local", "remote", "lstride1", "lstride2", "rstride1", "rstride2")
         ):
@@ -612,6 +644,10 @@ class PeSim:
                 scatter_rows(S, dst, gather_rows(S, src, row))
                 if read or d["signal"]:
                     self.net_signal(d["sem"], 1)
+            elif read and mode == SignalMode.RECT:  # multicast read
+                rect = mcast_rect(self.arch, self.coords, d["x1"], d["y1"])
+                node = (d["x0"], d["y0"])
+                self.network.read_multicast(node, rect, ra, la, row, d["sem"])
             elif read:
                 target = (d["x0"], d["y0"], d["x0"], d["y0"])
                 scatter_rows(S, la, self.network.read(target, ra, row))
@@ -678,6 +714,17 @@ class PeSim:
             raise _Fault(PeError.ILLEGAL, msg)
 
         return bad
+
+
+def _segment_reduce(fn: VFn, a: np.ndarray, elems: int) -> np.ndarray:
+    """RSUM / RMAX of every segment of ``elems`` elements of ``a`` (the last one may be
+    shorter), each as numerics.vector_reduce computes it: the exact sum saturated to
+    int32, or the maximum."""
+    starts = np.arange(0, len(a), elems)
+    a = a.astype(np.int64)
+    if fn == VFn.RSUM:
+        return numerics.sat(np.add.reduceat(a, starts))
+    return np.maximum.reduceat(a, starts)
 
 
 def _span_ok(base: int, s1: int, s2: int, c1: int, c2: int, row: int, limit: int) -> bool:

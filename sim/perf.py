@@ -430,8 +430,9 @@ class PerfSim:
         if local >= 0 or remote:
             # the data lands in SRAM: locally for a read, at the targets for a write
             words = d["count0"] * d["count1"] * d["count2"]
-            if d["read"]:
+            if d["read"]:  # a multicast read lands at every receiver (``remote``) alike
                 pe.deferred_data = (self._banks(d, raw, "local"), words, None, 0, 0)
+                self._remote = {c: (t, pe.deferred_data) for c, t in remote}
             elif d["mode"] != SignalMode.SELF:
                 data = (
                     self._banks(d, raw, "remote"),
@@ -479,8 +480,8 @@ class PerfSim:
         if d["mode"] == SignalMode.SELF:
             return True
         node = (d["x0"], d["y0"])
-        if d["mode"] == SignalMode.RECT:
-            return not d["read"] and d["x1"] < a.mesh_cols and d["y1"] < a.mesh_rows
+        if d["mode"] == SignalMode.RECT and not d["read"]:
+            return d["x1"] < a.mesh_cols and d["y1"] < a.mesh_rows
         inside = node[0] < a.mesh_cols and node[1] < a.mesh_rows
         return inside or node in fab.dram_nodes
 

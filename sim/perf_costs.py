@@ -12,7 +12,8 @@ is counted from the cycle it enters execute to the cycle the next one enters
 * VOP (pipelined): n16 * max(words per step of A, B if read, D) + 9 + min(wA, wD)
   (wD = 1 for the reductions); RECIP/SQRT: per step 2 + per element 32 / 17
   (1 for a <= 0, or a saturated RECIP quotient), + 16; operands sharing a bank:
-  see :func:`vop_cost`
+  see :func:`vop_cost`; with segments (the ``seg`` field) the same plus
+  :func:`segment_cycles` (B is ``nseg`` words read once per segment, not per step)
 * DMA: descriptor fetch ``DMA_FETCH`` cycles (plus waiting for a queue slot)
 * FENCE: 1 once its units are idle; VCFG: 1 once the vector unit is idle
 * a ``nowait`` QLOAD/MATMUL/VOP: NOWAIT_CYCLES (2: accept + retire) of the
@@ -43,6 +44,7 @@ from hw.isa import (
     decode,
     qparam_layout,
 )
+from sim.footprint import segment_count
 
 __all__ = [
     "DMA_FETCH",
@@ -53,6 +55,7 @@ __all__ = [
     "iterative_cost",
     "matmul_cost",
     "out_cycles",
+    "segment_cycles",
     "static_cost",
     "vop_cost",
 ]
@@ -64,6 +67,13 @@ VOP_FIXED = 9  # plus min(words of A, of D) per VOP (measured)
 ITER_FIXED = 16
 ITER_STEP = 2
 ITER_ELEM = {VFn.RECIP: 32, VFn.SQRT: 17}
+
+# Segmented VOPs (the ``seg`` field, docs/isa.md "Segments") cost what the same VOP
+# without segments costs (its B, one word per segment, reads fewer words per step
+# than A), plus segment_cycles(): these two numbers, 0 until the RTL's vector unit
+# with segments has been measured.  This is the one place to change.
+VOP_SEG_FIXED = 0  # per segmented VOP
+VOP_SEG_PER_SEGMENT = 0  # per segment (a reduction's result word, a B word)
 
 
 class Kind:
@@ -130,12 +140,28 @@ VOP_READ_CONFLICT = {
 VOP_SERIAL_FIXED = 3
 
 
-def _vop_words(ins) -> tuple[int, int, int, bool]:
+def _vop_words(ins) -> tuple[int, int, int, bool, int]:
+    """Words per step of A, B (0: B is a scalar or not read, or is read once per
+    segment) and D (1 for a reduction), whether it is a reduction, and the words of a
+    per-segment B (0 without)."""
     fn, tin, tout = VFn(ins["fn"]), DType(ins["tin"]), DType(ins["tout"])
     wa = tin.bytes
-    wb = tin.bytes if fn in BINARY and not ins["bscalar"] else 0
+    reads_b = fn in BINARY and not ins["bscalar"]
+    nseg = segment_count(ins["n16"], ins["seg"])
+    wb = tin.bytes if reads_b and nseg == 1 else 0
     reduce = fn in REDUCTIONS
-    return wa, wb, 1 if reduce else tout.bytes, reduce
+    return wa, wb, 1 if reduce else tout.bytes, reduce, nseg if reads_b and nseg > 1 else 0
+
+
+def segment_cycles(ins) -> int:
+    """The cycles a VOP's segments add to its cost without them: VOP_SEG_FIXED +
+    VOP_SEG_PER_SEGMENT * nseg for a reduction or a binary function with a per-segment
+    B (nseg > 1), else 0 (other functions ignore ``seg``)."""
+    fn = VFn(ins["fn"])
+    nseg = segment_count(ins["n16"], ins["seg"])
+    if nseg == 1 or not (fn in REDUCTIONS or (fn in BINARY and not ins["bscalar"])):
+        return 0
+    return VOP_SEG_FIXED + VOP_SEG_PER_SEGMENT * nseg
 
 
 def _vop_cycles(ins) -> tuple[int, int]:
@@ -143,24 +169,31 @@ def _vop_cycles(ins) -> tuple[int, int]:
     n16 = ins["n16"]
     if fn in ITER_ELEM:
         return Kind.ITER, n16 * ITER_STEP + ITER_FIXED
-    wa, wb, wd, reduce = _vop_words(ins)
+    wa, wb, wd, reduce, _ = _vop_words(ins)
     per = max(wa, wb, 0 if reduce else wd)
-    return Kind.VOP, n16 * per + VOP_FIXED + min(wa, wd)
+    return Kind.VOP, n16 * per + VOP_FIXED + min(wa, wd) + segment_cycles(ins)
 
 
 def vop_cost(cost: StaticCost, regs: list[int], bank_bytes: int) -> int:
     """The cycles of a pipelined VOP with its operands at the addresses in ``regs``
-    (bank conflicts as measured, see VOP_READ_CONFLICT and VOP_SERIAL_FIXED)."""
+    (bank conflicts as measured, see VOP_READ_CONFLICT and VOP_SERIAL_FIXED; a
+    per-segment B adds its nseg reads to its bank)."""
     ins = cost.ins
-    wa, wb, wd, reduce = cost.vop
-    per_bank: dict[int, int] = {}  # accesses per step to each bank
-    for reg, w in ((ins["rs1"], wa), (ins["rs2"], wb), (ins["rd"], 0 if reduce else wd)):
-        if w:
-            bank = regs[reg] // bank_bytes
-            per_bank[bank] = per_bank.get(bank, 0) + w
-    if len(per_bank) == (1 if reduce else 2) + (1 if wb else 0):
-        return cost.cycles  # every operand in its own bank
+    wa, wb, wd, reduce, seg_b = cost.vop
     n16 = ins["n16"]
+    total: dict[int, int] = {}  # accesses to each bank over the whole VOP
+    operands = 0
+    for reg, n in (
+        (ins["rs1"], n16 * wa),
+        (ins["rs2"], n16 * wb or seg_b),
+        (ins["rd"], 0 if reduce else n16 * wd),
+    ):
+        if n:
+            operands += 1
+            bank = regs[reg] // bank_bytes
+            total[bank] = total.get(bank, 0) + n
+    if len(total) == operands:
+        return cost.cycles  # every operand in its own bank
     base = cost.cycles
     if wb and regs[ins["rs1"]] // bank_bytes == regs[ins["rs2"]] // bank_bytes:
         known = VOP_READ_CONFLICT.get((wa, wb, wd))
@@ -169,7 +202,7 @@ def vop_cost(cost: StaticCost, regs: list[int], bank_bytes: int) -> int:
             base = round(c2 + (n16 - 2) * (c8 - c2) / 6)
         else:
             base = n16 * max(wa + wb, wd) + VOP_FIXED + min(wa, wd)
-    return max(base, VOP_SERIAL_FIXED + n16 * max(per_bank.values()))
+    return max(base, VOP_SERIAL_FIXED + max(total.values()) + segment_cycles(ins))
 
 
 def static_cost(arch, word: int) -> StaticCost:

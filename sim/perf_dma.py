@@ -6,7 +6,9 @@ slot + descriptor fetch), when the engine has sent its last flit, and when the
 completion semaphore increments land (per target).  Packetization follows
 docs/dma.md: each row of ``count0`` words is cut into packets of at most
 ``max_packet_flits`` payload flits plus one head flit each; the engine injects
-one flit per cycle.
+one flit per cycle.  RECT writes and multicast reads (a read with mode RECT: the
+answers fork along the RECT tree from the answerer to every receiver) use packets
+of at most ``rect_payload_flits``.
 
 :class:`TimedNetwork` is a :class:`sim.network.ChipNetwork` whose data effects
 happen at once (programs are race-free, like for ChipSim) but whose semaphore
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections import deque
 
 from hw.isa import SignalMode
-from sim.network import ChipNetwork, DmaRefused, Dram, StandInNetwork
+from sim.network import ChipNetwork, DmaRefused, Dram, StandInNetwork, mcast_rect
 
 __all__ = ["DmaTimer", "TimedNetwork", "TimedStandIn", "SELF_DRAIN", "WRITE_DRAIN"]
 
@@ -65,18 +67,18 @@ class DmaTimer:
     def run(self, d: dict, accepted: int) -> tuple[int, list[tuple[tuple, int]]]:
         """Time the descriptor ``d`` accepted at ``accepted``.  Returns (the cycle
         the local completion semaphore increments, or -1) and a list of (target
-        coords, cycle) for remote increments / arrivals."""
+        coords, cycle) for remote increments / arrivals (a multicast read: every
+        receiver's, this PE's included)."""
         a, fab = self.arch, self.fabric
         c0, rows = d["count0"], d["count1"] * d["count2"]
         mode = d["mode"]
-        rect = mode == SignalMode.RECT and not d["read"]
+        rect = mode == SignalMode.RECT  # RECT writes and multicast reads
         # RECT packets carry at most rect_payload_flits payload flits (docs/dma.md)
         payload = a.rect_payload_flits if rect else a.max_packet_flits
-        per_row = -(-c0 // payload)
-        packets = rows * per_row
+        row = [payload] * (c0 // payload) + ([c0 % payload] if c0 % payload else [])
+        packets = rows * len(row)
         words = c0 * rows
         flits = words + packets
-        fork = rect and (d["x1"] - d["x0"] + 1) * (d["y1"] - d["y0"] + 1) >= 2
         s = max(accepted, self.engine_free)
         self.starts.append(s)
         self.descriptors += 1
@@ -90,21 +92,7 @@ class DmaTimer:
         self.flits += flits if not d["read"] else packets
         target = (d["x0"], d["y0"])
         if d["read"]:
-            route = fab.unicast(self.coords, target)
-            sent, tails = fab.send(route, packets, s)
-            self.engine_free = sent
-            first = tails[-1] - packets + 1
-            if target in fab.dram_nodes:
-                ready = fab.dram_read(fab.dram_nodes[target], 16 * words, packets, first)
-            else:
-                ready = max(first + 1, self._responder(target, first))
-            back = fab.unicast(target, self.coords)
-            _, rtails = fab.send(back, flits, ready)
-            if target not in fab.dram_nodes:
-                self._responders[target] = ready + flits
-            local_done = rtails[-1] + RESP_DRAIN
-            self.drained = max(self.drained, local_done)
-            return local_done, remote
+            return self._read(d, s, packets, words, row)
         if mode == SignalMode.RECT:
             x0, y0, x1, y1 = d["x0"], d["y0"], d["x1"], d["y1"]
             if x0 > x1 or y0 > y1:
@@ -114,9 +102,8 @@ class DmaTimer:
             route = fab.unicast(self.coords, target)
         # a forked packet is allocated virtual cut-through: it waits until every branch
         # has credits for all of it, so it holds the tree longer than its flits
-        if fork:
-            full, rem = divmod(c0, payload)
-            hold = rows * fork_hold(a, [payload] * full + ([rem] if rem else []))
+        if rect and (d["x1"] - d["x0"] + 1) * (d["y1"] - d["y0"] + 1) >= 2:
+            hold = rows * fork_hold(a, row)
         else:
             hold = flits
         sent, tails = fab.send(route, max(hold, flits), s + WRITE_START)
@@ -134,6 +121,40 @@ class DmaTimer:
         self.engine_free = end
         self.drained = max(self.drained, end + WRITE_DRAIN)
         return local_done, remote
+
+    def _read(self, d: dict, s: int, packets: int, words: int, row: list[int]) -> tuple:
+        """A read started at ``s``: one single-flit READ_REQ per packet (payloads of
+        one row: ``row``), the answerer's response train back, to this PE or (a
+        multicast read) along the RECT tree to every PE of the rectangle."""
+        a, fab = self.arch, self.fabric
+        target = (d["x0"], d["y0"])
+        route = fab.unicast(self.coords, target)
+        sent, tails = fab.send(route, packets, s)
+        self.engine_free = sent
+        first = tails[-1] - packets + 1
+        flits = words + packets
+        train, mcast = flits, d["mode"] == SignalMode.RECT
+        if mcast and not fab.direct:  # (the stand-in: one PE, DRAM attached to it)
+            x0, y0, x1, y1 = mcast_rect(a, self.coords, d["x1"], d["y1"])
+            back = fab.rect(target, x0, y0, x1, y1)
+            if (x1 - x0 + 1) * (y1 - y0 + 1) >= 2:  # the answers fork: held as RECT writes
+                train = max(flits, d["count1"] * d["count2"] * fork_hold(a, row))
+        else:
+            back = fab.unicast(target, self.coords)
+        if target in fab.dram_nodes:
+            ready = fab.dram_read(fab.dram_nodes[target], 16 * words, packets, first, train)
+        else:
+            ready = max(first + 1, self._responder(target, first))
+            self._responders[target] = ready + train
+        _, rtails = fab.send(back, train, ready)
+        arrivals = [
+            (fab.sink[link][1], tail + RESP_DRAIN)
+            for (link, _, _), tail in zip(back, rtails, strict=True)
+            if fab.sink[link] is not None and fab.sink[link][0] == "tile"
+        ]
+        local_done = max(t for c, t in arrivals if c == self.coords)
+        self.drained = max(self.drained, local_done)
+        return local_done, arrivals if mcast else []
 
     def _responder(self, target, t: int) -> int:
         return max(t, self._responders.get(target, 0))

@@ -8,7 +8,8 @@ stream to another PE's stream for a head flit, i.e. 1 on the injection link,
 ``hop_latency`` (2) per router-to-router link and 2 on the ejection link; the
 tail follows the head F - 1 cycles later.  RECT multicast reserves the links of
 the XY tree (docs/noc.md, "Routing function"): from the source along its row to
-the rectangle's columns, forking north/south in every column of the rectangle.
+the rectangle's columns, forking north/south in every column of the rectangle (a
+multicast read's answers from a DRAM port start at the port's router).
 
 DRAM port p sits beyond the east edge at ``hw.isa.dram_node(arch, p)``.  Its
 service: a read of B bytes requested at t starts returning data at
@@ -130,16 +131,21 @@ class Fabric:
         return route
 
     def rect(self, src: tuple[int, int], x0: int, y0: int, x1: int, y1: int) -> list:
-        """The XY multicast tree from tile ``src`` to every tile of the rectangle
-        (clipped to the mesh); the ejection links are the leaves."""
+        """The XY multicast tree from the endpoint ``src`` (a tile, or a DRAM port:
+        a multicast read's answers enter at its router) to every tile of the
+        rectangle (clipped to the mesh); the ejection links are the leaves."""
         key = ("r", src, x0, y0, x1, y1)
         route = self._routes.get(key)
         if route is not None:
             return route
         cols, rows = self.arch.mesh_cols, self.arch.mesh_rows
         x1, y1 = min(x1, cols - 1), min(y1, rows - 1)
-        sx, sy = src
-        route = [(self._ids[("inj", sx, sy)], -1, INJECT_LATENCY)]
+        if src in self.dram_nodes:
+            route = [(self._ids[("dram_out", self.dram_nodes[src])], -1, INJECT_LATENCY)]
+            sx, sy = cols - 1, src[1]
+        else:
+            sx, sy = src
+            route = [(self._ids[("inj", sx, sy)], -1, INJECT_LATENCY)]
         at_col = {sx: 0}
         for direction in (1, -1):  # the X phase: along the source row, both ways
             last, x = 0, sx
@@ -181,14 +187,18 @@ class Fabric:
             tails[i] = s + lat + flits - 1
         return free[route[0][0]], tails
 
-    def dram_read(self, port: int, nbytes: int, requests: int, arrive: int) -> int:
+    def dram_read(
+        self, port: int, nbytes: int, requests: int, arrive: int, train: int | None = None
+    ) -> int:
         """Cycle the response train of a read of ``nbytes`` (``requests`` packets,
         ``nbytes / 16 + requests`` flits) starts leaving DRAM port ``port`` when the
         first request arrives at ``arrive``: the train ends when the port has
-        delivered the data."""
+        delivered the data.  ``train``: the cycles the train takes to leave when
+        the network accepts it slower than one flit per cycle (a forked multicast
+        read answer, ``sim.perf_dma.fork_hold``); the port is held as long."""
         a = self.arch
         data = -(-nbytes // a.dram_bytes_per_cycle)
-        flits = nbytes // 16 + requests
+        flits = nbytes // 16 + requests if train is None else train
         self.dram_bytes[port] += nbytes
         self.dram_busy[port] += data
         if self.serial_dram:

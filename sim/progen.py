@@ -11,6 +11,16 @@ registers and semaphores of the reference simulator are what the RTL must
 reproduce.  ``fault_program(arch, kind, seed)`` builds one ending in a fault of
 ``kind`` (a PeError) at a known pc.
 
+Vector features added after programs were pinned by seed (REQB, VOP segments) come
+only with ``segments=True``: without it a seed gives the program it always gave
+(the functions drawn are ``BASE_FNS``, the list before REQB).  With it, an extra
+random stream (its own seed, like ``nowait``'s) makes some VOPs REQB and gives VOPs
+a ``seg`` field - segmented (1 <= seg < n16), one segment (seg >= n16) or 0 - and
+longer vectors; their operands are sized by ``sim.footprint.vop_operand_bytes`` (so
+the rest of the program differs too from the first VOP whose sizes change).
+``fault_program(..., segments=True)`` adds the ADDRESS variants ``vop_seg_b`` and
+``vop_seg_d`` (a per-segment B / a reduction's per-segment D past the end of SRAM).
+
 SRAM layout (fractions of ``arch.sram_bytes``): work area [0, 3/4) with random
 initial bytes, read and written by the program; sink [3/4, 7/8) written only by
 the final unsignalled DMAs; constants [7/8, 1) (QLOAD blocks, DMA descriptors),
@@ -47,13 +57,17 @@ from hw.isa import (
     pack_rect,
     qparam_layout,
 )
+from sim.footprint import vop_operand_bytes
 
-__all__ = ["fault_program", "random_program"]
+__all__ = ["BASE_FNS", "fault_program", "random_program"]
 
 M32 = 0xFFFFFFFF
 DESC_BYTES = DESC_WORDS * WORD_BYTES
 DRAM_SPAN = 16384  # DRAM bytes a program touches (cosim models 1 MiB at least)
 ALU_OPS = (Op.ADD, Op.SUB, Op.MUL, Op.ADDI, Op.SHLI, Op.SHRI, Op.LI)
+# the vector functions drawn by the main stream: hw.isa.VFn as it was before REQB, so
+# that a seed's program does not change when functions are added (segments=True adds)
+BASE_FNS = tuple(f for f in VFn if f != VFn.REQB)
 
 
 class _NoRoom(Exception):
@@ -73,12 +87,22 @@ def _span(s1: int, s2: int, c1: int, c2: int) -> tuple[int, int]:
 
 
 class _Gen:
-    def __init__(self, arch, seed: int, coords: tuple[int, int], nowait: bool = False):
+    def __init__(
+        self,
+        arch,
+        seed: int,
+        coords: tuple[int, int],
+        nowait: bool = False,
+        segments: bool = False,
+    ):
         self.arch, self.seed, self.coords = arch, seed, coords
         self.rng = random.Random(seed)
         # nowait commands, each ordered by a FENCE right after it (its own stream, so
         # the rest of the program is the same with and without)
         self.nowait = random.Random(seed * 7919 + 1) if nowait and arch.async_units else None
+        # REQB and VOP segments: their own stream, but the operand sizes change and
+        # with them the main stream's draws from the first such VOP on
+        self.segs = random.Random(seed * 7919 + 2) if segments else None
         self.code: list[int] = []
         self.blocks: list[str] = []
         size = arch.sram_bytes
@@ -287,22 +311,37 @@ class _Gen:
             else:
                 self.emit(Op.VCFG, cfg=int(cfg), imm=v)
 
-    def vop_fields(self, rng, n16: int | None = None) -> dict:
-        fn = rng.choice(list(VFn))
+    def vop_fields(self, rng, n16: int | None = None, longer: bool = False) -> dict:
+        fn = rng.choice(BASE_FNS)
         tin = rng.choice(list(DType))
         tout = DType.I32 if fn in REDUCTIONS else rng.choice(list(DType))
         n16 = n16 or rng.randint(1, 4)
         bscalar = int(fn in BINARY and rng.random() < 0.3)
-        return {"fn": fn, "tin": tin, "tout": tout, "n16": n16, "bscalar": bscalar}
+        v = {"fn": fn, "tin": tin, "tout": tout, "n16": n16, "bscalar": bscalar, "seg": 0}
+        if self.segs is not None:
+            self.segment_fields(v, longer)
+        return v
+
+    def segment_fields(self, v: dict, longer: bool) -> None:
+        """REQB and the ``seg`` field, drawn from the segments stream only."""
+        sr = self.segs
+        if sr.random() < 0.15:
+            v.update(fn=VFn.REQB, bscalar=int(sr.random() < 0.3))
+        if longer and sr.random() < 0.3:
+            v["n16"] = sr.randint(5, 24)
+        n16 = v["n16"]
+        pick = sr.random()
+        if pick < 0.6 and n16 > 1:  # segmented, sometimes one step per segment
+            v["seg"] = sr.choice([1, sr.randint(1, n16 - 1)])
+        elif pick < 0.75:  # one segment: as without segments
+            v["seg"] = sr.choice([n16, sr.randint(n16, 1023)])
 
     @staticmethod
     def vop_bytes(v: dict) -> tuple[int, int, int]:
         """Bytes of A, B (0 with bscalar; checked even if fn does not read it) and D."""
-        n = 16 * v["n16"]
-        a = n * v["tin"].bytes
-        b = 0 if v["bscalar"] else a
-        d = 16 if v["fn"] in REDUCTIONS else n * v["tout"].bytes
-        return a, b, d
+        return vop_operand_bytes(
+            v["fn"], v["tin"], v["tout"], v["n16"], v["bscalar"], v.get("seg", 0)
+        )
 
     def emit_vop(self, v: dict, rd: int, ra: int, rb: int) -> None:
         self.unit(
@@ -315,13 +354,14 @@ class _Gen:
             tin=int(v["tin"]),
             tout=int(v["tout"]),
             bscalar=v["bscalar"],
+            seg=v.get("seg", 0),
         )
 
     def vector(self) -> None:
         rng = self.rng
         self.vcfg()
         for _ in range(rng.randint(1, 4)):
-            v = self.vop_fields(rng)
+            v = self.vop_fields(rng, longer=True)
             rd, ra, rb = self.regs(3)
             na, nb, nd = self.vop_bytes(v)
             taken: list = []
@@ -687,14 +727,22 @@ class _Gen:
         )
 
 
-def random_program(arch, seed: int, coords: tuple[int, int] = (0, 0), nowait: bool = False):
+def random_program(
+    arch,
+    seed: int,
+    coords: tuple[int, int] = (0, 0),
+    nowait: bool = False,
+    segments: bool = False,
+):
     """A random valid program for the PE at ``coords``: (ProgramImage, description).
 
     The description is a dict: seed, arch, blocks (name@first instruction index).
     ``nowait`` (with ``arch.async_units``): about half of the unit commands are nowait,
-    each followed by a FENCE of its unit or of both.
+    each followed by a FENCE of its unit or of both.  ``segments``: VOPs also use
+    REQB and the ``seg`` field (module docs); off, a seed gives the same program as
+    before they existed.
     """
-    gen = _Gen(arch, seed, coords, nowait)
+    gen = _Gen(arch, seed, coords, nowait, segments)
     gen.program()
     img = gen.image(f"random-{arch.name}-{seed}")
     return img, dict(img.meta)
@@ -703,7 +751,7 @@ def random_program(arch, seed: int, coords: tuple[int, int] = (0, 0), nowait: bo
 # -- fault programs ------------------------------------------------------------------
 
 
-def _fault_variants(arch) -> dict[PeError, list[str]]:
+def _fault_variants(arch, segments: bool = False) -> dict[PeError, list[str]]:
     illegal = [
         "bad_opcode",
         "unused_bits",
@@ -724,7 +772,7 @@ def _fault_variants(arch) -> dict[PeError, list[str]]:
         "local_range",
         "self_remote_range",
         "unreachable",
-        "rect_read",
+        "mcast_local_range",  # (was "rect_read", refused before multicast reads)
         "bad_mode",
     ]
     if arch.dram_ports:
@@ -741,23 +789,27 @@ def _fault_variants(arch) -> dict[PeError, list[str]]:
             "vop_d",
             "vop_b",
             "dma_desc",
+            *(["vop_seg_b", "vop_seg_d"] if segments else []),
         ],
         PeError.SEM_OVERFLOW: ["signal_self", "signal_node", "dma_signal"],
         PeError.DMA: dma,
     }
 
 
-def fault_program(arch, kind: PeError, seed: int, coords: tuple[int, int] = (0, 0)):
+def fault_program(
+    arch, kind: PeError, seed: int, coords: tuple[int, int] = (0, 0), segments: bool = False
+):
     """A program ending in fault ``kind``: (ProgramImage, description).
 
     The description holds ``error`` (the PeError), ``pc`` (the faulting
-    instruction index) and ``variant`` (which rule is broken).
+    instruction index) and ``variant`` (which rule is broken).  ``segments`` adds the
+    variants of VOP segments (module docs).
     """
     kind = PeError(kind)
     if kind == PeError.NONE:
         raise ValueError("fault_program needs a fault kind, not PeError.NONE")
     gen = _Gen(arch, seed, coords)
-    variant = gen.rng.choice(_fault_variants(arch)[kind])
+    variant = gen.rng.choice(_fault_variants(arch, segments)[kind])
     gen.scalar()  # a valid prefix
     pc = _emit_fault(gen, variant)
     gen.emit(Op.HALT)
@@ -795,6 +847,18 @@ def _emit_fault(gen: _Gen, variant: str) -> int:
             gen.emit(Op.VOP, rd=r1, n16=1, fn=int(VFn.MOV), tin=0, tout=int(DType.I16)),
         ),
         "vop_b": lambda: (gen.li(r1, 8), gen.emit(Op.VOP, rd=0, rs2=r1, n16=1, fn=int(VFn.ADD))),
+        # B: 3 words (n16 = 5, seg = 2; checked for a unary function too) from 32
+        # bytes before the end: its last word is past it
+        "vop_seg_b": lambda: (
+            gen.li(r1, size - 32),
+            gen.emit(Op.VOP, rd=0, rs2=r1, n16=5, seg=2, fn=int(rng.choice([VFn.ABS, VFn.REQB]))),
+        ),
+        # D: 4 result words (n16 = 7, seg = 2) from 48 bytes before the end: the last
+        # one is past it
+        "vop_seg_d": lambda: (
+            gen.li(r1, size - 48),
+            gen.emit(Op.VOP, rd=r1, n16=7, seg=2, fn=int(VFn.RSUM), tout=int(DType.I32)),
+        ),
         "dma_desc": lambda: gen.emit(Op.DMA, rs1=0, imm=size - 32),
         "wait_sem": lambda: gen.emit(Op.WAIT, sem=a.semaphores, count=1),
         "lstride_level": lambda: gen.emit(Op.LSTRIDE, rd=r1, level=a.loop_depth, imm=16),
@@ -867,8 +931,8 @@ def _dma_fault(gen: _Gen, variant: str) -> int:
         f.update(mode=int(SignalMode.SELF), remote=size - 16, count1=2, rstride1=16)
     elif variant == "unreachable":
         f.update(x0=a.mesh_cols + 1, y0=a.mesh_rows + 1, x1=a.mesh_cols + 1, y1=a.mesh_rows + 1)
-    elif variant == "rect_read":
-        f.update(mode=int(SignalMode.RECT), read=1)
+    elif variant == "mcast_local_range":  # a multicast read is checked like any read
+        f.update(mode=int(SignalMode.RECT), read=1, local=size - 16, count0=2)
     elif variant == "bad_mode":
         f.update(mode=3)
     elif variant == "dram_range":

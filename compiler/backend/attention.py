@@ -36,6 +36,7 @@ from compiler.backend.alloc import AllocError
 from compiler.backend.attention_load import (
     KParts,
     band_reader,
+    mcast_scores,
     multicast_v,
     score_parts,
     start_loads,
@@ -57,7 +58,7 @@ from compiler.backend.codegen import softmax_vcfg
 from compiler.backend.layout import ceil_to, chunk_perm, pack_b, param_blocks, ref_gemm
 from compiler.backend.lower import lower_kernel
 from compiler.backend.pe_work import pe_work
-from compiler.backend.vec_ops import QSoftmaxOp, dense_bytes
+from compiler.backend.vec_ops import QSoftmaxOp, tmp_bytes
 from compiler.dialects import mapping as mp
 from compiler.errors import CompileError, ShapeError, UnsupportedError
 from hw.isa import DType, VCfg, VFn
@@ -69,6 +70,7 @@ RECIP_K = 30
 MASK = -(1 << 30)
 PARTS = 8  # K^T is broadcast in up to this many parts
 V_PARTS = 4  # V is multicast in up to this many parts
+MCAST = True  # K^T and V by multicast reads (attention_load.mcast_scores), else the comb
 
 
 def softmax_cfg(scale: float) -> tuple[list[int], np.ndarray]:
@@ -204,8 +206,8 @@ def _build(
     ch = RowChain(arch, name, seq, lambda mtp: (mtp * R * vp) % 16 == 0)
     kb, mp_, mt = ch.kb, ch.mp, ch.mtp
     # banks (attention_load.py): 0 the MAC A operands and outputs (Q, S, PT, O; "low"),
-    # 1 the vector scratch and constants, 2 and 1 K^T's parts by turns, 3 V; P's
-    # blocked copy in 2 (written after K^T's last use)
+    # 1 the vector scratch and constants, 2 and 3 (comb: 1) K^T's parts by turns, 3 V;
+    # P's blocked copy in 2 (written after K^T's last use)
     use_banks(kb)
     b1, b2, b3 = (bank_side(arch, k) for k in (1, 2, 3))
     perm = chunk_perm(sp, R, C)
@@ -218,7 +220,10 @@ def _build(
     if not vs.streamed:
         vs.parts = min(V_PARTS, vp // C)
     ch.assign()
-    kparts = KParts(ch, kts, [b2, b1])
+    mcast = MCAST and not vs.streamed and len(ch.pes) > 1
+    # multicast reads: K^T's odd parts share V's bank (V arrives after K^T), so the
+    # vector scratch (bank 1) is the vector unit's alone while the MACs read K^T
+    kparts = KParts(ch, kts, [b2, b3] if mcast else [b2, b1])
     if not vs.streamed:
         kb.sram_bufs["Vs"].side = b3
     used = [0, *(s for op in ch.shared.values() for s in op.sems), *ch.credits]
@@ -231,8 +236,9 @@ def _build(
     # and P V of the one before, so their buffers live together (one phase)
     soft_ph, trans_ph, pv_ph = (SOFT, SOFT, SOFT) if pipelined else (SOFT, TRANS, PV)
     go = gsem if gsem < arch.semaphores and len(ch.pes) > 1 else None
-    whole_grid_v(ch, vs, gsem + 1)
-    queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
+    if not mcast:
+        whole_grid_v(ch, vs, gsem + 1)
+        queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
     pad = lambda v: np.pad(np.asarray(v, np.int64), (0, vp - len(v)))  # noqa: E731
     po = param_blocks(pad(t["bias"]), pad(t["mult"]), pad(t["shift"]), t["zp"], -128, 127, C)
@@ -259,23 +265,38 @@ def _build(
             kb.n_desc[pe] = kb.n_desc.get(pe, 0) + mt
     ch.per_pe("PT", "P transposed", mp_ * sp, (trans_ph, pv_ph))
     ch.per_pe("O", "O", mp_ * vp, (pv_ph, STORE))
-    ch.per_pe("T", "softmax row sums", 16 * mp_ + 2 * dense_bytes(mp_), (soft_ph, soft_ph), b1)
-    score_parts(
-        ch,
-        kparts,
-        queue,
-        lambda pe, i, p: kparts.matmul(pe, p, f"@Q{i}", f"@S{i}", f"@{ident}", 4 * sp),
-    )
-    if not vs.streamed:
-        multicast_v(ch, vs)
+    ch.per_pe("T", "softmax row sums", tmp_bytes(mp_), (soft_ph, soft_ph), b1)
+    later = None
+    if mcast:  # attention_load.py: K^T and V by multicast reads, scores m tile by m tile
+        later = mcast_scores(
+            ch, kparts, vs, t["q"], dp,
+            lambda pe, i, p, t0, tiles: kparts.matmul(pe, p, f"@Q{i}", f"@S{i}", f"@{ident}",
+                                                      4 * sp, mt=tiles, t0=t0),
+            soft_ph, split=pipelined,
+        )  # fmt: skip
+    else:
+        score_parts(
+            ch,
+            kparts,
+            queue,
+            lambda pe, i, p: kparts.matmul(pe, p, f"@Q{i}", f"@S{i}", f"@{ident}", 4 * sp),
+        )
+        if not vs.streamed:
+            multicast_v(ch, vs)
     if pipelined:  # attention_tail.py: softmax of m tile t beside P V of tile t - 1
         for i, pe in enumerate(ch.pes):
+
+            def store_o(t: int, pe=pe, i=i) -> None:  # O of m tile t
+                ch.store(pe, i, "O", "O", mp_ * vp, rows=(t * R * vp, R * vp))
+
             soft = dict(src=f"@S{i}", dst=f"@P{i}", tmp=f"@T{i}", cols=sp, consts=qconsts,
                         out=out, words=f"@PB{i}", **_at(extra, i))  # fmt: skip
-            pipelined_tail(ch, pe, i, vs, soft, sel=sel, ident=ident, wsem=wsem, keys=sp)
-            ch.store(pe, i, "O", "O", mp_ * vp)
+            pipelined_tail(ch, pe, i, vs, soft, sel=sel, ident=ident, wsem=wsem, keys=sp,
+                           scores=later(i) if later else None, store_o=store_o)  # fmt: skip
         return _finish(ch, t, "mask" in extra, consts, len(kparts), "words", pipelined)
     for i, pe in enumerate(ch.pes):
+        for step in later(i) if later else []:
+            step()
         out_at = {"words": f"@PB{i}", "sem": wsem} if words else {}
         kb.add(
             pe, QSoftmaxOp, src=f"@S{i}", dst=f"@P{i}", tmp=f"@T{i}", rows=mp_, cols=sp,

@@ -60,6 +60,7 @@ __all__ = [
     "multicast_v",
     "wait_v",
     "whole_grid_v",
+    "mcast_scores",
 ]
 
 AHEAD = 3  # reads PE (0, 0) issues before the other PEs read their row bands
@@ -95,14 +96,15 @@ class KParts:
     def __len__(self) -> int:
         return len(self.parts)
 
-    def load(self, p: int) -> None:
-        """PE (0, 0) reads part ``p`` from DRAM."""
+    def load(self, p: int, to: list[int] | None = None) -> None:
+        """PE (0, 0) reads part ``p`` from DRAM (a multicast read to ``to``)."""
         j0, _, buf, off, nbytes = self.parts[p]
         self.ch.kb.add(
             (0, 0), mp.TransferOp, local=f"@{buf}", remote=f"@{self.op.name}",
             count=words_rows(nbytes), sem=self.op.sems[0], read=1,
             **({"local_offset": off} if off else {}),
             **({"remote_offset": j0 * self.op.k * self.ch.arch.mac_cols} if j0 else {}),
+            **({"to": to} if to else {}),
         )  # fmt: skip
 
     def arrive(self, p: int) -> None:
@@ -112,17 +114,18 @@ class KParts:
         broadcast_wait(ch.kb, ch.gc, ch.gr, buf, nbytes, self.op.sems[0], off, "comb")
 
     def matmul(
-        self, pe, p: int, a: str, c: str, params: str, ldc: int, mt: int | None = None
+        self, pe, p: int, a: str, c: str, params: str, ldc: int, mt: int | None = None, t0: int = 0
     ) -> None:
-        """int32 ``c`` columns of part ``p`` = ``a`` (``mt`` tiles, default the row
-        band's) @ part ``p`` (out32)."""
+        """int32 ``c`` columns of part ``p`` = ``a`` (``mt`` tiles from m tile ``t0``,
+        default the row band's) @ part ``p`` (out32)."""
         j0, j1, buf, off, _ = self.parts[p]
-        C = self.ch.arch.mac_cols
+        R, C = self.ch.arch.mac_rows, self.ch.arch.mac_cols
         mt = self.ch.mtp if mt is None else mt
         self.ch.kb.add(
             pe, MatmulWinOp, a=a, b=f"@{buf}", c=c, params=params, tiles=[mt, j1 - j0],
             k=self.op.k, ldc=ldc, col_step=4 * C, out32=1, param_stride=0,
-            c_offset=j0 * 4 * C, **({"b_offset": off} if off else {}),
+            c_offset=j0 * 4 * C + t0 * R * ldc, **({"b_offset": off} if off else {}),
+            **({"a_offset": t0 * self.op.k * R} if t0 else {}),
         )  # fmt: skip
 
 
@@ -230,5 +233,102 @@ def multicast_v(ch: RowChain, vs: Shared) -> None:
 def wait_v(ch: RowChain, vs: Shared) -> None:
     """Every PE waits for all parts of V (multicast_v); PE (0, 0) only for its
     self-writes (when it writes itself), so that none lands under its P V."""
-    for pe in ch.pes[0 if vs.read_sem is not None else 1 :]:
+    for pe in ch.pes[0 if vs.read_sem is not None or vs.mcast_read else 1 :]:
         ch.kb.add(pe, mp.WaitOp, sem=vs.sems[0], count=len(vs.part_tiles(ch.arch.mac_cols)))
+
+
+Q_REST_AFTER = 5  # K^T parts a PE waits for before it reads its other query tiles
+READS_AHEAD = 4  # PE (0, 0)'s reads queued before its first WAIT
+V_AFTER = True
+
+
+def mcast_scores(
+    ch: RowChain,
+    kparts: KParts,
+    vs: Shared,
+    q: np.ndarray,
+    kp: int,
+    score,
+    q_last: int,
+    split: bool = True,
+):
+    """The loads and scores with multicast reads (docs/isa.md): PE (0, 0) reads each
+    part of K^T, then of V, once from DRAM to the whole grid (every PE, itself too,
+    is signalled on the part's semaphore); every PE reads its own query tiles, the
+    first at once, the others after K^T's part ``Q_REST_AFTER`` (so that the DRAM
+    serves K^T first).  Scores: m tile 0 part by part as K^T arrives, then the
+    other m tiles on the resident K^T (``score(pe, i, part, m tile)``), so the
+    softmax of tile 0 can start while the MAC array works on the next: the returned
+    ``later(i)`` is the list of steps that add PE i's scores of those tiles (the
+    first after a WAIT for its query tiles), for the caller to place among the
+    softmax's VOPs (attention_tail.py); the query tiles live until phase ``q_last``.
+    Not ``split``: every m tile is scored part by part as K^T arrives (fewer
+    instructions: one MATMUL loop per part) and ``later(i)`` is empty.  PE (0, 0)
+    spreads its reads over the parts (its DMA queue holds ``dma_queue`` descriptors;
+    a full queue stalls its controller)."""
+    kb, R, C = ch.kb, ch.arch.mac_rows, ch.arch.mac_cols
+    grid = [0, 0, ch.gc - 1, ch.gr - 1]
+    vs.mcast_read = True
+    packed = pack_a(q, len(ch.pes) * ch.mp, kp, R)
+    kb.dram_tensor("Q", packed.nbytes, packed.tobytes())
+    tile, n = kp * R, len(kparts)
+    mt = ch.mtp if split else 1  # query tiles read and scored first (all if not split)
+    for i, pe in enumerate(ch.pes):
+        kb.sram_buffer(f"Q{i}", "Q", ch.mtp * tile, pe, (LOAD, q_last), "low")
+
+    def read_q(i: int, t0: int, t1: int) -> None:
+        kb.add(
+            ch.pes[i], mp.TransferOp, local=f"@Q{i}", remote="@Q",
+            remote_offset=(i * ch.mtp + t0) * tile, count=words_rows((t1 - t0) * tile), sem=0,
+            read=1, **({"local_offset": t0 * tile} if t0 else {}),
+        )  # fmt: skip
+
+    def read_v(j0: int, j1: int) -> None:
+        off, nbytes = ch._part(vs, j0, j1)
+        kb.add(
+            (0, 0), mp.TransferOp, local=f"@{vs.name}s", remote=f"@{vs.name}",
+            count=words_rows(nbytes), sem=vs.sems[0], read=1, to=grid,
+            **({"local_offset": off, "remote_offset": off} if off else {}),
+        )  # fmt: skip
+
+    rest = min(Q_REST_AFTER, n - 1)
+    queue: list = [lambda p=p: kparts.load(p, grid) for p in range(1, n)]
+    queue.insert(rest, lambda: read_q(0, 1, mt) if mt > 1 else None)
+    if not V_AFTER:
+        queue += [lambda j=j: read_v(*j) for j in vs.part_tiles(C)]
+    first = 1 if split else ch.mtp
+    kparts.load(0, grid)
+    read_q(0, 0, first)
+    for read in queue[: READS_AHEAD - 1]:
+        read()
+    queue = queue[READS_AHEAD - 1 :]
+    for i in range(1, len(ch.pes)):
+        read_q(i, 0, first)
+    for p in range(n):
+        per = -(-len(queue) // (n - p))  # every read issued by the last part
+        for read in queue[:per]:
+            read()
+        queue = queue[per:]
+        for i, pe in enumerate(ch.pes):
+            kb.add(pe, mp.WaitOp, sem=kparts.op.sems[0], count=1)
+            if p == 0:
+                kb.add(pe, mp.WaitOp, sem=0, count=1)  # query tile 0
+            score(pe, i, p, 0, first)
+            if p == rest and i > 0 and mt > 1:
+                read_q(i, 1, mt)
+    if V_AFTER:  # V after the query tiles' reads (PE (0, 0) issues them on its last part)
+        for j in vs.part_tiles(C):
+            read_v(*j)
+
+    def later(i: int) -> list:
+        """PE i's scores of m tiles 1.. (the softmax of tile 0 can run beside them)."""
+        pe = ch.pes[i]
+
+        def step(t: int, p: int) -> None:
+            if (t, p) == (1, 0):
+                kb.add(pe, mp.WaitOp, sem=0, count=1)  # the other query tiles
+            score(pe, i, p, t, 1)
+
+        return [lambda t=t, p=p: step(t, p) for t in range(1, mt) for p in range(n)]
+
+    return later

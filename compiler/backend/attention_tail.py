@@ -1,31 +1,28 @@
 """The attention head's tail pipelined by m tile (attention.py): the softmax of m tile
-t runs on the vector unit beside the transpose and P V of m tile t - 1 on the MAC.
+t runs on the vector unit beside the MAC array's work on the neighbouring tiles.
 
 With decoupled units (docs/isa.md) a nowait command overlaps what the controller
-issues after it until the next command for the same unit; so the program pairs a
-long command of one unit with a run of short commands of the other: each P V
-MATMUL (K = keys cycles) with one part of the softmax (mapping.qsoftmax
-``phases``: the EXP, the RSUMs, the RECIP, the REQs).  From tile t - 1's transpose
-on, the MAC array is the busier unit (transpose and P V of two tiles), so it starts
-as early as tile t - 1's probabilities allow.  compiler/backend/overlap.py places
-the FENCEs: the two streams touch disjoint buffers, so it needs none between them.
+issues after it until the next command for the same unit.  Each softmax part
+(mapping.qsoftmax ``phases``, one segmented VOP per pass: the max and subtraction,
+the EXP, the RSUM, the RECIP, the REQB) goes out first, nowait, and then its share
+of the MAC array's steps, on which the controller waits (:func:`interleave`).
+compiler/backend/overlap.py places the FENCEs: the two streams touch disjoint
+buffers, so it needs none between them.
 
-Per PE (tiles 0 .. mt - 1 of R query rows each):
+Per PE (tiles 0 .. mt - 1 of R query rows each; with multicast reads tile 0's
+scores come first, attention_load.mcast_scores):
 
-    softmax(0)
+    softmax(0) beside the scores of tiles 1 ..
     for t in 1 .. mt - 1:
-        softmax(t): RMAX/SUB over each half of the rows
-        transpose(t - 1)
-        P V(t - 1, n tile 0), EXP(t), P V(t - 1, n tile 1), RSUM(t), ..., REQ(t), ...
-    transpose(mt - 1); P V(mt - 1, every n tile)
+        softmax(t) beside transpose(t - 1) (two halves) and P V(t - 1, every n tile)
+        O of tile t - 1 to DRAM
+    transpose(mt - 1); P V(mt - 1, every n tile); O of tile mt - 1
 
-RTL, `small`, seq 128 (2 m tiles; before RECIP's early termination): sequential
-6,483 cycles; the transpose first, then P V paired with every softmax part 6,276;
-RMAX/SUB halves and EXP, then the transpose, then P V with RSUM, RECIP, REQ 6,158.
-With RECIP's early termination that order takes 6,030, this one 5,981 (nine orders
-measured, 5,981-6,102).
+RTL, `small`, seq 128 (2 m tiles) before multicast reads and segments: sequential
+6,483 cycles; P V paired with the softmax parts 6,276; nine orders measured,
+5,981-6,102 (with RECIP's early termination).
 
-The first P V tile waits for V part by part (multicast_v signals each part).
+The first P V tile waits for V part by part.
 """
 
 from __future__ import annotations
@@ -36,40 +33,61 @@ from compiler.backend.tile_ops import MatmulAtOp
 from compiler.backend.vec_ops import ALL_PHASES, QSoftmaxOp, SoftmaxPhase
 from compiler.dialects import mapping as mp
 
-__all__ = ["pipelined_tail", "softmax_parts"]
+__all__ = ["pipelined_tail", "softmax_parts", "interleave"]
 
 
-def softmax_parts(r0: int, rows: int) -> list[tuple[SoftmaxPhase, int, int]]:
+def softmax_parts(r0: int, rows: int, split: int = 2) -> list[tuple[SoftmaxPhase, int, int]]:
     """(phases, first row, rows) of one m tile's softmax, in program order: the max
-    and subtraction over each half of the rows, then the EXP, RSUM, RECIP and REQ."""
-    half = max(rows // 2, 1)
+    and subtraction over each of ``split`` runs of rows, then the EXP, RSUM, RECIP
+    and REQ."""
+    half = max(rows // split, 1)
     parts = [(SoftmaxPhase.PASS1, r, min(half, r0 + rows - r)) for r in range(r0, r0 + rows, half)]
     rest = (SoftmaxPhase.EXP, SoftmaxPhase.RSUM, SoftmaxPhase.RECIP, SoftmaxPhase.REQ)
     return parts + [(ph, r0, rows) for ph in rest]
 
 
 def pipelined_tail(
-    ch: RowChain, pe, i: int, vs: Shared, soft: dict, *, sel: str, ident: str, wsem: int, keys: int
+    ch: RowChain,
+    pe,
+    i: int,
+    vs: Shared,
+    soft: dict,
+    *,
+    sel: str,
+    ident: str,
+    wsem: int,
+    keys: int,
+    scores: list | None = None,
+    store_o=None,
 ) -> None:
     """PE ``pe`` (index ``i``): softmax, transposes and P V (module docstring).
     ``soft``: the QSoftmaxOp attributes shared by every part (src, dst, tmp, cols,
-    consts, out, mask, scratch, words)."""
+    consts, out, mask, scratch, words).  ``scores``: steps that add the MATMULs of
+    the scores of m tiles 1.. (attention_load.mcast_scores), paired one by one with
+    the parts of tile 0's softmax (its max and subtraction row by row)."""
     kb, R, C = ch.kb, ch.arch.mac_rows, ch.arch.mac_cols
     mt, nt = ch.mtp, vs.n // C
     v_starts = {j0 for j0, _ in vs.part_tiles(C)}  # n tiles that begin a V part
-    waits_v = not vs.streamed and (i > 0 or vs.read_sem is not None)
+    waits_v = not vs.streamed and (i > 0 or vs.read_sem is not None or vs.mcast_read)
 
     def softmax(phases: int, r0: int, rows: int) -> None:
         kb.add(pe, QSoftmaxOp, **soft, rows=rows, row0=r0, phases=int(phases), mt_total=mt,
                sem=wsem)  # fmt: skip
 
-    def transpose(t: int) -> None:
-        kb.add(pe, mp.WaitOp, sem=wsem, count=1)  # the SELF copy of tile t's words
+    def transpose(t: int, j0: int = 0, j1: int = keys // C) -> None:
+        """Key blocks [j0, j1) of tile t (the first waits for the SELF copy of its words)."""
+        if j0 == 0:
+            kb.add(pe, mp.WaitOp, sem=wsem, count=1)
         kb.add(
             pe, TransposeBlockedOp, src=f"@PB{i}", dst=f"@PT{i}", sel=f"@{sel}",
-            params=f"@{ident}", tiles=[1, keys // C], src_offset=t * R * 16,
-            src_stride=mt * R * 16, dst_offset=t * keys * R,
+            params=f"@{ident}", tiles=[1, j1 - j0], src_offset=t * R * 16 + j0 * mt * R * 16,
+            src_stride=mt * R * 16, dst_offset=t * keys * R + j0 * C * R,
         )  # fmt: skip
+
+    def store(t: int) -> None:
+        """O of tile t to DRAM (its last P V MATMUL's rows: overlap.py fences them)."""
+        if store_o is not None:
+            store_o(t)
 
     def pv(t: int, j: int) -> None:
         if t == 0 and j in v_starts and waits_v:
@@ -80,19 +98,28 @@ def pipelined_tail(
             c_offset=t * R * vs.n + j * C, p_offset=j * ch.q,
         )  # fmt: skip
 
-    softmax(ALL_PHASES, 0, R)  # tile 0 whole: the MAC has nothing to overlap yet
+    nb = keys // C
+    if scores:  # tile 0's softmax beside the MAC array's other score tiles
+        interleave([lambda p=p: softmax(*p) for p in softmax_parts(0, R, 1)], scores)
+    else:
+        softmax(ALL_PHASES, 0, R)  # tile 0 whole: the MAC has nothing to overlap yet
     for t in range(1, mt):
-        parts = softmax_parts(t * R, R)
-        pass1 = [p for p in parts if p[0] == SoftmaxPhase.PASS1]
-        rest = parts[len(pass1) :]  # EXP, RSUM, RECIP, REQ
-        for part in pass1:  # RMAX/SUB by halves: the MAC waits for tile t - 1's P
-            softmax(*part)
-        transpose(t - 1)  # short MATMULs under the last SUBs
-        for k in range(max(nt, len(rest))):  # P V MATMULs between the other parts
-            if k < nt:
-                pv(t - 1, k)
-            if k < len(rest):
-                softmax(*rest[k])
+        halves = [(0, nb // 2), (nb // 2, nb)] if nb > 1 else [(0, nb)]
+        mac = [lambda t=t, j=j: transpose(t - 1, *j) for j in halves]
+        mac += [lambda t=t, j=j: pv(t - 1, j) for j in range(nt)]
+        interleave([lambda p=p: softmax(*p) for p in softmax_parts(t * R, R, 1)], mac)
+        store(t - 1)
     transpose(mt - 1)
     for j in range(nt):
         pv(mt - 1, j)
+    store(mt - 1)
+
+
+def interleave(vector: list, mac: list) -> None:
+    """Add the vector parts, each followed by its share of the MAC steps: a part's VOPs
+    go out nowait and run while the controller waits on the MAC array's commands."""
+    n = len(vector)
+    for k, part in enumerate(vector):
+        part()
+        for step in mac[round(k * len(mac) / n) : round((k + 1) * len(mac) / n)]:
+            step()

@@ -106,6 +106,7 @@ class Shared:
     sems: list[int] = field(default_factory=list)
     parts: int = 1  # resident: broadcast in this many runs of column tiles
     read_sem: int | None = None  # resident: PE (0, 0)'s DRAM reads signal this, not sems[0]
+    mcast_read: bool = False  # resident: multicast reads deliver it to every PE on sems[0]
 
     @property
     def nbytes(self) -> int:
@@ -277,16 +278,22 @@ class RowChain:
             pe, mp.StreamTilesOp, streamed="b", b=f"@{slots}", src=f"@{op.name}", **role, **common
         )
 
-    def store(self, pe, i: int, buf: str, dram: str, nbytes: int) -> None:
+    def store(
+        self, pe, i: int, buf: str, dram: str, nbytes: int, rows: tuple[int, int] | None = None
+    ) -> None:
+        """PE i's ``nbytes`` of ``<buf><i>`` to its slot of ``dram`` (only the bytes
+        ``rows`` = (offset, bytes) of it, if given)."""
+        off, n = rows if rows is not None else (0, nbytes)
         self.kb.add(
             pe,
             mp.TransferOp,
             local=f"@{buf}{i}",
             remote=f"@{dram}",
-            remote_offset=i * nbytes,
-            count=words_rows(nbytes),
+            remote_offset=i * nbytes + off,
+            count=words_rows(n),
             sem=0,
             read=0,
+            **({"local_offset": off} if off else {}),
         )
 
     def rows_output(self, dram: str, rows: int, cols: int, width: int) -> None:

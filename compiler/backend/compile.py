@@ -132,8 +132,11 @@ def traffic(arch, kernel: mp.KernelOp) -> dict:
                 remote = bufs[ref_of(op, "remote")]
                 is_dram = remote.attributes["space"].data == "dram"
                 dram += n if is_dram else 0
-                if int_of(op, "read"):
-                    eject[me] = eject.get(me, 0) + n
+                if int_of(op, "read"):  # a multicast read (``to``) lands in every PE of it
+                    x0, y0, x1, y1 = ints_of(op, "to") if "to" in op.attributes else (*me, *me)
+                    for x in range(min(x0, x1), max(x0, x1) + 1):
+                        for y in range(min(y0, y1), max(y0, y1) + 1):
+                            eject[(x, y)] = eject.get((x, y), 0) + n
                 else:
                     inject[me] = inject.get(me, 0) + n
                     if not is_dram:

@@ -89,6 +89,10 @@ def _increments(pe: _Pe, op: Op, v: dict[str, int]) -> list[tuple[tuple[int, int
         )
         return [(c, v["sem"], v["count"]) for c in _targets(v["mode"], *rect)]
     d = pe.desc((pe.regs[v["rs1"]] + v["imm"]) & M32)
+    if d["read"] and d["mode"] == SignalMode.RECT:  # multicast read: every PE of the rectangle
+        (x, y), fx, fy = pe.coords, d["x1"], d["y1"]
+        rect = (min(x, fx), min(y, fy), max(x, fx), max(y, fy))
+        return [(c, d["sem"], 1) for c in _targets(SignalMode.RECT, *rect)]
     if d["read"] or (d["mode"] == SignalMode.SELF and d["signal"]):
         return [(pe.coords, d["sem"], 1)]
     if d["signal"]:

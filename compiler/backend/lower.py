@@ -102,20 +102,18 @@ class _PeLowering(StreamTemplates, VecTemplates, ChainTemplates):
         self.n_desc += 1
         return addr
 
-    def remote(self, sym: str, offset: int, to: list[int] | None) -> dict[str, int]:
+    def remote(
+        self, sym: str, offset: int, to: list[int] | None, read: bool = False
+    ) -> dict[str, int]:
         buf = self.bufs[sym]
         if buf.attributes["space"].data == "dram":
             port_bytes = self.arch.dram_bytes // max(self.arch.dram_ports, 1)
             port, addr = divmod(self.off(sym) + offset, port_bytes)
             x, y = dram_node(self.arch, port)
-            return {
-                "remote": addr,
-                "mode": int(SignalMode.NODE),
-                "x0": x,
-                "y0": y,
-                "x1": x,
-                "y1": y,
-            }
+            far, mode = (x, y), SignalMode.NODE
+            if to is not None and to[:2] != to[2:]:
+                far, mode = self.far_corner(sym, to, read), SignalMode.RECT
+            return {"remote": addr, "mode": int(mode), "x0": x, "y0": y, "x1": far[0], "y1": far[1]}
         x0, y0, x1, y1 = to
         mode = SignalMode.NODE if (x0, y0) == (x1, y1) else SignalMode.RECT
         return {
@@ -126,6 +124,14 @@ class _PeLowering(StreamTemplates, VecTemplates, ChainTemplates):
             "x1": x1,
             "y1": y1,
         }
+
+    def far_corner(self, sym: str, to: list[int], read: bool) -> tuple[int, int]:
+        """The corner of ``to`` opposite this PE (a multicast read's answer rectangle;
+        mapping.kernel's verifier made sure this PE is a corner)."""
+        if not read:
+            raise CompileError(f"PE {self.coords}: a DRAM write of {sym!r} cannot be multicast")
+        x0, y0, x1, y1 = to
+        return x0 + x1 - self.coords[0], y0 + y1 - self.coords[1]
 
     # -- templates ------------------------------------------------------------------
     def transfer(self, op: mp.TransferOp) -> None:
@@ -140,6 +146,7 @@ class _PeLowering(StreamTemplates, VecTemplates, ChainTemplates):
             ref_of(op, "remote"),
             int_of(op, "remote_offset") if "remote_offset" in a else 0,
             ints_of(op, "to") if "to" in a else None,
+            bool(int_of(op, "read")),
         )
         addr = self.descriptor(
             local=local,

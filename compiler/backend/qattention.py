@@ -53,7 +53,7 @@ from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
 from compiler.backend.compile import CompiledKernel
 from compiler.backend.layout import ceil_to, chunk_perm, pack_b
 from compiler.backend.pe_work import pe_work
-from compiler.backend.vec_ops import QSoftmaxOp, RequantRowsOp, dense_bytes
+from compiler.backend.vec_ops import QSoftmaxOp, RequantRowsOp, tmp_bytes
 from compiler.dialects import mapping as mp
 from compiler.errors import ShapeError
 from hw.isa import DType, VFn
@@ -223,7 +223,7 @@ def _map(arch, t: dict, name: str, parts: int, scratch: bool) -> Mapped:
         ch.per_pe("PB", "P in blocked tiles", mp_ * sp, (SOFT, TRANS), b2)
         for pe in ch.pes:  # the SELF copies' descriptors (lowered by mapping.qsoftmax)
             kb.n_desc[pe] = kb.n_desc.get(pe, 0) + ch.mtp
-    tmp = 16 * mp_ + 2 * dense_bytes(mp_)
+    tmp = tmp_bytes(mp_)
     ch.per_pe("T", "softmax row sums", tmp, (SOFT, SOFT), b1)
     ch.per_pe("PT", "P transposed", mp_ * sp, (TRANS, PV))
     ch.per_pe("O32_", "P V accumulators", mp_ * vp * 4, (PV, OREQ))

@@ -57,7 +57,7 @@ from xdsl.utils.exceptions import VerifyException
 from compiler.backend.codegen import I, loop
 from compiler.dialects.mapping import TaskOp, int_of, ints_of, ref_of
 from compiler.errors import CompileError
-from hw.isa import DType, Op, SignalMode, VCfg, VFn
+from hw.isa import V_SEG, DType, Op, SignalMode, VCfg, VFn
 
 __all__ = [
     "RequantRowsOp",
@@ -66,6 +66,7 @@ __all__ = [
     "dense_bytes",
     "SoftmaxPhase",
     "ALL_PHASES",
+    "tmp_bytes",
 ]
 
 
@@ -181,12 +182,27 @@ class QSoftmaxOp(_RowsOp):
             )
 
 
-def _vop(fn, rd, rs1, rs2, n16, tout=DType.I32, bscalar=0):
+def _vop(fn, rd, rs1, rs2, n16, tout=DType.I32, bscalar=0, seg=0):
     i32 = int(DType.I32)
     return I(
         Op.VOP, rd=rd, rs1=rs1, rs2=rs2, n16=n16, fn=int(fn), tin=i32, tout=int(tout),
-        bscalar=bscalar,
+        bscalar=bscalar, seg=seg,
     )  # fmt: skip
+
+
+SEG_MAX = (1 << V_SEG.width) - 1  # steps of the longest segment (row)
+
+
+def _segmented(op, rows: int, n16: int) -> bool:
+    """Whether qsoftmax ``op`` lowers to one segmented VOP per pass (docs/isa.md
+    "Segments"): the back end's own softmax (scratch rows, 8-bit probabilities, no
+    zero-point terms, row-major or ``words`` output), two rows or more (a ``seg`` of
+    n16 or more is one segment, with B per element), rows that fit a segment and one
+    VOP."""
+    a = op.attributes
+    plain = not any(k in a for k in ("colterm", "rowterm", "preq", "blocked"))
+    fits = 1 < rows and n16 <= SEG_MAX and rows * n16 <= 0xFFFF  # one row: no segments
+    return "scratch" in a and plain and fits
 
 
 class VecTemplates:
@@ -254,6 +270,9 @@ class VecTemplates:
         tmp = self.off(ref_of(op, "tmp"))
         src = self.off(ref_of(op, "src")) + r0 * 4 * cols
         scr = self.off(ref_of(op, "scratch")) + r0 * 4 * cols if scratch else 0
+        if _segmented(op, rows, n16):
+            self._qsoftmax_seg(op, ph, src, scr, tmp, rows, n16)
+            return
         if ph & SoftmaxPhase.PASS1:
             self._softmax_pass1(op, src, tmp, scr if scratch else None, rows, n16)
         if scratch and ph & SoftmaxPhase.EXP:
@@ -305,6 +324,63 @@ class VecTemplates:
         else:
             self._int8_rows(op, rows, cols, per_row, {} if wide else {4: 4})
 
+    def _qsoftmax_seg(
+        self, op, ph: SoftmaxPhase, src: int, scr: int, tmp: int, rows: int, n16: int
+    ) -> None:
+        """The phases of ``op`` with one segmented VOP per pass (a segment per row):
+        [score REQ], [ADD mask per row], RMAX -> the row maxima (a word per row at
+        ``tmp``), SUB (each row minus its maximum) into the scratch rows, EXP back
+        into ``src``, RSUM -> the row sums (words at ``tmp``), RECIP over those words
+        -> ``tmp + 16*rows``, REQB (each row times its reciprocal) to int8."""
+        a = op.attributes
+        cols, n = 16 * n16, rows * n16
+        recips = tmp + seg_words_bytes(rows)  # RECIP reads whole 4-word groups of sums
+        if ph & SoftmaxPhase.PASS1:
+            self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=3, imm=tmp)]
+            if "score" in a:  # score codes, kept in int32 lanes
+                self.code.append(_vop(VFn.REQ, 1, 1, 1, n))
+            if "mask" in a:  # per row: the mask is one row (only groups from mask_from)
+                f = int_of(op, "mask_from") if "mask_from" in a else 0
+                self.code += [
+                    I(Op.LI, rd=7, imm=self.off(ref_of(op, "mask")) + 64 * f),
+                    I(Op.LI, rd=9, imm=src + 64 * f),
+                ]
+                self.strides({0: [(9, 4 * cols)]})
+                self.code += loop(rows, [_vop(VFn.ADD, 9, 9, 7, n16 - f), *self.spill(0)])
+            self.code += [
+                _vop(VFn.RMAX, 3, 1, 1, n, seg=n16),
+                I(Op.LI, rd=8, imm=scr),
+                _vop(VFn.SUB, 8, 1, 3, n, seg=n16),
+            ]
+        if ph & SoftmaxPhase.EXP:
+            self.code += [I(Op.LI, rd=1, imm=scr), I(Op.LI, rd=2, imm=src)]
+            self.code += _chunked(VFn.EXP, 2, 1, n)
+        if ph & SoftmaxPhase.RSUM:
+            self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=3, imm=tmp)]
+            self.code.append(_vop(VFn.RSUM, 3, 1, 1, n, seg=n16))
+        if ph & SoftmaxPhase.RECIP:  # the sums' words: 4 int32 elements each
+            self.code += [I(Op.LI, rd=3, imm=tmp), I(Op.LI, rd=4, imm=recips)]
+            self.code.append(_vop(VFn.RECIP, 4, 3, 3, -(-rows // 4)))
+        if not ph & SoftmaxPhase.REQ:
+            return
+        bits = ints_of(op, "consts")[6]
+        half = 1 << (bits - 1)
+        if "out" in a:
+            shift, zp, lo, hi = ints_of(op, "out")
+            self._vcfg(shift=shift, zp=zp, lo=lo, hi=hi)
+        else:
+            recip_k = ints_of(op, "consts")[5]
+            self._vcfg(shift=recip_k - bits, zp=-half, lo=-half, hi=half - 1)
+        dst = self.off(ref_of(op, "dst")) + (int_of(op, "row0") if "row0" in a else 0) * cols
+        self.code += [
+            I(Op.LI, rd=1, imm=src),
+            I(Op.LI, rd=2, imm=dst),
+            I(Op.LI, rd=4, imm=recips),
+            _vop(VFn.REQB, 2, 1, 4, n, DType.I8, seg=n16),
+        ]
+        if "words" in a:
+            self._words_copies(op, rows, cols)
+
     def _softmax_pass1(self, op, src: int, tmp: int, scr: int | None, rows: int, n16: int) -> None:
         """[score REQ], [ADD mask], RMAX, SUB per row (without scratch rows also EXP and
         RSUM in place)."""
@@ -349,6 +425,25 @@ class VecTemplates:
         transpose_blocked reads): word (row i*R + t, group j) to tile (j, i), row t.
         The copy runs on the DMA engine while the next tile's rows are requantized."""
         R, n16 = self.arch.mac_rows, cols // 16
+        descs = self._word_descs(op, rows, cols)
+        mt = len(descs)
+        extra = [(reg, step) for reg, step in more.items()]
+        self.code.append(I(Op.LI, rd=10, imm=descs[0]))
+        self.strides({0: [(10, descs[1] - descs[0] if mt > 1 else 0)],
+                      1: [(1, 4 * cols), (2, cols), *extra]})  # fmt: skip
+        inner = loop(R, [*head, _vop(VFn.REQ, 2, 1, 1, n16, DType.I8), *self.spill(1)])
+        self.code += loop(mt, [*inner, I(Op.DMA, rs1=10, imm=0), *self.spill(0)])
+
+    def _words_copies(self, op, rows: int, cols: int) -> None:
+        """The SELF copies of _int8_words after a REQB of all rows (one per m tile)."""
+        descs = self._word_descs(op, rows, cols)
+        self.code.append(I(Op.LI, rd=10, imm=descs[0]))
+        self.strides({0: [(10, descs[1] - descs[0] if len(descs) > 1 else 0)]})
+        self.code += loop(len(descs), [I(Op.DMA, rs1=10, imm=0), *self.spill(0)])
+
+    def _word_descs(self, op, rows: int, cols: int) -> list[int]:
+        """Descriptor addresses of the SELF copies of ``words`` (one per m tile)."""
+        R, n16 = self.arch.mac_rows, cols // 16
         if self.arch.mac_cols != 16 or rows % R:
             raise CompileError(
                 f"'{op.name}' words output needs 16 MAC columns and whole R-row tiles, not "
@@ -364,7 +459,7 @@ class VecTemplates:
             )
         src = self.off(ref_of(op, "dst")) + r0 * cols
         words = self.off(ref_of(op, "words")) + r0 * 16
-        descs = [
+        return [
             self.descriptor(
                 local=src + i * R * cols,
                 remote=words + i * R * 16,
@@ -382,12 +477,6 @@ class VecTemplates:
             )  # fmt: skip
             for i in range(mt)
         ]
-        extra = [(reg, step) for reg, step in more.items()]
-        self.code.append(I(Op.LI, rd=10, imm=descs[0]))
-        self.strides({0: [(10, descs[1] - descs[0] if mt > 1 else 0)],
-                      1: [(1, 4 * cols), (2, cols), *extra]})  # fmt: skip
-        inner = loop(R, [*head, _vop(VFn.REQ, 2, 1, 1, n16, DType.I8), *self.spill(1)])
-        self.code += loop(mt, [*inner, I(Op.DMA, rs1=10, imm=0), *self.spill(0)])
 
     def _int8_rows(self, op, rows: int, cols: int, head: list, more: dict) -> None:
         """Per row: ``head``, then REQ of the int32 row at x1 to int8 at x2: one VOP
@@ -420,6 +509,16 @@ def _chunked(fn, rd: int, rs: int, n16: int) -> list:
         if n16:
             code += [I(Op.ADDI, rd=rs, rs1=rs, imm=64 * n), I(Op.ADDI, rd=rd, rs1=rd, imm=64 * n)]
     return code
+
+
+def seg_words_bytes(rows: int) -> int:
+    """Bytes of one result word per row (segmented RMAX/RSUM), whole RECIP steps."""
+    return -(-rows // 4) * 64
+
+
+def tmp_bytes(rows: int) -> int:
+    """Bytes of qsoftmax's ``tmp`` for ``rows`` rows (either lowering)."""
+    return max(16 * rows + 2 * dense_bytes(rows), 2 * seg_words_bytes(rows))
 
 
 def dense_bytes(rows: int) -> int:

@@ -177,6 +177,11 @@ class BufferOp(TaskOp):
 
 @irdl_op_definition
 class TransferOp(TaskOp):
+    """A DMA between ``local`` and ``remote`` (DRAM, or SRAM at the node or rectangle
+    ``to``); ``read`` = 1: remote -> local.  A DRAM read with a rectangle ``to`` is a
+    multicast read (docs/isa.md): the words land at ``local`` in every PE of ``to``,
+    of which the issuing PE must be a corner, and signal ``sem`` in each."""
+
     name = "mapping.transfer"
     NEEDS: ClassVar[dict[str, str]] = {
         "local": "ref",
@@ -200,10 +205,27 @@ class TransferOp(TaskOp):
         self._positive("count")
         self._nonneg("sem", "local_offset", "remote_offset")
         self._rect("to")
-        if int_of(self, "read") and "to" in self.attributes:
-            r = ints_of(self, "to")
-            if r[:2] != r[2:]:
-                raise VerifyException("'mapping.transfer' read cannot be multicast")
+
+
+def _check_multicast_read(op: TransferOp, coords: tuple[int, int], bufs: dict) -> None:
+    """A read with a rectangle ``to`` is a multicast read: from DRAM only (the back
+    end does not multicast reads of another PE's SRAM), the reading PE a corner."""
+    if not int_of(op, "read") or "to" not in op.attributes:
+        return
+    x0, y0, x1, y1 = ints_of(op, "to")
+    if (x0, y0) == (x1, y1):
+        return
+    remote = ref_of(op, "remote")
+    if bufs[remote].attributes["space"].data != "dram":
+        raise VerifyException(
+            f"'mapping.transfer' on PE {coords}: a multicast read must read DRAM, not the "
+            f"SRAM buffer @{remote}"
+        )
+    if coords[0] not in (x0, x1) or coords[1] not in (y0, y1):
+        raise VerifyException(
+            f"'mapping.transfer' on PE {coords}: multicast read of @{remote} to "
+            f"{[x0, y0, x1, y1]}: the reading PE must be a corner of the rectangle"
+        )
 
 
 @irdl_op_definition
@@ -452,6 +474,8 @@ class KernelOp(_Container):
                             f"'{op.name}' on PE {pe.coords}: attribute '{key}' names "
                             f"unknown buffer @{attr.root_reference.data}"
                         )
+                if isinstance(op, TransferOp):
+                    _check_multicast_read(op, pe.coords, self.buffers())
 
     def buffers(self) -> dict[str, BufferOp]:
         return {

@@ -8,7 +8,7 @@ Structure (all submodules named)::
                                       +-> (SELF copies) -> in_mux
     noc.in_req  -> in_mux -> req_in (WRITE / READ_REQ / SIGNAL) -> responder
                                                                -> noc.out_resp
-    noc.in_resp -> resp_in (READ_RESP / ERROR)
+    noc.in_resp -> resp_in (READ_RESP / ERROR) -> executor.resp_done (answers to this PE)
 
 ``port_desc`` serves the descriptor fetch alone (the PE gives it the highest SRAM
 priority: a DMA instruction waits for its fetch, and a MAC or vector stream on the
@@ -17,6 +17,12 @@ shared round-robin by packetizer and responder; ``port_wr``
 by resp_in (first) and req_in; ``sem_inc`` by resp_in (first) and req_in.  The
 response path (noc.in_resp -> port_wr -> sem_inc) depends on nothing else, so
 responses always drain whatever the request class is doing.
+
+Multicast reads (a RECT read descriptor, docs/isa.md): the executor sends UNICAST
+READ_REQs with ``mcast``; the answerer (a DRAM port, or ``responder`` of another PE)
+sends one RECT READ_RESP to the rectangle from the requester to the far corner.
+Every PE of the rectangle writes and signals it through ``resp_in``; only the
+requester (the answer's (x0, y0)) counts it in ``executor.outstanding``.
 """
 
 from __future__ import annotations

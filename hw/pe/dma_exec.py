@@ -28,6 +28,10 @@ class DmaExecutor(wiring.Component):
         remote address of its first word;
       * read, NODE: READ_REQ head (``len`` words at the remote address, ``ret_addr``
         = local address); counted in ``outstanding`` until ``resp_done``;
+      * read, RECT (multicast read): the same READ_REQ, route UNICAST to (x0, y0),
+        with ``mcast = 1`` and (x1, y1) = the far corner of the receiving rectangle
+        (the answerer sends one RECT READ_RESP to the rectangle from this PE to
+        (x1, y1)); chunks of at most ``rect_payload_flits`` words, as RECT writes;
       * SELF: a WRITE packet tagged ``local`` (source local -> destination remote,
         or remote -> local when ``read``), written back by the inbound handler.
 
@@ -37,7 +41,8 @@ class DmaExecutor(wiring.Component):
     abandons the rest of the descriptor.
 
     Ports: ``desc`` (stream of :data:`DESC`, taken when idle), ``pkt`` (stream of
-    packet commands), ``resp_done`` (pulse: one read response finished),
+    packet commands), ``resp_done`` (pulse: one answer to this PE's own read
+    requests finished; answers of multicast reads issued by other PEs do not count),
     ``coords``, ``error`` (pulse), ``busy`` (a descriptor is active),
     ``outstanding`` (read requests sent and not yet answered).
     """
@@ -77,7 +82,8 @@ class DmaExecutor(wiring.Component):
         row_end = Signal()
         last = Signal()
         # Rectangle multicast packets must fit a router input buffer whole, with room
-        # for pipelining (ArchConfig.rect_payload_flits, docs/noc_multicast.md).
+        # for pipelining (ArchConfig.rect_payload_flits, docs/noc_multicast.md); a
+        # multicast read's request asks for no more, as its RECT answer forks.
         mcast_max = arch.rect_payload_flits
         limit = Mux(d.mode == SignalMode.RECT, mcast_max, arch.max_packet_flits)
         m.d.comb += [
@@ -138,9 +144,11 @@ class DmaExecutor(wiring.Component):
         head = Signal(HEAD)
         cmd = self.pkt.payload
         is_rect = d.mode == SignalMode.RECT
+        # A multicast read's request goes to the one remote node; its answer is the RECT.
         m.d.comb += [
             head.kind.eq(Mux(is_read, int(Kind.READ_REQ), int(Kind.WRITE))),
-            head.route.eq(Mux(is_rect, int(Route.RECT), int(Route.UNICAST))),
+            head.route.eq(Mux(is_rect & ~is_read, int(Route.RECT), int(Route.UNICAST))),
+            head.mcast.eq(is_rect & is_read),
             head.x0.eq(Mux(is_self, self.coords.x, d.x0)),
             head.y0.eq(Mux(is_self, self.coords.y, d.y0)),
             head.x1.eq(Mux(is_rect, d.x1, 0)),

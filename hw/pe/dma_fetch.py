@@ -23,16 +23,19 @@ def desc_is_valid(arch: ArchConfig, d: data.View) -> Value:
     """The descriptor rules of docs/isa.md (DMA fault when false).
 
     Counts >= 1; local, remote and all four strides 16-aligned; mode SELF, NODE
-    or RECT (reads: SELF or NODE); the semaphore in range when it is used; the
-    target coordinates within the head flit's coordinate fields (RECT: x0 <= x1,
-    y0 <= y1).  The local range is checked per packet by the executor.
+    or RECT (a RECT read is a multicast read); the semaphore in range when it is
+    used; the target coordinates within the head flit's coordinate fields (RECT
+    writes: x0 <= x1, y0 <= y1; a multicast read's far corner (x1, y1) may lie on
+    either side of the requester, and (x0, y0) is the remote node, not a corner).
+    The local range is checked per packet by the executor.
     """
     coord_max = 1 << COORD_BITS
     is_node = d.mode == SignalMode.NODE
     is_rect = d.mode == SignalMode.RECT
-    mode_ok = (d.mode == SignalMode.SELF) | is_node | (is_rect & ~d.read)
+    mode_ok = (d.mode == SignalMode.SELF) | is_node | is_rect
     xy0_ok = (d.x0 < coord_max) & (d.y0 < coord_max)
-    rect_ok = (d.x1 < coord_max) & (d.y1 < coord_max) & (d.x0 <= d.x1) & (d.y0 <= d.y1)
+    ordered = (d.x0 <= d.x1) & (d.y0 <= d.y1)
+    rect_ok = (d.x1 < coord_max) & (d.y1 < coord_max) & (d.read | ordered)
     target_ok = (~(is_node | is_rect) | xy0_ok) & (~is_rect | rect_ok)
     sem_ok = ~(d.signal | d.read) | (d.sem < arch.semaphores)
     counts_ok = (d.count0 != 0) & (d.count1 != 0) & (d.count2 != 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, Value
+from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,12 +20,16 @@ class InboundHandler(wiring.Component):
     Request class (``responses=False``): WRITE writes its payload to SRAM at
     ``addr`` (then signals ``sem`` by ``count`` if ``signal``); READ_REQ hands a
     READ_RESP packet (``len`` words from ``addr``, to ``(src_x, src_y)`` at
-    ``ret_addr``, signal/sem/count copied) to the responder through ``resp``;
-    SIGNAL increments ``sem`` by ``count``; anything else is an error.
+    ``ret_addr``, signal/sem/count copied) to the responder through ``resp``; a
+    READ_REQ with ``mcast`` (multicast read) is answered by a RECT READ_RESP to the
+    rectangle from ``(src_x, src_y)`` to the request's ``(x1, y1)``; SIGNAL
+    increments ``sem`` by ``count``; anything else is an error.
 
-    Response class (``responses=True``): READ_RESP is written like a WRITE and
-    pulses ``done`` when it ends; ERROR pulses ``error`` and ``done``; anything
-    else is an error.
+    Response class (``responses=True``): READ_RESP is written like a WRITE; ERROR
+    pulses ``error``; anything else is an error.  A READ_RESP or ERROR whose
+    ``(x0, y0)`` is ``coords`` answers one of this PE's read requests and pulses
+    ``done`` when it ends; RECT answers to multicast reads of other PEs (their
+    ``(x0, y0)`` is the requester) are written and signalled without ``done``.
 
     Inbound packets take effect in arrival order: a WRITE head waits while the
     responder (``resp_issuing``) still has reads of an earlier READ_REQ to issue.
@@ -80,6 +84,7 @@ class InboundHandler(wiring.Component):
         signal = Signal()
         sem = Signal(SemInc)
         done_kind = Signal()  # the current packet answers one of our read requests
+        own = (head.x0 == self.coords.x) & (head.y0 == self.coords.y)
 
         ok = self._range_ok(head.addr, head.len)
         sem_ok = ~head.signal | (head.sem < arch.semaphores)
@@ -113,7 +118,7 @@ class InboundHandler(wiring.Component):
                     # Write after read: the responder reads the old data first.
                     m.d.comb += self.flits.ready.eq(0)
                 with m.Elif(self.flits.valid & (head.kind == data_kind)):
-                    m.d.sync += done_kind.eq(self._responses)
+                    m.d.sync += done_kind.eq(own if self._responses else 0)
                     with m.If(~ok | ~sem_ok):
                         m.d.comb += self.error.eq(1)
                         m.d.sync += signal.eq(0)
@@ -124,10 +129,10 @@ class InboundHandler(wiring.Component):
                     with m.Else():
                         m.next = "PAYLOAD"
                 with m.Elif(self.flits.valid):
-                    self._other_kinds(m, head, flit, ok, sem_ok, finish, done_kind)
+                    self._other_kinds(m, head, flit, ok, sem_ok, finish, done_kind, own)
             self._body_states(m, flit, take, addr, left, signal, finish)
         if self._responses:
-            m.d.comb += self.done.eq(finish & self._done_now(head, done_kind, fsm))
+            m.d.comb += self.done.eq(finish & self._done_now(head, own, done_kind, fsm))
         m.d.comb += self.busy.eq(~fsm.ongoing("HEAD"))
         return m
 
@@ -158,11 +163,12 @@ class InboundHandler(wiring.Component):
                 m.next = "HEAD"
 
     @staticmethod
-    def _done_now(head, done_kind, fsm) -> Value:
-        """The finishing packet is a READ_RESP or ERROR (one answered read request)."""
+    def _done_now(head, own, done_kind, fsm) -> Value:
+        """The finishing packet is a READ_RESP or ERROR to this PE (one answered read
+        request of its own)."""
         in_head = fsm.ongoing("HEAD")
         head_is_resp = (head.kind == int(Kind.READ_RESP)) | (head.kind == int(Kind.ERROR))
-        return (in_head & head_is_resp) | (~in_head & done_kind)
+        return (in_head & head_is_resp & own) | (~in_head & done_kind)
 
     @staticmethod
     def _after(m: Module, signal: Value) -> None:
@@ -179,10 +185,10 @@ class InboundHandler(wiring.Component):
         with m.Else():
             m.next = "DROP"
 
-    def _other_kinds(self, m, head, flit, ok, sem_ok, finish, done_kind) -> None:
+    def _other_kinds(self, m, head, flit, ok, sem_ok, finish, done_kind, own) -> None:
         if self._responses:
             with m.If(head.kind == int(Kind.ERROR)):
-                m.d.sync += done_kind.eq(1)
+                m.d.sync += done_kind.eq(own)
             m.d.comb += self.error.eq(1)
             self._goto_drop(m, flit, finish)
             return
@@ -200,15 +206,22 @@ class InboundHandler(wiring.Component):
             self._goto_drop(m, flit, finish)
 
     def _read_request(self, m, head, flit, ok, sem_ok, finish) -> None:
-        """Hand the READ_RESP (or ERROR) packet to the responder; wait until it is taken."""
+        """Hand the READ_RESP (or ERROR) packet to the responder; wait until it is taken.
+
+        A multicast read (``mcast``) is answered to the rectangle from the requester
+        to the request's far corner (x1, y1); an ERROR goes to the requester alone.
+        """
         good = ok & sem_ok
+        rect = head.mcast & good
         resp = Signal(HEAD)
         cmd = self.resp.payload
         m.d.comb += [
             resp.kind.eq(int(Kind.READ_RESP)),
-            resp.route.eq(int(Route.UNICAST)),
+            resp.route.eq(Mux(rect, int(Route.RECT), int(Route.UNICAST))),
             resp.x0.eq(head.src_x),
             resp.y0.eq(head.src_y),
+            resp.x1.eq(Mux(rect, head.x1, 0)),
+            resp.y1.eq(Mux(rect, head.y1, 0)),
             resp.src_x.eq(self.coords.x),
             resp.src_y.eq(self.coords.y),
             resp.len.eq(head.len),

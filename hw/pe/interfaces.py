@@ -24,7 +24,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.arch import ArchConfig
-from hw.isa import COORD_BITS, WORD_BYTES
+from hw.isa import COORD_BITS, V_SEG, WORD_BYTES
 
 ADDR_BITS = 32  # byte addresses as seen by instructions and descriptors
 
@@ -72,6 +72,7 @@ class VecCmd(data.Struct):
     tout: 2
     bscalar: 1
     n16: 16
+    seg: V_SEG.width  # segment length in steps (docs/isa.md "Segments")
     a_addr: ADDR_BITS
     b: ADDR_BITS  # operand B address, or the scalar value when bscalar
     d_addr: ADDR_BITS

@@ -1,16 +1,18 @@
 """The vector unit's lane ALUs: ``vec_lanes`` int32 lanes in a three-stage pipeline.
 
 Every lane computes the pipelined vector functions of ``sim.numerics`` bit for
-bit: ADD, SUB, MUL, MIN, MAX, SHL, SRA, MOV, REQ, EXP, ERF, ABS.  (RECIP and SQRT
+bit: ADD, SUB, MUL, MIN, MAX, SHL, SRA, MOV, REQ, REQB, EXP, ERF, ABS.  (RECIP and SQRT
 are iterative, see ``hw.pe.vector_iter``; the vector unit feeds their results and
 the operands of reductions through the lanes as MOV.)  The result is saturated to
 ``tout`` and carried in an int32 lane.
 
 Pipeline (per lane, one register after each stage):
 
-1. operand select and multiplier M1 (33 x 33 signed): ``a * b`` (MUL), ``a * MULT``
-   (REQ), ``-min(a, 0) * EXP_INV_MULT`` (EXP); the simple functions in parallel;
-2. REQ's ``round_shift``/``sat32``/zero point/clamp; EXP's ``z`` and ``t``; ERF's ``t``;
+1. operand select and multiplier M1 (33 x 33 signed): ``a * b`` (MUL, REQB),
+   ``a * MULT`` (REQ), ``-min(a, 0) * EXP_INV_MULT`` (EXP); the simple functions in
+   parallel;
+2. REQ's and REQB's ``round_shift``/``sat32``/zero point/clamp (REQB is REQ with the
+   multiplier taken from ``b``); EXP's ``z`` and ``t``; ERF's ``t``;
 3. multiplier M2 (32 x 32 signed): ``t * t`` (EXP, ERF);
 4. (combinational, on the output) EXP's ``(t*t + QC) >> z``, ERF's sign, saturation.
 
@@ -127,7 +129,7 @@ class VectorLane(wiring.Component):
         op1 = Signal(signed(33))
         op2 = Signal(signed(33))
         with m.Switch(fn):
-            with m.Case(VFn.MUL):
+            with m.Case(VFn.MUL, VFn.REQB):
                 m.d.comb += [op1.eq(a), op2.eq(b)]
             with m.Case(VFn.REQ):
                 m.d.comb += [op1.eq(a), op2.eq(cfg[VCfg.MULT])]
@@ -169,7 +171,7 @@ class VectorLane(wiring.Component):
     def _stage2(self, m, s1):
         cfg, fn = self.cfg, self.fn
         prod = s1["prod"]
-        # REQ: clamp(sat32(round_shift(a * MULT, SHIFT)) + ZP, LO, HI), hi wins.
+        # REQ: clamp(sat32(round_shift(a * MULT, SHIFT)) + ZP, LO, HI), hi wins (REQB: b).
         req = _clip(round_shift(prod, cfg[VCfg.SHIFT][0:SHIFT_BITS]), I32_MIN, I32_MAX)
         req = req + cfg[VCfg.ZP]
         req = Mux(req < cfg[VCfg.LO], cfg[VCfg.LO], req)
@@ -201,7 +203,7 @@ class VectorLane(wiring.Component):
             with m.Switch(fn):
                 with m.Case(VFn.MUL):
                     m.d.sync += s2["r"].eq(prod)
-                with m.Case(VFn.REQ):
+                with m.Case(VFn.REQ, VFn.REQB):
                     m.d.sync += s2["r"].eq(req)
                 with m.Default():
                     m.d.sync += s2["r"].eq(s1["simple"])

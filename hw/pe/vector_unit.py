@@ -8,11 +8,24 @@ Ports (``VectorUnit(arch)``):
   ``idx`` (``hw.isa.VCfg``; indices past the last register are ignored).
 * ``error`` Out(1): pulses in the first busy cycle if the command faults (A, B unless
   ``bscalar``, D not 16-aligned or not inside SRAM; D is n elements of ``tout``, or
-  one word for RSUM/RMAX); the unit then goes idle without any SRAM access.
+  one word per segment for RSUM/RMAX; B is n elements of ``tin``, or one word per
+  segment); the unit then goes idle without any SRAM access.
 * ``port_a``, ``port_b``, ``port_d`` Out(SramPort): A reads, B reads, D writes.
 
 B is range-checked for every VOP without ``bscalar`` (docs/isa.md states the check
 for all three operands) but read only by the binary functions (``hw.isa.BINARY``).
+
+Segments (the command's ``seg`` = s, docs/isa.md): with 1 <= s < n16 ("segmented")
+the steps form segments of s steps (``SegmentCounter``).  A binary function's B
+reader reads one word per segment (``per_read`` = s) and ``VectorUnpack`` broadcasts
+its element 0 to all lanes; that vector is consumed with the last step of its
+segment.  The writer of a reduction restarts its accumulator and writes one word per
+segment.  A segmented VOP takes the cycles of the unsegmented one (A streams on
+while a segment's result is written; measured in tests/hw/test_vector_seg.py).  The
+range check of the nseg = ceil(n16 / s) words of B or D needs no divider: ``nseg <=
+room`` (room = whole words from the address to the SRAM end) is ``n16 <= room * s``,
+one multiplier shared by B and D (a reduction's B and D both have nseg words: the
+smaller room counts).
 
 Datapath: ``VectorReader`` -> ``VectorUnpack`` for A and B (one word per cycle each),
 then ``VectorAlu`` (``vec_lanes`` lanes, 3 stages), or ``VectorIter`` for RECIP/SQRT
@@ -25,7 +38,9 @@ per step), 1 for a <= 0 (vector_iter.py).
 
 D may start at A or B (in place) only if ``tout`` is not wider than ``tin``: A and B
 are read a few words ahead of the writes, so a wider D could overwrite operands not
-yet read.
+yet read.  With segments, D must not overlap the B words of later segments (the B
+reader runs only a few words ahead); a reduction may write its results over A
+(segment g's word D + 16 g was read before segment g ended).
 """
 
 from amaranth import Cat, Module, Mux, Signal
@@ -37,7 +52,14 @@ from hw.isa import BINARY, DType, VCfg, VFn
 from hw.pe.interfaces import SramPort, VecCfgWrite, VecCmd
 from hw.pe.vector_alu import VectorAlu, cfg_layout, check_arch
 from hw.pe.vector_iter import VectorIter
-from hw.pe.vector_stream import Reduce, VectorReader, VectorUnpack, VectorWriter
+from hw.pe.vector_stream import (
+    N16_BITS,
+    Reduce,
+    SegmentCounter,
+    VectorReader,
+    VectorUnpack,
+    VectorWriter,
+)
 
 __all__ = ["VectorUnit"]
 
@@ -90,10 +112,14 @@ class VectorUnit(wiring.Component):
         cmd = Signal(VecCmd)  # the command being executed
         cfg = Signal(cfg_layout())
         self._config_registers(m, cfg)
-        fault = self._fault(m, cmd)
         is_iter = _in_fn(cmd.fn, (VFn.RECIP, VFn.SQRT))
         is_reduce = _in_fn(cmd.fn, (VFn.RSUM, VFn.RMAX))
         use_b = _in_fn(cmd.fn, BINARY) & ~cmd.bscalar
+        seg = cmd.seg
+        segmented = (seg != 0) & (seg < cmd.n16)
+        seg_len = Signal(N16_BITS)  # steps per segment (n16: a single segment)
+        m.d.comb += seg_len.eq(Mux(segmented, seg, cmd.n16))
+        fault = self._fault(m, cmd, seg, segmented, is_reduce)
 
         start = Signal()
         with m.FSM():
@@ -117,14 +143,18 @@ class VectorUnit(wiring.Component):
             reader_a.start.eq(start),
             reader_a.base.eq(cmd.a_addr[WORD_SHIFT:]),
             reader_a.count.eq(cmd.n16 << cmd.tin),
+            reader_a.per_read.eq(1),
             reader_b.start.eq(start & use_b),
             reader_b.base.eq(cmd.b[WORD_SHIFT:]),
-            reader_b.count.eq(cmd.n16 << cmd.tin),
+            reader_b.count.eq(Mux(segmented, cmd.n16, cmd.n16 << cmd.tin)),
+            reader_b.per_read.eq(Mux(segmented, seg, 1)),
             unpack_a.tin.eq(cmd.tin),
             unpack_b.tin.eq(cmd.tin),
+            unpack_b.bcast.eq(segmented),
             writer.start.eq(start),
             writer.base.eq(cmd.d_addr[WORD_SHIFT:]),
             writer.steps.eq(cmd.n16),
+            writer.seg_len.eq(seg_len),
             writer.tout.eq(cmd.tout),
             writer.reduce.eq(
                 Mux(
@@ -137,7 +167,11 @@ class VectorUnit(wiring.Component):
             it.sqrt.eq(cmd.fn == VFn.SQRT),
             it.k.eq(Mux(cfg[VCfg.RECIP_K][0:6] > RECIP_K_MAX, RECIP_K_MAX, cfg[VCfg.RECIP_K][0:6])),
         ]
-        self._route(m, cmd, unpack_a.vec, unpack_b.vec, it, alu.inp, is_iter, use_b)
+        m.submodules.steps = steps = SegmentCounter()
+        m.d.comb += [steps.start.eq(start), steps.steps.eq(cmd.n16), steps.seg_len.eq(seg_len)]
+        b_last = ~segmented | steps.seg_end  # the B vector ends with this step
+        self._route(m, cmd, unpack_a.vec, unpack_b.vec, it, alu.inp, is_iter, use_b, b_last)
+        m.d.comb += steps.advance.eq(alu.inp.valid & alu.inp.ready)
         return m
 
     def _config_registers(self, m, cfg):
@@ -148,25 +182,41 @@ class VectorUnit(wiring.Component):
                     with m.Case(reg):
                         m.d.sync += cfg[reg].eq(self.cfg.payload.value)
 
-    def _fault(self, m, cmd):
-        """ADDRESS fault of the latched command (alignment and SRAM range)."""
+    def _fault(self, m, cmd, seg, segmented, is_reduce):
+        """ADDRESS fault of the latched command (alignment and SRAM range; B, and a
+        reduction's D, are nseg words when segmented)."""
         size = self.arch.sram_bytes
 
         def bad(addr, nbytes):
             return (addr[0:WORD_SHIFT] != 0) | (addr + nbytes > size)
 
+        def room(addr):  # whole words from addr to the SRAM end (if addr <= size)
+            return (size - addr)[WORD_SHIFT:][0 : self.arch.sram_words.bit_length()]
+
         n_bytes = cmd.n16 << WORD_SHIFT
-        d_bytes = Mux(_in_fn(cmd.fn, (VFn.RSUM, VFn.RMAX)), 1 << WORD_SHIFT, n_bytes << cmd.tout)
+        one = 1 << WORD_SHIFT
+        b_bytes = Mux(segmented, one, n_bytes << cmd.tin)
+        d_bytes = Mux(is_reduce, one, n_bytes << cmd.tout)
+        # nseg = ceil(n16 / seg) words fit in room words iff n16 <= room * seg
+        room_b, room_d = room(cmd.b), room(cmd.d_addr)
+        seg_room = Mux(
+            is_reduce,
+            Mux(cmd.bscalar | (room_d < room_b), room_d, room_b),
+            room_b,
+        )
+        seg_checked = segmented & (is_reduce | ~cmd.bscalar)
         fault = Signal()
         m.d.comb += fault.eq(
             bad(cmd.a_addr, n_bytes << cmd.tin)
-            | (~cmd.bscalar & bad(cmd.b, n_bytes << cmd.tin))
+            | (~cmd.bscalar & bad(cmd.b, b_bytes))
             | bad(cmd.d_addr, d_bytes)
+            | (seg_checked & (cmd.n16 > seg_room * seg))
         )
         return fault
 
-    def _route(self, m, cmd, vec_a, vec_b, it, alu_in, is_iter, use_b):
-        """A (and B or the broadcast scalar) into the ALU, through VectorIter if iterative."""
+    def _route(self, m, cmd, vec_a, vec_b, it, alu_in, is_iter, use_b, b_last):
+        """A (and B or the broadcast scalar) into the ALU, through VectorIter if iterative;
+        a B vector is consumed with the step for which ``b_last`` is set."""
         lanes = self.arch.vec_lanes
         scalar = cmd.b.as_signed()
         m.d.comb += [
@@ -188,6 +238,6 @@ class VectorUnit(wiring.Component):
             m.d.comb += [
                 alu_in.valid.eq(vec_a.valid & b_ok),
                 vec_a.ready.eq(alu_in.ready & b_ok),
-                vec_b.ready.eq(alu_in.ready & vec_a.valid & use_b),
+                vec_b.ready.eq(alu_in.ready & vec_a.valid & use_b & b_last),
                 alu_in.payload.a.eq(vec_a.payload),
             ]

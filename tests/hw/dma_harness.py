@@ -60,14 +60,17 @@ def packet_flits(head: dict, payload: list[int]) -> list[tuple[int, int, int]]:
 
 
 def destinations(h: dict) -> list[tuple[int, int]]:
+    """Nodes a head reaches (RECT: corners in any order, as the routers take them)."""
     if h["route"] == Route.RECT:
-        return [(x, y) for x in range(h["x0"], h["x1"] + 1) for y in range(h["y0"], h["y1"] + 1)]
+        (xa, xb), (ya, yb) = sorted((h["x0"], h["x1"])), sorted((h["y0"], h["y1"]))
+        return [(x, y) for x in range(xa, xb + 1) for y in range(ya, yb + 1)]
     return [(h["x0"], h["y0"])]
 
 
 @dataclass
 class RemoteMemory:
-    """A memory endpoint at node ``xy``: absorbs WRITE, answers READ_REQ after ``latency``."""
+    """A memory endpoint at node ``xy``: absorbs WRITE, answers READ_REQ after ``latency``
+    (a multicast read, ``mcast``: a RECT READ_RESP from the requester to (x1, y1))."""
 
     xy: tuple[int, int]
     size: int
@@ -89,11 +92,14 @@ class RemoteMemory:
                 self.signals.append((h["sem"], h["count"]))
         elif h["kind"] == Kind.READ_REQ:
             data = [word(self.mem, h["addr"] // WORD_BYTES + i) for i in range(h["len"])]
+            mcast = h.get("mcast", 0)
             resp = dict(
                 kind=Kind.READ_RESP,
-                route=Route.UNICAST,
+                route=Route.RECT if mcast else Route.UNICAST,
                 x0=h["src_x"],
                 y0=h["src_y"],
+                x1=h["x1"] if mcast else 0,
+                y1=h["y1"] if mcast else 0,
                 src_x=self.xy[0],
                 src_y=self.xy[1],
                 len=h["len"],
@@ -132,6 +138,7 @@ class Run:
     cycles: int = 0
     out_req_flit_cycles: list = field(default_factory=list)
     in_req_flit_cycles: list = field(default_factory=list)
+    idle_while_due: list = field(default_factory=list)  # idle with remote answers pending
 
 
 class _Source:
@@ -290,6 +297,8 @@ def _bench(arch, dut, run, rng):
             for item in [x for x in later if x[0] <= cycle]:
                 later.remove(item)
                 srcs["in_resp"].q.extend(item[1])
+            if later and ctx.get(dut.idle):  # a read is unanswered: it must count
+                run.idle_while_due.append(cycle)
             busy = (
                 descs or sigs or later or any(s.q for s in srcs.values()) or not ctx.get(dut.idle)
             )

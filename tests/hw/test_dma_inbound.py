@@ -171,7 +171,9 @@ BAD_DESCS = {
     "rstride1_misaligned": dict(rstride1=0x41),
     "rstride2_misaligned": dict(rstride2=0x48),
     "mode3": dict(mode=3),
-    "read_rect": dict(mode=int(SignalMode.RECT), read=1, x1=1, y1=1),
+    # a RECT read is a multicast read (tests/hw/test_mcast_read.py); its far corner
+    # must still fit the head flit's coordinates
+    "read_rect_far_corner": dict(mode=int(SignalMode.RECT), read=1, x1=1 << 6, y1=1),
     "rect_inverted": dict(mode=int(SignalMode.RECT), x0=1, x1=0),
     "sem_range": dict(sem=ARCH.semaphores),
     "local_outside_sram": dict(local=ARCH.sram_bytes - 2 * WORD_BYTES),

@@ -32,6 +32,7 @@ PIPELINED = [
     VFn.SRA,
     VFn.MOV,
     VFn.REQ,
+    VFn.REQB,
     VFn.EXP,
     VFn.ERF,
     VFn.ABS,

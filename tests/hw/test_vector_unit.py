@@ -4,6 +4,8 @@
 a list of jobs (VCFG writes + one VOP each) through one simulation of the unit with a
 Python model of the three SRAM ports (random ``ready`` backpressure, ``rdata`` one
 cycle after acceptance) and returns plain values.  Seeds are fixed and printed.
+Jobs carry the VOP ``seg`` field (``ref_vop`` works segment by segment); the tests of
+segments and REQB are in test_vector_seg.py.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from hw.arch import preset
 from hw.errors import SimulationError
 from hw.isa import BINARY, REDUCTIONS, DType, VCfg, VFn
 from hw.pe.vector_unit import VectorUnit
-from sim.numerics import NP_DTYPE, vector_elementwise, vector_reduce
+from sim.numerics import NP_DTYPE, segments, vector_elementwise, vector_reduce
 
 ARCH = preset("tiny")
 WB = ARCH.word_bytes
@@ -43,17 +45,27 @@ class Job:
     tout: DType
     n16: int
     a: np.ndarray  # int64 values of type tin
-    b: np.ndarray | int | None  # array (of tin), scalar (bscalar) or None (unary)
+    # array (of tin; one value per segment when segmented), scalar (bscalar) or None
+    b: np.ndarray | int | None
     cfg: dict[int, int] = dataclasses.field(default_factory=dict)
     a_addr: int = A_ADDR
     b_addr: int = B_ADDR
     d_addr: int = D_ADDR
+    seg: int = 0  # the VOP's seg field (steps per segment)
+
+    @property
+    def segs(self) -> list[tuple[int, int]]:
+        return segments(self.n16, self.seg)
+
+    @property
+    def segmented(self) -> bool:
+        return 1 <= self.seg < self.n16
 
 
 @dataclasses.dataclass
 class Result:
     d: np.ndarray | None  # values read back from D (tout), None after a fault
-    d_tail: bytes  # bytes 4..15 of a reduction's word
+    d_tail: bytes  # bytes 4..15 of a reduction's words
     cycles: int  # busy cycles
     error: int  # error pulses
     accesses: int  # SRAM requests accepted during the command
@@ -71,11 +83,14 @@ def full_cfg(cfg: dict[int, int]) -> np.ndarray:
 
 
 def ref_vop(job: Job) -> np.ndarray:
+    """D's values: one per element, or one per segment for a reduction."""
     if job.fn in REDUCTIONS:
-        return np.array([vector_reduce(job.fn, job.a)], dtype=np.int64)
+        return np.array([vector_reduce(job.fn, job.a[s:e]) for s, e in job.segs], dtype=np.int64)
     b = job.b
     if isinstance(b, int):
         b = np.full(job.a.shape, b, dtype=np.int64)
+    elif b is not None and job.segmented:  # one b per segment, for all its elements
+        b = np.concatenate([np.full(e - s, v) for (s, e), v in zip(job.segs, b, strict=True)])
     return vector_elementwise(job.fn, job.a, b, job.tout, full_cfg(job.cfg))
 
 
@@ -137,6 +152,7 @@ def _cmd_fields(job: Job) -> dict[str, int]:
         "tout": int(job.tout),
         "bscalar": bscalar,
         "n16": job.n16,
+        "seg": job.seg,
         "a_addr": job.a_addr & 0xFFFFFFFF,
         "b": (job.b if bscalar else job.b_addr) & 0xFFFFFFFF,
         "d_addr": job.d_addr & 0xFFFFFFFF,
@@ -144,7 +160,24 @@ def _cmd_fields(job: Job) -> dict[str, int]:
 
 
 def _d_bytes(job: Job) -> int:
-    return WB if job.fn in REDUCTIONS else 16 * job.n16 * job.tout.bytes
+    return WB * len(job.segs) if job.fn in REDUCTIONS else 16 * job.n16 * job.tout.bytes
+
+
+def _b_bytes(job: Job) -> int:
+    return WB * len(job.segs) if job.segmented else 16 * job.n16 * job.tin.bytes
+
+
+def _b_image(job: Job, seed: int) -> bytes:
+    """B in SRAM: the elements, or per segment a word with b in element 0 (the rest of
+    the word random: it must not be used)."""
+    if not job.segmented:
+        return job.b.astype(NP_DTYPE[job.tin]).tobytes()
+    rng = np.random.default_rng(seed)
+    raw = bytearray(rng.integers(0, 256, size=WB * len(job.b), dtype=np.uint8).tobytes())
+    size = job.tin.bytes
+    for g, v in enumerate(job.b):
+        raw[WB * g : WB * g + size] = np.array([v]).astype(NP_DTYPE[job.tin]).tobytes()
+    return bytes(raw)
 
 
 def _legal(addr: int, nbytes: int) -> bool:
@@ -174,12 +207,12 @@ def rtl_run(jobs: list[Job], seed: int, ready_prob: float = 0.7) -> list[Result]
 
 async def _run_job(ctx, dut, mem: SramModel, job: Job) -> Result:
     nin, nd = 16 * job.n16 * job.tin.bytes, _d_bytes(job)
+    if _legal(job.d_addr, nd):  # first, so that D may start at A (in place)
+        mem.store(job.d_addr, bytes([0xA5]) * nd)  # poison
     if _legal(job.a_addr, nin):  # a faulting job's operands are not stored
         mem.store(job.a_addr, job.a.astype(NP_DTYPE[job.tin]).tobytes())
-    if isinstance(job.b, np.ndarray) and _legal(job.b_addr, nin):
-        mem.store(job.b_addr, job.b.astype(NP_DTYPE[job.tin]).tobytes())
-    if _legal(job.d_addr, nd):
-        mem.store(job.d_addr, bytes([0xA5]) * nd)  # poison
+    if isinstance(job.b, np.ndarray) and _legal(job.b_addr, _b_bytes(job)):
+        mem.store(job.b_addr, _b_image(job, job.b_addr + job.n16))
     for idx, value in job.cfg.items():
         ctx.set(dut.cfg.valid, 1)
         ctx.set(dut.cfg.payload.idx, idx)
@@ -208,8 +241,9 @@ async def _run_job(ctx, dut, mem: SramModel, job: Job) -> Result:
     if not errors:
         raw = mem.load(job.d_addr, nd)
         if job.fn in REDUCTIONS:
-            result.d = np.frombuffer(raw[:4], dtype=np.int32).astype(np.int64)
-            result.d_tail = raw[4:]
+            words = [raw[i : i + WB] for i in range(0, nd, WB)]
+            result.d = np.array([int.from_bytes(w[:4], "little", signed=True) for w in words])
+            result.d_tail = b"".join(w[4:] for w in words)
         else:
             result.d = np.frombuffer(raw, dtype=NP_DTYPE[job.tout]).astype(np.int64)
     return result
@@ -224,7 +258,7 @@ def rand_values(rng: np.random.Generator, dtype: DType, n: int) -> np.ndarray:
     small = rng.integers(-300, 300, size=n, endpoint=True)
     v = np.where(rng.random(n) < 0.3, np.clip(small, lo, hi), v)
     ext = EXTREMES[dtype]
-    v[: len(ext)] = ext
+    v[: len(ext)] = ext[:n]
     picks = rng.random(n) < 0.15
     v[picks] = rng.choice(ext, size=int(picks.sum()))
     return v
@@ -268,17 +302,15 @@ def adversarial_cfg(rng: np.random.Generator) -> dict[int, int]:
     return out
 
 
-def make_job(rng, fn, tin, tout, n16, cfg, bscalar=False) -> Job:
-    n = 16 * n16
-    a = rand_values(rng, tin, n)
-    b = None
+def make_job(rng, fn, tin, tout, n16, cfg, bscalar=False, seg=0) -> Job:
+    job = Job(fn, tin, tout, n16, rand_values(rng, tin, 16 * n16), None, cfg, seg=seg)
     if fn in BINARY:
-        b = (
+        job.b = (
             int(rand_values(rng, DType.I32, 8)[rng.integers(0, 8)])
             if bscalar
-            else rand_values(rng, tin, n)
+            else rand_values(rng, tin, len(job.segs) if job.segmented else 16 * n16)
         )
-    return Job(fn, tin, tout, n16, a, b, cfg)
+    return job
 
 
 def check(jobs: list[Job], results: list[Result]) -> None:
@@ -295,7 +327,7 @@ def check(jobs: list[Job], results: list[Result]) -> None:
         if not ok:
             where = None if res.d is None else np.flatnonzero(res.d != expect)[:3]
             bad.append(
-                f"{job.fn.name} {job.tin.name}->{job.tout.name} n16={job.n16} "
+                f"{job.fn.name} {job.tin.name}->{job.tout.name} n16={job.n16} seg={job.seg} "
                 f"bscalar={isinstance(job.b, int)} error={res.error} at {where}: "
                 f"a={None if where is None else job.a[where]} "
                 f"got={None if where is None else res.d[where]} "

@@ -97,8 +97,9 @@ def ref_vop(fn, a, b, tout, cfg):
         r = a
     elif fn == VFn.ABS:
         r = abs(a)
-    elif fn == VFn.REQ:
-        t = ref_sat(ref_round_shift(a * c[VCfg.MULT], c[VCfg.SHIFT] & 63))
+    elif fn in (VFn.REQ, VFn.REQB):
+        mult = c[VCfg.MULT] if fn == VFn.REQ else b
+        t = ref_sat(ref_round_shift(a * mult, c[VCfg.SHIFT] & 63))
         r = min(max(t + c[VCfg.ZP], c[VCfg.LO]), c[VCfg.HI])
     elif fn == VFn.RECIP:
         k = min(c[VCfg.RECIP_K] & 63, 62)
@@ -556,7 +557,7 @@ def test_dram_write_read_and_backdoor():
         dict(sem=16),
         dict(sem=16, signal=0, read=1),
         dict(mode=3),
-        dict(mode=2, read=1),
+        dict(mode=2, read=1, x1=1),  # a multicast read to PEs the stand-in lacks
         dict(local=0x7FF0, count0=2),
         dict(count1=3, lstride1=-16),
         dict(mode=0, remote=0x7FF0, count1=2, rstride1=16),

@@ -50,7 +50,8 @@ def test_random_programs_halt_without_faults(name):
     instrs = 0
     t = time.perf_counter()
     for seed in SEEDS:
-        img, desc = random_program(arch, seed, nowait=True)
+        # odd seeds: also REQB and VOP segments (sim/progen.py, ``segments``)
+        img, desc = random_program(arch, seed, nowait=True, segments=seed % 2 == 1)
         img.check(arch)
         pe, r = run_ref(arch, img)
         assert r.status == "halted", f"seed {seed}: {r} {desc}"
@@ -61,6 +62,8 @@ def test_random_programs_halt_without_faults(name):
             if i.op == Op.VOP:
                 fns[VFn(i["fn"])] += 1
                 types[(i["tin"], i["tout"], i["bscalar"])] += 1
+                seg = i["seg"]
+                types[("seg", "none" if not seg else "one" if seg >= i["n16"] else "many")] += 1
             if i.op == Op.MATMUL:
                 types[("mm", i["out32"], i["acc"], i["noout"])] += 1
             if i.op == Op.SIGNAL:
@@ -76,6 +79,7 @@ def test_random_programs_halt_without_faults(name):
     assert any(types[(ti, to, 1)] for ti in range(3) for to in range(3))
     assert all(types[("mm", a, b, c)] for a in (0, 1) for b in (0, 1) for c in (0, 1))
     assert all(types[("signal", m)] for m in range(3))
+    assert all(types[("seg", k)] for k in ("none", "one", "many"))
 
 
 def test_program_blocks_and_dma_kinds():
@@ -111,7 +115,7 @@ def test_program_blocks_and_dma_kinds():
 def test_random_programs_are_race_free(name):
     arch = preset(name)
     for seed in range(40):
-        img, _ = random_program(arch, seed)
+        img, _ = random_program(arch, seed, segments=seed % 2 == 1)
         ref, r = run_ref(arch, img)
         late = DeferredDmaPe(arch)
         late.load(img)
@@ -158,17 +162,29 @@ def test_deterministic():
 @pytest.mark.parametrize(
     "kind", [PeError.ILLEGAL, PeError.ADDRESS, PeError.SEM_OVERFLOW, PeError.DMA]
 )
-def test_fault_programs(name, kind):
+@pytest.mark.parametrize("segments", [False, True])
+def test_fault_programs(name, kind, segments):
     arch = preset(name)
     seen = set()
     for seed in range(40):
-        img, desc = fault_program(arch, kind, seed)
+        img, desc = fault_program(arch, kind, seed, segments=segments)
         pe, r = run_ref(arch, img)
         assert (r.status, r.error, r.error_pc) == ("error", kind, desc["pc"]), (
             f"seed {seed}: {desc} {r}"
         )
         seen.add(desc["variant"])
-    assert seen == set(_fault_variants(arch)[kind])
+    assert seen == set(_fault_variants(arch, segments)[kind])
+
+
+def test_seeds_give_the_same_programs_without_segments():
+    """REQB and segments only with ``segments=True``: a seed's program is the one it
+    gave before they existed (tests/sim/test_nowait_perf.py pins figures by seed)."""
+    arch = preset("tiny")
+    for seed in range(40):
+        img, _ = random_program(arch, seed, nowait=seed % 2 == 1)
+        vops = [decode(w) for w in img.imem if decode(w).op == Op.VOP]
+        assert all(v["seg"] == 0 and v["fn"] != VFn.REQB for v in vops), seed
+    assert random_program(arch, 5)[0].imem != random_program(arch, 5, segments=True)[0].imem
 
 
 def test_fault_program_rejects_none():

@@ -153,13 +153,16 @@ def test_softmax_in_place_when_the_scratch_does_not_fit(archs, run_isa):
 
 
 def test_pipelined_tail_order_and_bit_exact(archs, run_isa):
-    """small, seq 128: 2 m tiles per PE; the softmax of tile 1 in parts between the
-    P V MATMULs of tile 0 (attention_tail.py), bit-exact on the reference simulator,
+    """small, seq 128: 2 m tiles per PE; the softmax of tile 0 in parts between the
+    score MATMULs of tile 1, the softmax of tile 1 in parts between the transpose
+    halves and P V MATMULs of tile 0 (attention_tail.py), bit-exact on the
+    reference simulator,
     and no FENCE between the two streams (they touch disjoint buffers)."""
     arch = archs["small"]
     ck = compile_kernel("attention", arch, seq=128, d=64)
     assert ck.plan["pipelined"]
     pe = next(iter(ck.mapped.kernel.pes()))
+    R = arch.mac_rows
     seq = []
     for o in pe.body.ops:
         if o.name == "mapping.qsoftmax":
@@ -168,14 +171,23 @@ def test_pipelined_tail_order_and_bit_exact(archs, run_isa):
             )
         elif o.name in ("mapping.matmul_at", "mapping.transpose_blocked"):
             seq.append(("mm" if o.name == "mapping.matmul_at" else "tr",))
-    R = arch.mac_rows
-    assert seq[0] == ("sm", 31, 0)
-    # tile 1's RMAX/SUB halves, tile 0's transpose, then P V (tile 0) and tile 1's
-    # EXP, RSUM, RECIP, REQ alternate
-    assert seq[1:] == [
-        ("sm", 1, R), ("sm", 1, R + R // 2), ("tr",),
-        ("mm",), ("sm", 2, R), ("mm",), ("sm", 4, R), ("mm",), ("sm", 8, R), ("mm",), ("sm", 16, R),
-        ("tr",), *[("mm",)] * 4,
+        elif o.name == "mapping.matmul_win":
+            seq.append(("s", int(o.attributes["c_offset"].value.data) >= R * 4 * 128))
+    # tile 0's scores part by part as K^T arrives (multicast reads), then its softmax
+    # (one segmented VOP per pass: max/sub, EXP, RSUM, RECIP, REQB), each part followed
+    # by its share of tile 1's scores (one MATMUL loop per K^T part)
+    assert ck.plan["parts"]["KT"] == 8
+    s1 = ("s", True)
+    assert seq[:8] == [("s", False)] * 8
+    tr, mm = ("tr",), ("mm",)
+    assert seq[8:] == [
+        ("sm", 1, 0), s1, s1, ("sm", 2, 0), s1, ("sm", 4, 0), s1, s1, ("sm", 8, 0), s1,
+        ("sm", 16, 0), s1, s1,
+        # tile 1's softmax parts, each followed by tile 0's transpose halves and P V
+        ("sm", 1, R), tr, ("sm", 2, R), tr, ("sm", 4, R), mm, mm, ("sm", 8, R), mm,
+        ("sm", 16, R), mm,
+        # the last tile's transpose and P V
+        tr, mm, mm, mm, mm,
     ]  # fmt: skip
     assert run_isa(ck)["bit_exact"]
 

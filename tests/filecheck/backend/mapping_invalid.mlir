@@ -57,12 +57,24 @@ builtin.module {
 builtin.module {
   mapping.kernel @k attributes {arch = "tiny"} {
     mapping.buffer {sym_name = "A", tensor = "A", space = "dram", offset = 0 : i64, bytes = 16 : i64}
-    mapping.pe attributes {pe = array<i64: 0, 0>} {
-      mapping.transfer {local = @A, remote = @A, count = array<i64: 1, 1, 1>, sem = 0 : i64, read = 1 : i64, to = array<i64: 0, 0, 1, 1>}
+    mapping.pe attributes {pe = array<i64: 1, 0>} {
+      mapping.transfer {local = @A, remote = @A, count = array<i64: 1, 1, 1>, sem = 0 : i64, read = 1 : i64, to = array<i64: 0, 0, 0, 1>}
     }
   }
 }
-// CHECK: error: 'mapping.transfer' read cannot be multicast
+// CHECK: error: 'mapping.transfer' on PE (1, 0): multicast read of @A to [0, 0, 0, 1]: the reading PE must be a corner of the rectangle
+
+// -----
+builtin.module {
+  mapping.kernel @k attributes {arch = "tiny"} {
+    mapping.buffer {sym_name = "A", tensor = "A", space = "dram", offset = 0 : i64, bytes = 16 : i64}
+    mapping.buffer {sym_name = "S", tensor = "S", space = "sram", offset = 0 : i64, bytes = 16 : i64, pes = array<i64: 0, 0, 1, 1>}
+    mapping.pe attributes {pe = array<i64: 0, 0>} {
+      mapping.transfer {local = @A, remote = @S, count = array<i64: 1, 1, 1>, sem = 0 : i64, read = 1 : i64, to = array<i64: 0, 0, 1, 1>}
+    }
+  }
+}
+// CHECK: error: 'mapping.transfer' on PE (0, 0): a multicast read must read DRAM, not the SRAM buffer @S
 
 // -----
 builtin.module {
