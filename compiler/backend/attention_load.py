@@ -237,7 +237,7 @@ def wait_v(ch: RowChain, vs: Shared) -> None:
         ch.kb.add(pe, mp.WaitOp, sem=vs.sems[0], count=len(vs.part_tiles(ch.arch.mac_cols)))
 
 
-Q_REST_AFTER = 5  # K^T parts a PE waits for before it reads its other query tiles
+Q_REST_AFTER = 6  # K^T parts a PE waits for before it reads its other query tiles
 READS_AHEAD = 4  # PE (0, 0)'s reads queued before its first WAIT
 V_AFTER = True
 

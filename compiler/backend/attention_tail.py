@@ -100,7 +100,9 @@ def pipelined_tail(
 
     nb = keys // C
     if scores:  # tile 0's softmax beside the MAC array's other score tiles
-        interleave([lambda p=p: softmax(*p) for p in softmax_parts(0, R, 1)], scores)
+        # the first score step waits for the other query tiles: from the second part on
+        parts = [lambda p=p: softmax(*p) for p in softmax_parts(0, R, 1)]
+        interleave(parts, scores, first=1)
     else:
         softmax(ALL_PHASES, 0, R)  # tile 0 whole: the MAC has nothing to overlap yet
     for t in range(1, mt):
@@ -115,11 +117,14 @@ def pipelined_tail(
     store(mt - 1)
 
 
-def interleave(vector: list, mac: list) -> None:
+def interleave(vector: list, mac: list, first: int = 0) -> None:
     """Add the vector parts, each followed by its share of the MAC steps: a part's VOPs
-    go out nowait and run while the controller waits on the MAC array's commands."""
-    n = len(vector)
+    go out nowait and run while the controller waits on the MAC array's commands.
+    The MAC steps go with parts ``first`` .. but the last (whose successor, the next
+    tile's softmax, waits for them: the next scores or transposes)."""
+    n = max(len(vector) - 1 - first, 1)
     for k, part in enumerate(vector):
         part()
-        for step in mac[round(k * len(mac) / n) : round((k + 1) * len(mac) / n)]:
+        lo, hi = (round(max(k - first + d, 0) * len(mac) / n) for d in (0, 1))
+        for step in mac[lo:hi]:
             step()

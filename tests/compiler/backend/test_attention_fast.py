@@ -174,18 +174,21 @@ def test_pipelined_tail_order_and_bit_exact(archs, run_isa):
         elif o.name == "mapping.matmul_win":
             seq.append(("s", int(o.attributes["c_offset"].value.data) >= R * 4 * 128))
     # tile 0's scores part by part as K^T arrives (multicast reads), then its softmax
-    # (one segmented VOP per pass: max/sub, EXP, RSUM, RECIP, REQB), each part followed
-    # by its share of tile 1's scores (one MATMUL loop per K^T part)
+    # (one segmented VOP per pass: max/sub, EXP, RSUM, RECIP, REQB) with tile 1's
+    # scores (one MATMUL loop per K^T part) between its parts
     assert ck.plan["parts"]["KT"] == 8
     s1 = ("s", True)
     assert seq[:8] == [("s", False)] * 8
     tr, mm = ("tr",), ("mm",)
     assert seq[8:] == [
-        ("sm", 1, 0), s1, s1, ("sm", 2, 0), s1, ("sm", 4, 0), s1, s1, ("sm", 8, 0), s1,
-        ("sm", 16, 0), s1, s1,
-        # tile 1's softmax parts, each followed by tile 0's transpose halves and P V
-        ("sm", 1, R), tr, ("sm", 2, R), tr, ("sm", 4, R), mm, mm, ("sm", 8, R), mm,
-        ("sm", 16, R), mm,
+        # from the second part on (the first score step waits for the query tiles),
+        # every part but the last followed by its share
+        ("sm", 1, 0), ("sm", 2, 0), s1, s1, s1, ("sm", 4, 0), s1, s1, ("sm", 8, 0), s1, s1, s1,
+        ("sm", 16, 0),
+        # tile 1's softmax parts, each but the last followed by its share of tile 0's
+        # transpose halves and P V
+        ("sm", 1, R), tr, tr, ("sm", 2, R), mm, ("sm", 4, R), mm, ("sm", 8, R), mm, mm,
+        ("sm", 16, R),
         # the last tile's transpose and P V
         tr, mm, mm, mm, mm,
     ]  # fmt: skip
