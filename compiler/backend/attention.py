@@ -1,13 +1,17 @@
 """One attention head O = requant(softmax(Q K^T) V) with I-BERT integer softmax.
 
-Queries are split over a rectangle of PEs; K^T reaches them in parts along the
-unicast comb, V by a multicast from PE (0, 0) (attention_load.py: transfers, DRAM
-order and SRAM banks, measured on the RTL chip).  Each PE runs:
+Queries are split over a rectangle of PEs; K^T and V reach them in parts by
+multicast reads that PE (0, 0) issues (``MCAST``; else K^T along the unicast comb
+and V by RECT writes from PE (0, 0); attention_load.py: transfers, DRAM order and
+SRAM banks, measured on the RTL chip).  Each PE runs:
 
 1. scores S = Q K^T (mapping.matmul_win with ``out32``: raw int32 accumulators, rows
    of ``Sp`` keys; K^T's key columns are permuted inside C-chunks,
-   layout.chunk_perm), one K^T part behind the part the PE forwards;
-2. the softmax (mapping.qsoftmax, vec_ops.py) over every row on the vector unit:
+   layout.chunk_perm): m tile 0 part by part as K^T arrives, the others beside
+   tile 0's softmax (attention_tail.py; comb: every tile, one part behind the part
+   the PE forwards);
+2. the softmax (mapping.qsoftmax, vec_ops.py; one segmented VOP per pass where it
+   can, docs/isa.md "Segments") over every row on the vector unit:
    [ADD mask, only on the 16-column groups holding padded keys], RMAX, SUB (x - max)
    into scratch rows in another bank, one EXP (I-BERT i-exp, constants from the
    score scale via compiler.qmath) over all rows, RSUM per row, RECIP

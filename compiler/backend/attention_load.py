@@ -1,6 +1,11 @@
 """The transfers of the attention head (attention.py): who reads what from DRAM, in
 which order, and how K^T and V reach every PE of the row grid.
 
+Since stop 11 the head uses multicast reads (:func:`mcast_scores`, docs/isa.md): PE
+(0, 0) reads every part of K^T and V once, to the whole grid, and nobody forwards
+(RTL, `small`, seq 128: 4549 cycles with the tail of attention_tail.py; docs/backend.md).
+The comb below stays for the front end's head (qattention.py).  Its history:
+
 Measured on the RTL chip (``small``, seq 128, d 64; cycles of the whole head), each
 step against the one before:
 
