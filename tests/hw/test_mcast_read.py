@@ -23,7 +23,7 @@ from amaranth import Module
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 from dma_harness import DATA_BASE, RemoteMemory, Run, load_descs, packet_flits, rtl_dma, word
-from test_dma import Regions, fill_random
+from test_dma import Regions, fill_random, random_desc
 
 from hw import isa
 from hw.arch import preset
@@ -60,27 +60,9 @@ def ref_read(local: np.ndarray, source: np.ndarray, d: dict) -> None:
 
 
 def mcast_desc(rng, local_regions, remote_regions, src_xy, far_xy, counts, sem) -> dict:
-    c0, c1, c2 = counts
-    local, ls1, ls2 = local_regions.strided(c0, c1, c2)
-    remote, rs1, rs2 = remote_regions.strided(c0, c1, c2)
-    return dict(
-        local=local,
-        remote=remote,
-        count0=c0,
-        count1=c1,
-        count2=c2,
-        lstride1=ls1,
-        lstride2=ls2,
-        rstride1=rs1,
-        rstride2=rs2,
-        mode=int(SignalMode.RECT),
-        x0=src_xy[0],
-        y0=src_xy[1],
-        x1=far_xy[0],
-        y1=far_xy[1],
-        sem=sem,
-        read=1,
-    )
+    """A multicast read (test_dma.random_desc with mode RECT, then the far corner)."""
+    d = random_desc(rng, local_regions, remote_regions, SignalMode.RECT, 1, 0, src_xy, counts)
+    return {**d, "x1": far_xy[0], "y1": far_xy[1], "sem": sem}
 
 
 def read_requests(run: Run, src_xy) -> list[dict]:
