@@ -79,11 +79,13 @@ def _diff(ref: dict, rtl: dict) -> list[str]:
     return problems
 
 
-def _check_batch(seeds: list[int], name: str) -> None:
+def _check_batch(seeds: list[int], name: str, segments: bool = False) -> None:
     progen = _progen()
-    print(f"random program seeds {seeds[0]}..{seeds[-1]} on {ARCH.name}")
+    print(f"random program seeds {seeds[0]}..{seeds[-1]} on {ARCH.name}, segments {segments}")
     # odd seeds: half of the unit commands nowait, each ordered by a FENCE
-    images = [progen.random_program(ARCH, s, nowait=s % 2 == 1)[0] for s in seeds]
+    images = [
+        progen.random_program(ARCH, s, nowait=s % 2 == 1, segments=segments)[0] for s in seeds
+    ]
     refs = [ref_run(img) for img in images]
     assert all(r["status"] == "halted" for r in refs), [r["status"] for r in refs]
     runs = rtl_run(images, refs, name)
@@ -109,6 +111,11 @@ def test_random_programs_match_reference(batch):
     _check_batch(seeds, f"diff{batch}")
 
 
+def test_segmented_programs_match_reference():
+    """VOP segments and REQB (docs/isa.md "Segments") in random programs."""
+    _check_batch(list(range(3000, 3000 + BATCH)), "diffseg", segments=True)
+
+
 @pytest.mark.extended
 @pytest.mark.parametrize("batch", range(EXTENDED_BATCHES))
 def test_random_programs_match_reference_extended(batch):
@@ -123,11 +130,13 @@ FAULT_KINDS = [PeError.ILLEGAL, PeError.ADDRESS, PeError.SEM_OVERFLOW, PeError.D
 SYNC_FAULTS = (PeError.ILLEGAL, PeError.ADDRESS)
 
 
-def _check_faults(seeds: list[int], name: str) -> None:
+def _check_faults(seeds: list[int], name: str, segments: bool = False) -> None:
     progen = _progen()
     cases = [(kind, s) for kind in FAULT_KINDS for s in seeds]
-    print(f"fault program seeds {seeds} x {[k.name for k in FAULT_KINDS]}")
-    images, descs = zip(*(progen.fault_program(ARCH, kind, s) for kind, s in cases), strict=True)
+    print(f"fault program seeds {seeds} x {[k.name for k in FAULT_KINDS]}, segments {segments}")
+    images, descs = zip(
+        *(progen.fault_program(ARCH, kind, s, segments=segments) for kind, s in cases), strict=True
+    )
     refs = [ref_run(img) for img in images]
     runs = rtl_run(list(images), refs, name)
     failures = []
@@ -149,6 +158,10 @@ def _check_faults(seeds: list[int], name: str) -> None:
 
 def test_fault_programs_match_reference():
     _check_faults(list(range(8)), "faults")
+
+
+def test_segmented_fault_programs_match_reference():
+    _check_faults(list(range(8)), "faultseg", segments=True)
 
 
 @pytest.mark.extended
