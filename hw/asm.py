@@ -52,6 +52,7 @@ ENUM_FIELDS: dict[str, type[enum.IntEnum]] = {
     "cfg": VCfg,
 }
 FLAG_FIELDS = frozenset({"out32", "acc", "noout", "bscalar", "nowait"})
+QUIET_FIELDS = FLAG_FIELDS | {"seg"}  # left out of the disassembly when 0
 MNEMONICS = {op.name.lower(): op for op in Op}
 _NUM_RE = re.compile(r"^-?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9][0-9_]*)$")
 _LABEL_RE = re.compile(r"^[A-Za-z_.$][\w.$]*$")
@@ -230,7 +231,7 @@ def format_instr(word: int) -> str:
     parts = []
     for f in fields_of(instr.op):
         value = instr[f.name]
-        if f.name in FLAG_FIELDS and value == 0:
+        if f.name in QUIET_FIELDS and value == 0:
             continue
         parts.append(f"{f.name}={_format_value(f, value)}")
     mnemonic = instr.op.name.lower()
