@@ -136,18 +136,21 @@ class KParts:
 
 def band_reader(ch: RowChain, a: np.ndarray, kp: int, last: int):
     """Declare the row bands ``Q<i>`` (DRAM ``Q``, packed A layout) and return
-    ``read(i)``, which adds PE i's read of its band (semaphore 0)."""
+    ``read(i, t0=0, t1=all)``, which adds PE i's read of m tiles [t0, t1) of its band
+    (semaphore 0)."""
     kb, R = ch.kb, ch.arch.mac_rows
     packed = pack_a(a, len(ch.pes) * ch.mp, kp, R)
     kb.dram_tensor("Q", packed.nbytes, packed.tobytes())
-    nbytes = ch.mtp * kp * R
+    tile = kp * R
     for i, pe in enumerate(ch.pes):
-        kb.sram_buffer(f"Q{i}", "Q", nbytes, pe, (LOAD, last), "low")
+        kb.sram_buffer(f"Q{i}", "Q", ch.mtp * tile, pe, (LOAD, last), "low")
 
-    def read(i: int) -> None:
+    def read(i: int, t0: int = 0, t1: int | None = None) -> None:
+        t1 = ch.mtp if t1 is None else t1
         kb.add(
-            ch.pes[i], mp.TransferOp, local=f"@Q{i}", remote="@Q", remote_offset=i * nbytes,
-            count=words_rows(nbytes), sem=0, read=1,
+            ch.pes[i], mp.TransferOp, local=f"@Q{i}", remote="@Q",
+            remote_offset=(i * ch.mtp + t0) * tile, count=words_rows((t1 - t0) * tile), sem=0,
+            read=1, **({"local_offset": t0 * tile} if t0 else {}),
         )  # fmt: skip
 
     return read
@@ -244,7 +247,6 @@ def wait_v(ch: RowChain, vs: Shared) -> None:
 
 Q_REST_AFTER = 6  # K^T parts a PE waits for before it reads its other query tiles
 READS_AHEAD = 4  # PE (0, 0)'s reads queued before its first WAIT
-V_AFTER = True
 
 
 def mcast_scores(
@@ -271,22 +273,12 @@ def mcast_scores(
     instructions: one MATMUL loop per part) and ``later(i)`` is empty.  PE (0, 0)
     spreads its reads over the parts (its DMA queue holds ``dma_queue`` descriptors;
     a full queue stalls its controller)."""
-    kb, R, C = ch.kb, ch.arch.mac_rows, ch.arch.mac_cols
+    kb, C = ch.kb, ch.arch.mac_cols
     grid = [0, 0, ch.gc - 1, ch.gr - 1]
     vs.mcast_read = True
-    packed = pack_a(q, len(ch.pes) * ch.mp, kp, R)
-    kb.dram_tensor("Q", packed.nbytes, packed.tobytes())
-    tile, n = kp * R, len(kparts)
+    read_q = band_reader(ch, q, kp, q_last)
+    n = len(kparts)
     mt = ch.mtp if split else 1  # query tiles read and scored first (all if not split)
-    for i, pe in enumerate(ch.pes):
-        kb.sram_buffer(f"Q{i}", "Q", ch.mtp * tile, pe, (LOAD, q_last), "low")
-
-    def read_q(i: int, t0: int, t1: int) -> None:
-        kb.add(
-            ch.pes[i], mp.TransferOp, local=f"@Q{i}", remote="@Q",
-            remote_offset=(i * ch.mtp + t0) * tile, count=words_rows((t1 - t0) * tile), sem=0,
-            read=1, **({"local_offset": t0 * tile} if t0 else {}),
-        )  # fmt: skip
 
     def read_v(j0: int, j1: int) -> None:
         off, nbytes = ch._part(vs, j0, j1)
@@ -299,8 +291,6 @@ def mcast_scores(
     rest = min(Q_REST_AFTER, n - 1)
     queue: list = [lambda p=p: kparts.load(p, grid) for p in range(1, n)]
     queue.insert(rest, lambda: read_q(0, 1, mt) if mt > 1 else None)
-    if not V_AFTER:
-        queue += [lambda j=j: read_v(*j) for j in vs.part_tiles(C)]
     first = 1 if split else ch.mtp
     kparts.load(0, grid)
     read_q(0, 0, first)
@@ -321,9 +311,10 @@ def mcast_scores(
             score(pe, i, p, 0, first)
             if p == rest and i > 0 and mt > 1:
                 read_q(i, 1, mt)
-    if V_AFTER:  # V after the query tiles' reads (PE (0, 0) issues them on its last part)
-        for j in vs.part_tiles(C):
-            read_v(*j)
+    # V after the other query tiles' reads (the DRAM serves reads in arrival order);
+    # V among K^T's parts: performance model 4758-5251 against 4509-4656
+    for j in vs.part_tiles(C):
+        read_v(*j)
 
     def later(i: int) -> list:
         """PE i's scores of m tiles 1.. (the softmax of tile 0 can run beside them)."""
