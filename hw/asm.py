@@ -52,7 +52,7 @@ ENUM_FIELDS: dict[str, type[enum.IntEnum]] = {
     "cfg": VCfg,
 }
 FLAG_FIELDS = frozenset({"out32", "acc", "noout", "bscalar", "nowait"})
-QUIET_FIELDS = FLAG_FIELDS | {"seg"}  # left out of the disassembly when 0
+QUIET_FIELDS = FLAG_FIELDS | {"seg", "alda"}  # left out of the disassembly when 0
 MNEMONICS = {op.name.lower(): op for op in Op}
 _NUM_RE = re.compile(r"^-?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9][0-9_]*)$")
 _LABEL_RE = re.compile(r"^[A-Za-z_.$][\w.$]*$")

@@ -134,6 +134,9 @@ MM_ACC = Field("acc", 45, 1)  # do not clear the accumulators first (K-split)
 MM_NOOUT = Field("noout", 46, 1)  # skip the output stage (keep accumulating)
 MM_NOWAIT = Field("nowait", 47, 1)  # retire on acceptance; the MAC unit runs on
 MM_LDC = Field("ldc", 48, 16)  # output row stride in bytes
+# A row stride / 16: 0 = A is the transposed K x R tile; >= 1 = A is R rows of K int8
+# (row r at A + 16 * alda * r), docs/isa.md "Row-major A"
+MM_ALDA = Field("alda", 22, 10)
 # VCFG: which vector config register
 VCFG_REG = Field("cfg", 22, 4)
 # VOP immediates (inside imm)
@@ -172,7 +175,7 @@ _FIELDS_OF: dict[Op, tuple[Field, ...]] = {
     Op.LOOP: (RS1, LOOP_BODY, IMMU),
     Op.LSTRIDE: (RD, LSTRIDE_LEVEL, LSTRIDE_SLOT, IMM),
     Op.QLOAD: (RS1, IMM, QL_NOWAIT),
-    Op.MATMUL: (RS1, RS2, RS3, MM_K16, MM_OUT32, MM_ACC, MM_NOOUT, MM_LDC, MM_NOWAIT),
+    Op.MATMUL: (RS1, RS2, RS3, MM_K16, MM_OUT32, MM_ACC, MM_NOOUT, MM_LDC, MM_NOWAIT, MM_ALDA),
     Op.VCFG: (RS1, VCFG_REG, IMM),
     Op.VOP: (RD, RS1, RS2, V_N16, V_FN, V_TIN, V_TOUT, V_BSCALAR, V_NOWAIT, V_SEG),
     Op.DMA: (RS1, IMM),
@@ -230,13 +233,16 @@ class VFn(enum.IntEnum):
     SQRT = 12  # floor(sqrt(a)), a >= 0
     ABS = 13  # sat(|a|)
     REQB = 14  # requantize with multiplier b (VCFG shift/zp/lo/hi; VCFG mult unused)
+    EXPB = 15  # EXP of sat32(a - b) (binary: SUB then EXP in one pass)
     RSUM = 16  # reduction: int32 sum of all n elements, written to D lane 0
     RMAX = 17  # reduction: int32 max of all n elements, written to D lane 0
 
 
 ELEMENTWISE = frozenset(f for f in VFn if f < VFn.RSUM)
 REDUCTIONS = frozenset({VFn.RSUM, VFn.RMAX})
-BINARY = frozenset({VFn.ADD, VFn.SUB, VFn.MUL, VFn.MIN, VFn.MAX, VFn.SHL, VFn.SRA, VFn.REQB})
+BINARY = frozenset(
+    {VFn.ADD, VFn.SUB, VFn.MUL, VFn.MIN, VFn.MAX, VFn.SHL, VFn.SRA, VFn.REQB, VFn.EXPB}
+)
 
 
 class VCfg(enum.IntEnum):

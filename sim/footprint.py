@@ -18,7 +18,8 @@ SRAM, so its footprint does not matter.
 
 Per instruction (R = mac_rows, C = mac_cols):
 
-* MATMUL reads A ``[a, a + K*R)`` and B ``[b, b + K*C)``; unless ``noout`` it writes
+* MATMUL reads A ``[a, a + K*R)`` (with ``alda`` >= 1 the R rows ``[a + 16*alda*r,
+  a + 16*alda*r + K)``, :func:`matmul_a_ranges`) and B ``[b, b + K*C)``; unless ``noout`` it writes
   rows ``[c + r*ldc, c + r*ldc + row)`` for r < R, row = 4C bytes with ``out32``,
   else C.
 * QLOAD reads the parameter block ``[q, q + total)`` (``hw.isa.qparam_layout``).
@@ -72,6 +73,8 @@ __all__ = [
     "conflict",
     "footprint",
     "footprint_fn",
+    "matmul_a_end",
+    "matmul_a_ranges",
     "ordered_units",
     "overlap",
     "segment_count",
@@ -158,18 +161,31 @@ def _matmul_fn(instr: Instr, arch):
     r, c = arch.mac_rows, arch.mac_cols
     k = 16 * instr["k16"]
     ra, rb, rc, ldc = instr["rs1"], instr["rs2"], instr["rs3"], instr["ldc"]
-    noout = instr["noout"]
+    noout, alda = instr["noout"], instr["alda"]
     row = 4 * c if instr["out32"] else c
 
     def fp(reg, desc=None):
         a, b = reg(ra), reg(rb)
-        reads = _merge([(a, a + k * r), (b, b + k * c)])
+        reads = _merge([*matmul_a_ranges(a, k, r, alda), (b, b + k * c)])
         if noout:
             return Footprint(reads, [])
         d = reg(rc)
         return Footprint(reads, _merge([(d + i * ldc, d + i * ldc + row) for i in range(r)]))
 
     return fp
+
+
+def matmul_a_ranges(a: int, k: int, r: int, alda: int) -> list[tuple[int, int]]:
+    """The byte ranges of a MATMUL's A operand: the transposed K x R tile (``alda`` 0)
+    or R rows of K bytes, ``16 * alda`` apart (docs/isa.md "Row-major A")."""
+    if not alda:
+        return [(a, a + k * r)]
+    return [(a + 16 * alda * i, a + 16 * alda * i + k) for i in range(r)]
+
+
+def matmul_a_end(a: int, k: int, r: int, alda: int) -> int:
+    """One past the last byte of A (the address check: ``<= sram_bytes``)."""
+    return a + (16 * alda * (r - 1) + k if alda else k * r)
 
 
 def segment_count(n16: int, seg: int) -> int:

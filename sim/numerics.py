@@ -161,6 +161,8 @@ def vector_elementwise(
         r = requantize(a, mult, int(cfg[VCfg.SHIFT]) & 63, cfg[VCfg.ZP], cfg[VCfg.LO], cfg[VCfg.HI])
     elif fn == VFn.EXP:
         r = _iexp(a, cfg)
+    elif fn == VFn.EXPB:  # SUB (saturated to int32) then EXP
+        r = _iexp(sat(a - b, DType.I32), cfg)
     elif fn == VFn.ERF:
         r = _ierf(a, cfg)
     elif fn == VFn.RECIP:

@@ -85,7 +85,7 @@ from hw.isa import (
     qparam_layout,
 )
 from sim import numerics
-from sim.footprint import vop_operand_bytes
+from sim.footprint import matmul_a_end, matmul_a_ranges, vop_operand_bytes
 from sim.hazards import GUARDED_OPS, HazardGuard, UnitHazard, needs_async_units
 from sim.network import (
     DmaRefused,
@@ -491,17 +491,21 @@ class PeSim:
         ra, rb, rc, nxt = ins["rs1"], ins["rs2"], ins["rs3"], pc + 1
         r, c, lim = self.arch.mac_rows, self.arch.mac_cols, self.arch.sram_bytes
         k, ldc = 16 * ins["k16"], ins["ldc"]
-        out32, accum, noout = ins["out32"], ins["acc"], ins["noout"]
+        out32, accum, noout, alda = ins["out32"], ins["acc"], ins["noout"], ins["alda"]
         row_bytes = 4 * c if out32 else c
         align = 16 if out32 else c
 
         def h():
             a, b, d = R[ra], R[rb], R[rc]
-            if a & 15 or a + k * r > lim or b & 15 or b + k * c > lim:
+            if a & 15 or matmul_a_end(a, k, r, alda) > lim or b & 15 or b + k * c > lim:
                 raise _Fault(PeError.ADDRESS, f"MATMUL operands A {a:#x} / B {b:#x}")
             if not noout and (d % align or ldc % align or d + (r - 1) * ldc + row_bytes > lim):
                 raise _Fault(PeError.ADDRESS, f"MATMUL output {d:#x} ldc {ldc}")
-            am = S[a : a + k * r].view(np.int8).reshape(k, r)
+            if alda:  # row-major A: R rows of K bytes, 16 * alda apart
+                am = np.stack([S[lo:hi] for lo, hi in matmul_a_ranges(a, k, r, alda)])
+                am = am.view(np.int8).T
+            else:
+                am = S[a : a + k * r].view(np.int8).reshape(k, r)
             bm = S[b : b + k * c].view(np.int8).reshape(k, c)
             self.acc = numerics.matmul_acc(am, bm, self.acc if accum else None)
             if not noout:
@@ -515,7 +519,7 @@ class PeSim:
                     S[d + i * ldc : d + i * ldc + row_bytes] = out[i]
             return nxt
 
-        return h, k + r + 6
+        return h, k + r + 6 + (r - 1 if alda else 0)
 
     # -- vector unit -----------------------------------------------------------------
     def _b_vcfg(self, ins, pc):

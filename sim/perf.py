@@ -43,6 +43,7 @@ from typing import Any
 
 from hw.errors import SimulationError
 from hw.isa import DESC_WORDS, WORD_BYTES, PeError, SignalMode, Unit, decode_desc
+from sim.footprint import matmul_a_end
 from sim.pe_sim import PeSim, _Fault
 from sim.perf_banks import Streams, desc_banks, hold, op_banks
 from sim.perf_costs import (
@@ -343,7 +344,7 @@ class PerfSim:
         lo, hi = tile.mac_c
         k = 16 * c.ins["k16"]
         a, b = regs[c.ins["rs1"]], regs[c.ins["rs2"]]
-        return (a < hi and lo < a + k * self.arch.mac_rows) or (
+        return (a < hi and lo < matmul_a_end(a, k, self.arch.mac_rows, c.ins["alda"])) or (
             b < hi and lo < b + k * self.arch.mac_cols
         )
 

@@ -224,6 +224,8 @@ def static_cost(arch, word: int) -> StaticCost:
             cyc = k + r * c // 4 + 5
         else:
             cyc = k + r + 7
+        if ins["alda"]:  # row-major A: the first K step waits for R words (one per row)
+            cyc += r - 1
         return StaticCost(Kind.MATMUL, cyc, k * r * c, True, ins, Unit.MAC)
     if op == Op.QLOAD:
         cyc = qparam_layout(c)["total"][1] // WORD_BYTES + 3

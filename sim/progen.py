@@ -11,10 +11,11 @@ registers and semaphores of the reference simulator are what the RTL must
 reproduce.  ``fault_program(arch, kind, seed)`` builds one ending in a fault of
 ``kind`` (a PeError) at a known pc.
 
-Vector features added after programs were pinned by seed (REQB, VOP segments) come
-only with ``segments=True``: without it a seed gives the program it always gave
-(the functions drawn are ``BASE_FNS``, the list before REQB).  With it, an extra
-random stream (its own seed, like ``nowait``'s) makes some VOPs REQB and gives VOPs
+Features added after programs were pinned by seed (REQB, EXPB, VOP segments, the
+row-major A of MATMUL) come only with ``segments=True``: without it a seed gives the
+program it always gave (the functions drawn are ``BASE_FNS``, the list before REQB).
+With it, an extra random stream (its own seed, like ``nowait``'s) makes some MATMULs
+read a row-major A (``alda``), some VOPs REQB or EXPB and gives VOPs
 a ``seg`` field - segmented (1 <= seg < n16), one segment (seg >= n16) or 0 - and
 longer vectors; their operands are sized by ``sim.footprint.vop_operand_bytes`` (so
 the rest of the program differs too from the first VOP whose sizes change).
@@ -57,7 +58,7 @@ from hw.isa import (
     pack_rect,
     qparam_layout,
 )
-from sim.footprint import vop_operand_bytes
+from sim.footprint import matmul_a_end, vop_operand_bytes
 
 __all__ = ["BASE_FNS", "fault_program", "random_program"]
 
@@ -67,7 +68,7 @@ DRAM_SPAN = 16384  # DRAM bytes a program touches (cosim models 1 MiB at least)
 ALU_OPS = (Op.ADD, Op.SUB, Op.MUL, Op.ADDI, Op.SHLI, Op.SHRI, Op.LI)
 # the vector functions drawn by the main stream: hw.isa.VFn as it was before REQB, so
 # that a seed's program does not change when functions are added (segments=True adds)
-BASE_FNS = tuple(f for f in VFn if f != VFn.REQB)
+BASE_FNS = tuple(f for f in VFn if f not in (VFn.REQB, VFn.EXPB))
 
 
 class _NoRoom(Exception):
@@ -246,11 +247,17 @@ class _Gen:
         out32 = rng.random() < 0.4
         row = 4 * c if out32 else c
         ldc = (row + 16 * rng.randint(0, 2)) if out32 else c * rng.randint(1, 3)
+        k16 = rng.randint(1, 3)
+        alda = 0
+        if self.segs is not None and self.segs.random() < 0.3:  # row-major A
+            alda = self.segs.choice([k16, k16 + self.segs.randint(1, 3)])
         return {
-            "k16": rng.randint(1, 3),
+            "k16": k16,
             "out32": int(out32),
             "ldc": ldc,
             "out_bytes": (r - 1) * ldc + row,
+            "alda": alda,
+            "a_bytes": matmul_a_end(0, 16 * k16, r, alda),
         }
 
     def matmul(self) -> None:
@@ -263,7 +270,7 @@ class _Gen:
             last = i == steps - 1
             taken: list = []
             k = 16 * shape["k16"]
-            self.li(ra, self.buf(k * self.r, taken))
+            self.li(ra, self.buf(shape["a_bytes"], taken))
             self.li(rb, self.buf(k * self.c, taken))
             self.li(rc, self.buf(shape["out_bytes"], taken))
             acc = int(i > 0 or rng.random() < 0.2)
@@ -278,6 +285,7 @@ class _Gen:
                 acc=acc,
                 noout=noout,
                 ldc=shape["ldc"],
+                alda=shape["alda"],
             )
 
     def vcfg_value(self, cfg: VCfg) -> int:
@@ -326,7 +334,8 @@ class _Gen:
         """REQB and the ``seg`` field, drawn from the segments stream only."""
         sr = self.segs
         if sr.random() < 0.15:
-            v.update(fn=VFn.REQB, bscalar=int(sr.random() < 0.3))
+            fn = sr.choice([VFn.REQB, VFn.EXPB])
+            v.update(fn=fn, bscalar=int(sr.random() < 0.3))
         if longer and sr.random() < 0.3:
             v["n16"] = sr.randint(5, 24)
         n16 = v["n16"]
@@ -459,6 +468,7 @@ class _Gen:
                 acc=acc,
                 noout=noout,
                 ldc=shape["ldc"],
+                alda=shape["alda"],
             )
         else:
             self.emit(Op.NOP)
@@ -503,7 +513,8 @@ class _Gen:
             return [(p[0], 0, nd), (p[1], 0, na)] + ([(p[2], 0, nb)] if nb else [])
         if it[0] == "matmul":
             k, p = 16 * it[2]["k16"], it[1]
-            return [(p[0], 0, k * self.r), (p[1], 0, k * self.c), (p[2], 0, it[2]["out_bytes"])]
+            a_bytes = it[2]["a_bytes"]
+            return [(p[0], 0, a_bytes), (p[1], 0, k * self.c), (p[2], 0, it[2]["out_bytes"])]
         return []
 
     def walk(self, depth, counts, items, strides) -> dict | None:

@@ -214,7 +214,10 @@ def _build(
     # P's blocked copy in 2 (written after K^T's last use)
     use_banks(kb)
     b1, b2, b3 = (bank_side(arch, k) for k in (1, 2, 3))
-    perm = chunk_perm(sp, R, C)
+    # pipelined (attention_tail.py): P V reads P's rows as a row-major A, no transposes
+    pipelined = pipeline and scratch and ch.mtp > 1 and "V" not in streamed
+    # the transposes expect K^T's key columns permuted within C-chunks; P's rows not
+    perm = np.arange(sp) if pipelined else chunk_perm(sp, R, C)
     kt = np.zeros((dp, sp), np.int8)
     kt[:d, :seq] = t["k"].T
     kts = ch.add_shared(Shared("KT", "K^T", pack_b(kt[:, perm], dp, sp, C), dp, sp, SCORE, False))
@@ -235,7 +238,7 @@ def _build(
     # P leaves the softmax as rows; a SELF DMA per m tile regroups its 16-byte words
     # into blocked tiles for the one-MATMUL transpose (needs C = 16 and a semaphore)
     words = C == 16 and wsem < arch.semaphores and mt < 1 << arch.sem_bits
-    pipelined = pipeline and words and scratch and mt > 1 and not vs.streamed
+    words = words and not pipelined
     # pipelined (attention_tail.py): the softmax of one m tile runs beside the transpose
     # and P V of the one before, so their buffers live together (one phase)
     soft_ph, trans_ph, pv_ph = (SOFT, SOFT, SOFT) if pipelined else (SOFT, TRANS, PV)
@@ -246,8 +249,11 @@ def _build(
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
     pad = lambda v: np.pad(np.asarray(v, np.int64), (0, vp - len(v)))  # noqa: E731
     po = param_blocks(pad(t["bias"]), pad(t["mult"]), pad(t["shift"]), t["zp"], -128, 127, C)
+    blocks = [po[j : j + ch.q] for j in range(0, len(po), ch.q)]
+    params_once = pipelined and all(b == blocks[0] for b in blocks)  # per-tensor in effect
     ch.group("PO", "output params", len(po), (LOAD, pv_ph), b1, po)
     sel, ident = transpose_buffers(kb, ch.rect, (SCORE, trans_ph), blocked=words)  # ident: out32
+    # (pipelined: only ``ident``, the scores' output parameters, is used)
     kb.sram_bufs[sel].side = kb.sram_bufs[ident].side = b1
     consts, _ = softmax_cfg(t["scale"])
     qconsts, out = softmax_op_consts(consts)
@@ -257,17 +263,28 @@ def _build(
         mask = ch.group("mask", "key mask", mvec.nbytes, (soft_ph, soft_ph), b1, mvec.tobytes())
         f16 = int(np.flatnonzero(mvec)[0]) // 16  # the first 16 columns with masked keys
         extra = {"mask": f"@{mask}", **({"mask_from": f16} if f16 else {})}
-    ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, soft_ph))
+    # pipelined: the scores in bank 1 and the scratch rows in bank 0, so the second query
+    # tile (bank 0) lands while the vector unit streams tile 0's scores (performance
+    # model, every placement of Q, S, E, P, O: 3,512 .. 3,575 cycles for seq 128)
+    s_side, e_side = (b1, "low") if pipelined else ("low", b1)
+    ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, soft_ph), s_side)
     if scratch:
-        ch.per_pe("E", "scores - row max", mp_ * sp * 4, (soft_ph, soft_ph), b1)
+        ch.per_pe("E", "exp(scores - row max)", mp_ * sp * 4, (soft_ph, soft_ph), e_side)
         extra["scratch"] = "@E{}"
     # the row-major transpose reads up to 16 rows of R bytes past a row start
-    ch.per_pe("P", "probabilities", mp_ * sp + (0 if words else 16 * R), (soft_ph, trans_ph), b1)
+    if pipelined:  # P V reads P's rows (row-major A)
+        ch.per_pe("P", "probabilities", mp_ * sp, (soft_ph, pv_ph), b2)
+    else:
+        # the row-major transpose reads up to 16 rows of R bytes past a row start
+        ch.per_pe(
+            "P", "probabilities", mp_ * sp + (0 if words else 16 * R), (soft_ph, trans_ph), b1
+        )
     if words:
         ch.per_pe("PB", "probabilities in blocked tiles", mp_ * sp, (soft_ph, trans_ph), b2)
         for pe in ch.pes:  # the SELF copies' descriptors (lowered by mapping.qsoftmax)
             kb.n_desc[pe] = kb.n_desc.get(pe, 0) + mt
-    ch.per_pe("PT", "P transposed", mp_ * sp, (trans_ph, pv_ph))
+    if not pipelined:
+        ch.per_pe("PT", "P transposed", mp_ * sp, (trans_ph, pv_ph))
     ch.per_pe("O", "O", mp_ * vp, (pv_ph, STORE))
     ch.per_pe("T", "softmax row sums", tmp_bytes(mp_), (soft_ph, soft_ph), b1)
     later = None
@@ -290,14 +307,24 @@ def _build(
     if pipelined:  # attention_tail.py: softmax of m tile t beside P V of tile t - 1
         for i, pe in enumerate(ch.pes):
 
-            def store_o(t: int, pe=pe, i=i) -> None:  # O of m tile t
-                ch.store(pe, i, "O", "O", mp_ * vp, rows=(t * R * vp, R * vp))
+            def store_o(t: int, cols: tuple[int, int] | None = None, pe=pe, i=i) -> None:
+                """O of m tile t (only the byte columns [c0, c1) of its rows, if given)."""
+                if cols is None:
+                    ch.store(pe, i, "O", "O", mp_ * vp, rows=(t * R * vp, R * vp))
+                    return
+                off = t * R * vp + cols[0]
+                kb.add(
+                    pe, mp.TransferOp, local=f"@O{i}", remote="@O",
+                    local_offset=off, remote_offset=i * mp_ * vp + off,
+                    count=[(cols[1] - cols[0]) // 16, R, 1], local_strides=[vp, 0],
+                    remote_strides=[vp, 0], sem=0, read=0,
+                )  # fmt: skip
 
             soft = dict(src=f"@S{i}", dst=f"@P{i}", tmp=f"@T{i}", cols=sp, consts=qconsts,
-                        out=out, words=f"@PB{i}", **_at(extra, i))  # fmt: skip
-            pipelined_tail(ch, pe, i, vs, soft, sel=sel, ident=ident, wsem=wsem, keys=sp,
-                           scores=later(i) if later else None, store_o=store_o)  # fmt: skip
-        return _finish(ch, t, "mask" in extra, consts, len(kparts), "words", pipelined)
+                        out=out, **_at(extra, i))  # fmt: skip
+            pipelined_tail(ch, pe, i, vs, soft, keys=sp, scores=later(i) if later else None,
+                           store_o=store_o, params_once=params_once)  # fmt: skip
+        return _finish(ch, t, "mask" in extra, consts, len(kparts), "row-major A", pipelined)
     for i, pe in enumerate(ch.pes):
         for step in later(i) if later else []:
             step()

@@ -28,7 +28,6 @@ The first P V tile waits for V part by part.
 from __future__ import annotations
 
 from compiler.backend.chain import RowChain, Shared
-from compiler.backend.chain_ops import TransposeBlockedOp
 from compiler.backend.tile_ops import MatmulAtOp
 from compiler.backend.vec_ops import ALL_PHASES, QSoftmaxOp, SoftmaxPhase
 from compiler.dialects import mapping as mp
@@ -53,52 +52,43 @@ def pipelined_tail(
     vs: Shared,
     soft: dict,
     *,
-    sel: str,
-    ident: str,
-    wsem: int,
     keys: int,
     scores: list | None = None,
     store_o=None,
+    params_once: bool = False,
 ) -> None:
-    """PE ``pe`` (index ``i``): softmax, transposes and P V (module docstring).
-    ``soft``: the QSoftmaxOp attributes shared by every part (src, dst, tmp, cols,
-    consts, out, mask, scratch, words).  ``scores``: steps that add the MATMULs of
+    """PE ``pe`` (index ``i``): softmax and P V (module docstring). ``soft``: the
+    QSoftmaxOp attributes shared by every part (src, dst, tmp, cols, consts, out, mask,
+    scratch); P V reads the probabilities' rows in ``dst`` as a row-major A
+    (``alda``, docs/isa.md "Row-major A"). ``scores``: steps that add the MATMULs of
     the scores of m tiles 1.. (attention_load.mcast_scores), paired one by one with
-    the parts of tile 0's softmax (its max and subtraction row by row)."""
+    the parts of tile 0's softmax. ``params_once``: every n tile has the same output
+    parameters, loaded by the first P V only (a QLOAD waits for the rows of the
+    MATMUL before it, so each one would cost the P V its output overlap)."""
     kb, R, C = ch.kb, ch.arch.mac_rows, ch.arch.mac_cols
     mt, nt = ch.mtp, vs.n // C
     v_starts = {j0 for j0, _ in vs.part_tiles(C)}  # n tiles that begin a V part
     waits_v = not vs.streamed and (i > 0 or vs.read_sem is not None or vs.mcast_read)
 
     def softmax(phases: int, r0: int, rows: int) -> None:
-        kb.add(pe, QSoftmaxOp, **soft, rows=rows, row0=r0, phases=int(phases), mt_total=mt,
-               sem=wsem)  # fmt: skip
+        kb.add(pe, QSoftmaxOp, **soft, rows=rows, row0=r0, phases=int(phases), mt_total=mt)
 
-    def transpose(t: int, j0: int = 0, j1: int = keys // C) -> None:
-        """Key blocks [j0, j1) of tile t (the first waits for the SELF copy of its words)."""
-        if j0 == 0:
-            kb.add(pe, mp.WaitOp, sem=wsem, count=1)
-        kb.add(
-            pe, TransposeBlockedOp, src=f"@PB{i}", dst=f"@PT{i}", sel=f"@{sel}",
-            params=f"@{ident}", tiles=[1, j1 - j0], src_offset=t * R * 16 + j0 * mt * R * 16,
-            src_stride=mt * R * 16, dst_offset=t * keys * R + j0 * C * R,
-        )  # fmt: skip
-
-    def store(t: int) -> None:
-        """O of tile t to DRAM (its last P V MATMUL's rows: overlap.py fences them)."""
+    def store(t: int, cols: tuple[int, int] | None = None) -> None:
+        """O of tile t to DRAM (its last P V MATMUL's rows: overlap.py fences them);
+        ``cols``: only those byte columns of its rows."""
         if store_o is not None:
-            store_o(t)
+            store_o(t, cols) if cols else store_o(t)
 
     def pv(t: int, j: int) -> None:
         if t == 0 and j in v_starts and waits_v:
             kb.add(pe, mp.WaitOp, sem=vs.sems[0], count=1)  # V part from column tile j
+        params = {"qload": int(t == j == 0)} if params_once else {"p_offset": j * ch.q}
         kb.add(
-            pe, MatmulAtOp, a=f"@PT{i}", b=f"@{vs.name}s", c=f"@O{i}", params="@PO",
-            tiles=[1, 1], k=keys, ldc=vs.n, a_offset=t * keys * R, b_offset=j * keys * C,
-            c_offset=t * R * vs.n + j * C, p_offset=j * ch.q,
+            pe, MatmulAtOp, a=soft["dst"], b=f"@{vs.name}s", c=f"@O{i}", params="@PO",
+            tiles=[1, 1], k=keys, ldc=vs.n, a_offset=t * R * keys, b_offset=j * keys * C,
+            c_offset=t * R * vs.n + j * C, alda=keys // 16, **params,
         )  # fmt: skip
 
-    nb = keys // C
     if scores:  # tile 0's softmax beside the MAC array's other score tiles
         # the first score step waits for the other query tiles: from the second part on
         parts = [lambda p=p: softmax(*p) for p in softmax_parts(0, R, 1)]
@@ -106,15 +96,17 @@ def pipelined_tail(
     else:
         softmax(ALL_PHASES, 0, R)  # tile 0 whole: the MAC has nothing to overlap yet
     for t in range(1, mt):
-        halves = [(0, nb // 2), (nb // 2, nb)] if nb > 1 else [(0, nb)]
-        mac = [lambda t=t, j=j: transpose(t - 1, *j) for j in halves]
-        mac += [lambda t=t, j=j: pv(t - 1, j) for j in range(nt)]
+        mac = [lambda t=t, j=j: pv(t - 1, j) for j in range(nt)]
         interleave([lambda p=p: softmax(*p) for p in softmax_parts(t * R, R, 1)], mac)
         store(t - 1)
-    transpose(mt - 1)
+    # the last tile's O by 16-byte columns as its P V tiles finish: only the last
+    # columns' store follows the last MATMUL (rows of whole words only)
+    per = 16 // C if 16 % C == 0 and vs.n % 16 == 0 else nt
     for j in range(nt):
         pv(mt - 1, j)
-    store(mt - 1)
+        if (j + 1) % per == 0 or j == nt - 1:
+            j0 = (j // per) * per
+            store(mt - 1, (j0 * C, (j + 1) * C) if per < nt else None)
 
 
 def interleave(vector: list, mac: list, first: int = 0) -> None:

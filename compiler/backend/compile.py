@@ -19,6 +19,7 @@ import numpy as np
 from compiler.backend.builder import Mapped
 from compiler.backend.lower import lower_kernel
 from compiler.backend.overlap import overlap_units
+from compiler.backend.vcfg import hoist_vcfg
 from compiler.dialects import mapping as mp
 from compiler.dialects.mapping import int_of, ints_of, ref_of
 from compiler.dialects.pe_isa import ProgramOp, emit_image
@@ -102,11 +103,14 @@ def emit_programs(arch, mapped: Mapped) -> tuple[list[ProgramOp], dict]:
 
 
 def finish_programs(arch, mapped: Mapped, programs: list[ProgramOp], store: dict):
-    """Check lowered programs for deadlock, issue their unit commands nowait with the
-    FENCEs they need (overlap.py, with ``arch.async_units``), emit one image per PE;
-    the DRAM inputs ride in the image of the first PE."""
+    """Hoist constant VCFGs (vcfg.py), check lowered programs for deadlock, issue
+    their unit commands nowait with the FENCEs they need (overlap.py, with
+    ``arch.async_units``), emit one image per PE; the DRAM inputs ride in the image of
+    the first PE."""
     blocking = {Op[name] for name in mapped.plan.get("blocking_units", ())}
+    programs, hoisted = hoist_vcfg(programs)
     programs, mapped.plan["overlap"] = overlap_units(arch, programs, store, blocking)
+    mapped.plan["overlap"].update(hoisted)
     images = {p.coords: emit_image(p, store, arch) for p in programs}
     first = min(images, key=lambda c: (c[1], c[0]))
     images[first].dram = [(t.offset, t.data) for t in mapped.dram.values() if t.data is not None]

@@ -187,7 +187,9 @@ class _PeLowering(StreamTemplates, VecTemplates, ChainTemplates):
         pstride = int_of(op, "param_stride") if "param_stride" in op.attributes else 0
         at = {x: _opt(op, f"{x}_offset") for x in ("a", "b", "c", "p")}
         qload = _opt(op, "qload", 1) and not out32  # out32 skips the output stage
-        mm = I(Op.MATMUL, rs1=1, rs2=2, rs3=3, k16=k // 16, out32=out32, ldc=ldc)
+        alda = _opt(op, "alda")  # row-major A (MatmulAtOp only)
+        a_tile = R * 16 * alda if alda else k * R  # bytes from one A tile to the next
+        mm = I(Op.MATMUL, rs1=1, rs2=2, rs3=3, k16=k // 16, out32=out32, ldc=ldc, alda=alda)
         q = [I(Op.QLOAD, rs1=4, imm=0)] if qload else []
         regs = [(1, "a", "a"), (2, "b", "b"), (3, "c", "c"), (4, "params", "p")]
         self.code += [
@@ -200,13 +202,13 @@ class _PeLowering(StreamTemplates, VecTemplates, ChainTemplates):
             self.code += [*q, mm]
             return
         if window and nt == 1:  # one B tile: one parameter block, loaded once
-            self.strides({0: [(1, k * R), (3, _opt(op, "c_stride", R * ldc))]})
+            self.strides({0: [(1, a_tile), (3, _opt(op, "c_stride", R * ldc))]})
             self.code += [*q, *loop(mt, [mm, *self.spill(0)])]
             return
         self.strides(
             {
-                0: [(1, -mt * k * R), (2, k * C), (3, col - mt * R * ldc), (4, pstride)],
-                1: [(1, k * R), (3, R * ldc)],
+                0: [(1, -mt * a_tile), (2, k * C), (3, col - mt * R * ldc), (4, pstride)],
+                1: [(1, a_tile), (3, R * ldc)],
             }
         )
         body = [*q, *loop(mt, [mm, *self.spill(1)]), *self.tail(0)]

@@ -8,6 +8,9 @@ so far (pipelined band loading, compiler/backend/gemm.py) without a buffer per t
 ``R * ldc``: the tiles of a column strip; twice that for every other tile).
 ``qload = 0`` skips the parameter load when the previous op left the same
 parameters in the output stage (one QLOAD per B tile instead of one per op).
+``alda`` (>= 1) reads A row-major (docs/isa.md "Row-major A"): R rows of ``k`` bytes,
+``16 * alda`` bytes apart, A tile i ``R * 16 * alda`` bytes after tile i - 1 (so a
+row-major matrix of ``16 * alda`` columns needs no transposed copy).
 """
 
 from __future__ import annotations
@@ -37,11 +40,16 @@ class MatmulAtOp(TaskOp):
         "p_offset": "int",
         "qload": "int",
         "c_stride": "int",
+        "alda": "int",
     }
 
     def check(self) -> None:
         self._positive("tiles", "k")
-        self._nonneg("a_offset", "b_offset", "c_offset", "p_offset", "c_stride")
+        self._nonneg("a_offset", "b_offset", "c_offset", "p_offset", "c_stride", "alda")
+        if "alda" in self.attributes and 16 * int_of(self, "alda") < int_of(self, "k"):
+            raise VerifyException(
+                "'mapping.matmul_at' alda rows of 16 * alda bytes must hold k bytes"
+            )
         if int_of(self, "k") % 16:
             raise VerifyException("'mapping.matmul_at' k must be a multiple of 16")
         if "qload" in self.attributes and int_of(self, "qload") not in (0, 1):

@@ -329,9 +329,9 @@ class VecTemplates:
     ) -> None:
         """The phases of ``op`` with one segmented VOP per pass (a segment per row):
         [score REQ], [ADD mask per row], RMAX -> the row maxima (a word per row at
-        ``tmp``), SUB (each row minus its maximum) into the scratch rows, EXP back
-        into ``src``, RSUM -> the row sums (words at ``tmp``), RECIP over those words
-        -> ``tmp + 16*rows``, REQB (each row times its reciprocal) to int8."""
+        ``tmp``), EXPB (the EXP of each row minus its maximum) into the scratch rows,
+        RSUM -> the row sums (words at ``tmp``), RECIP over those words -> ``tmp +
+        16*rows``, REQB (each scratch row times its reciprocal) to int8."""
         a = op.attributes
         cols, n = 16 * n16, rows * n16
         recips = tmp + seg_words_bytes(rows)  # RECIP reads whole 4-word groups of sums
@@ -347,16 +347,12 @@ class VecTemplates:
                 ]
                 self.strides({0: [(9, 4 * cols)]})
                 self.code += loop(rows, [_vop(VFn.ADD, 9, 9, 7, n16 - f), *self.spill(0)])
-            self.code += [
-                _vop(VFn.RMAX, 3, 1, 1, n, seg=n16),
-                I(Op.LI, rd=8, imm=scr),
-                _vop(VFn.SUB, 8, 1, 3, n, seg=n16),
-            ]
-        if ph & SoftmaxPhase.EXP:
-            self.code += [I(Op.LI, rd=1, imm=scr), I(Op.LI, rd=2, imm=src)]
-            self.code += _chunked(VFn.EXP, 2, 1, n)
+            self.code.append(_vop(VFn.RMAX, 3, 1, 1, n, seg=n16))
+        if ph & SoftmaxPhase.EXP:  # EXPB: EXP of (row - its maximum), SUB fused
+            self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=2, imm=scr), I(Op.LI, rd=3, imm=tmp)]
+            self.code.append(_vop(VFn.EXPB, 2, 1, 3, n, seg=n16))
         if ph & SoftmaxPhase.RSUM:
-            self.code += [I(Op.LI, rd=1, imm=src), I(Op.LI, rd=3, imm=tmp)]
+            self.code += [I(Op.LI, rd=1, imm=scr), I(Op.LI, rd=3, imm=tmp)]
             self.code.append(_vop(VFn.RSUM, 3, 1, 1, n, seg=n16))
         if ph & SoftmaxPhase.RECIP:  # the sums' words: 4 int32 elements each
             self.code += [I(Op.LI, rd=3, imm=tmp), I(Op.LI, rd=4, imm=recips)]
@@ -373,7 +369,7 @@ class VecTemplates:
             self._vcfg(shift=recip_k - bits, zp=-half, lo=-half, hi=half - 1)
         dst = self.off(ref_of(op, "dst")) + (int_of(op, "row0") if "row0" in a else 0) * cols
         self.code += [
-            I(Op.LI, rd=1, imm=src),
+            I(Op.LI, rd=1, imm=scr),
             I(Op.LI, rd=2, imm=dst),
             I(Op.LI, rd=4, imm=recips),
             _vop(VFn.REQB, 2, 1, 4, n, DType.I8, seg=n16),

@@ -21,6 +21,7 @@ from hw.isa import (
     LSTRIDE_LEVEL,
     LSTRIDE_SLOT,
     MM_ACC,
+    MM_ALDA,
     MM_K16,
     MM_LDC,
     MM_NOOUT,
@@ -227,6 +228,7 @@ class ExecMixin:
                     mac.out32.eq(field(w, MM_OUT32)),
                     mac.acc.eq(field(w, MM_ACC)),
                     mac.noout.eq(field(w, MM_NOOUT)),
+                    mac.alda.eq(field(w, MM_ALDA)),
                 ],
             )
         with m.Case(Op.VOP):

@@ -64,6 +64,7 @@ class MacCmd(data.Struct):
     out32: 1
     acc: 1
     noout: 1
+    alda: 10  # A row stride / 16; 0: A is the transposed K x R tile (MM_ALDA)
 
 
 class VecCmd(data.Struct):

@@ -2,18 +2,20 @@
 
 Structure::
 
-    port_a -> OperandReader(A) --\\
-                                  +-> K-step sequencer -> MacArray -> row mux --+
-    port_b -> OperandReader(B) --/                                              |
-                     +--------------------------------------------------------+
+    port_a -> OperandReader(A) -> RowTransposer --\\
+                                                   +-> K-step sequencer -> MacArray
+    port_b -> OperandReader(B) -------------------/                            |
+                     +-------------------------------------------- row mux <--+
                      +-> OutputStage (int8 rows) --+
                      +-> int32 word mux -----------+--> port_c (writes)
 
-Operand streaming: each ``OperandReader`` issues sequential word reads on its
-SRAM port into a small fall-through FIFO.  A read is issued only while the FIFO
-has room for its data (stored words + the read in flight < ``FIFO_DEPTH``),
-because read data arrives exactly one cycle after acceptance and cannot be
-stalled; bank conflicts (``ready`` low) therefore only delay steps.  A word of A
+Operand streaming: each ``OperandReader`` issues word reads on its SRAM port (in
+address order; a row-major A, ``alda`` >= 1, in groups of R row words that the
+``RowTransposer`` turns into transposed-tile words: hw/pe/mac_arow.py) into a small
+fall-through FIFO.  A read is issued only while the FIFO has room for its data
+(stored words + the read in flight < ``FIFO_DEPTH``), because read data arrives
+exactly one cycle after acceptance and cannot be stalled; bank conflicts (``ready``
+low) therefore only delay steps.  A word of A
 holds 16 / R K-steps (R bytes each), a word of B 16 / C K-steps (C bytes each):
 the sequencer performs one K step per cycle whenever both heads are valid and
 pops a word after its last K step.  With A and B in different banks a MATMUL
@@ -25,6 +27,7 @@ with K = 16 * k16 takes (from the acceptance cycle to the first cycle with
     noout:        K + 4
     QLOAD:        words(qparam_layout total) + 2
 
+plus R - 1 with ``alda`` >= 1 (its first K step needs R words; same rate after).
 (sim/pe_sim.py estimates every MATMUL at K + R + 6: exact for int8 output.)  The
 output stage has C 32 x 32 multipliers and takes one row per cycle (see
 hw/pe/output_stage.py), so the drain after the last K step is R + 6 cycles.
@@ -38,9 +41,10 @@ cycle ``noout`` would end), the command side hands its rows to the output side -
 copy of the accumulators (R x C int32 registers), its ``c_addr``/``ldc``/``out32``
 - and takes the next command while they are written: back-to-back MATMULs cost
 K + 4 cycles each instead of K + R + 6 (int8) or K + R*C/4 + 4 (out32).  A MATMUL
-whose A or B range overlaps the rows still being written, and every QLOAD (it
-replaces the output stage's parameters), waits until they are written; a finished
-MATMUL whose predecessor's rows are still going out waits in HANDOFF.
+whose A (row-major: rows 0 to R-1 and the gaps) or B range overlaps the rows still
+being written, and every QLOAD (it replaces the output stage's parameters), waits
+until they are written; a finished MATMUL whose predecessor's rows are still going
+out waits in HANDOFF.
 
 Protocol (hw.pe.interfaces): ``cmd`` is ready only when the command side is idle
 (and, for QLOAD or a MATMUL reading the pending rows, the output side too);
@@ -51,9 +55,10 @@ full at acceptance, after which the unit goes idle without any SRAM access.
 Address faults (docs/isa.md, computed exactly, without 32-bit wrap):
 
 * QLOAD: ``a_addr`` 16-aligned and ``a_addr + total <= sram_bytes``.
-* MATMUL: ``a_addr``, ``b_addr`` 16-aligned, ``a_addr + K*R <= sram_bytes``,
-  ``b_addr + K*C <= sram_bytes``; unless ``noout``: ``c_addr`` and ``ldc``
-  16-aligned (out32) or multiples of C (int8), and
+* MATMUL: ``a_addr``, ``b_addr`` 16-aligned, ``a_addr + K*R <= sram_bytes`` (with
+  ``alda`` >= 1: ``a_addr + 16*alda*(R-1) + K <= sram_bytes``), ``b_addr + K*C <=
+  sram_bytes``; unless ``noout``: ``c_addr`` and ``ldc`` 16-aligned (out32) or
+  multiples of C (int8), and
   ``c_addr + (R-1)*ldc + row_bytes <= sram_bytes`` (row_bytes = 4C or C).
   ``k16 = 0`` (unreachable: the decoder rejects it) is reported as a fault too.
 """
@@ -67,8 +72,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.arch import ArchConfig
-from hw.isa import qparam_layout
+from hw.isa import MM_ALDA, qparam_layout
 from hw.pe.interfaces import MacCmd, SramPort, word_addr_bits
+from hw.pe.mac_arow import OperandAddress, RowTransposer, a_end
 from hw.pe.mac_array import MacArray
 from hw.pe.output_stage import OutputStage
 
@@ -79,27 +85,31 @@ COUNT_BITS = 17  # words or K steps of one command: k16 * 16 <= 65520
 
 
 class OperandReader(wiring.Component):
-    """Sequential SRAM word reader feeding a fall-through FIFO.
+    """SRAM word reader feeding a fall-through FIFO.
 
     Ports:
       port   Out SramPort   reads only (``we`` = 0)
       start  In  1          pulse while idle: read ``count`` words from word ``base`` on
       base   In  word address
+      stride In  10         0: sequential words; s >= 1: groups of ``rows`` words
+                            ``base + g + s*r`` (hw.pe.mac_arow.OperandAddress)
       count  In  words to read
       data   Out stream of 128-bit words, in address order; a word arriving on
                  ``rdata`` while the FIFO is empty is offered in the same cycle.
     """
 
-    def __init__(self, arch: ArchConfig, depth: int = FIFO_DEPTH):
+    def __init__(self, arch: ArchConfig, depth: int = FIFO_DEPTH, rows: int = 1):
         if not isinstance(depth, int) or depth < 2 or depth & (depth - 1):
             raise ValueError(f"depth must be a power of two >= 2, not {depth!r}")
         self.arch = arch
         self.depth = depth
+        self.rows = rows
         super().__init__(
             {
                 "port": Out(SramPort(arch)),
                 "start": In(1),
                 "base": In(word_addr_bits(arch)),
+                "stride": In(MM_ALDA.width),
                 "count": In(COUNT_BITS),
                 "data": Out(stream.Signature(arch.sram_port_bits)),
             }
@@ -108,7 +118,7 @@ class OperandReader(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         depth, port = self.depth, self.port
-        addr = Signal.like(self.base)
+        m.submodules.address = gen = OperandAddress(len(self.base), self.rows)
         remaining = Signal(COUNT_BITS)
         inflight = Signal()  # a read was accepted last cycle: its data arrives now
         occ = Signal(range(depth + 1))
@@ -119,15 +129,17 @@ class OperandReader(wiring.Component):
         issue = Signal()
         m.d.comb += [
             port.valid.eq((remaining != 0) & (occ + inflight < depth)),
-            port.addr.eq(addr),
+            port.addr.eq(gen.addr),
             port.we.eq(0),
             issue.eq(port.valid & port.ready),
+            gen.next.eq(issue),
+            *(getattr(gen, name).eq(getattr(self, name)) for name in ("start", "base", "stride")),
         ]
         m.d.sync += inflight.eq(issue)
         with m.If(self.start):
-            m.d.sync += [addr.eq(self.base), remaining.eq(self.count)]
+            m.d.sync += remaining.eq(self.count)
         with m.Elif(issue):
-            m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1)]
+            m.d.sync += remaining.eq(remaining - 1)
 
         arrive = port.rvalid
         stored = occ != 0
@@ -190,7 +202,7 @@ class MacUnit(wiring.Component):
         ab_bad = (
             (p.a_addr[:lsb] != 0)
             | (p.b_addr[:lsb] != 0)
-            | (p.a_addr + k * rows > size)
+            | (a_end(p, rows) > size)
             | (p.b_addr + k * cols > size)
             | (p.k16 == 0)
         )
@@ -205,8 +217,10 @@ class MacUnit(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         arch = self.arch
-        m.submodules.reader_a = ra = OperandReader(arch)
+        m.submodules.reader_a = ra = OperandReader(arch, rows=arch.mac_rows)
         m.submodules.reader_b = rb = OperandReader(arch)
+        m.submodules.transpose_a = ta = RowTransposer(arch)
+        wiring.connect(m, producer=ra.data, consumer=ta.i)
         m.submodules.array = array = MacArray(arch)
         m.submodules.outstage = ostage = OutputStage(arch)
         wiring.connect(m, wiring.flipped(self.port_a), ra.port)
@@ -223,6 +237,9 @@ class MacUnit(wiring.Component):
         m.d.comb += [
             ra.start.eq(accept & ~fault),
             ra.base.eq(p.a_addr[self._lsb :]),
+            ra.stride.eq(Mux(p.qload, 0, p.alda)),
+            ta.clear.eq(ra.start),
+            ta.bypass.eq(cmd.qload | (cmd.alda == 0)),  # set by the first word
             ra.count.eq(Mux(p.qload, qwords, p.k16 * arch.mac_rows)),
             rb.start.eq(accept & ~fault & ~p.qload),
             rb.base.eq(p.b_addr[self._lsb :]),
@@ -239,9 +256,7 @@ class MacUnit(wiring.Component):
             first=Signal(),
             acc_row=Signal(range(arch.mac_rows + 1)),  # rows fed to the output stage
             wr_row=Signal(range(arch.mac_rows)),  # rows written
-            wr_word=Signal(
-                range(max(2, 4 * arch.mac_cols // arch.word_bytes))
-            ),  # int32 words of the row
+            wr_word=Signal(range(max(2, 4 * arch.mac_cols // arch.word_bytes))),  # of a row
             row_addr=Signal(arch.sram_bytes.bit_length() + 1),  # byte address of the row
             step=Signal(),
             # the output side: the command whose rows are being written and a copy of
@@ -253,11 +268,11 @@ class MacUnit(wiring.Component):
             out_busy=Signal(),
         )
         self._connect_params(m, regs.block, ostage)
-        self._sequencer(m, ra, rb, array, regs)
-        self._control(m, regs, ra, rb, array, ostage)
+        self._sequencer(m, ta.o, rb.data, array, regs)
+        self._control(m, regs, ta.o, rb.data, array, ostage)
         return m
 
-    def _control(self, m: Module, s, ra, rb, array, ostage) -> None:
+    def _control(self, m: Module, s, a, b, array, ostage) -> None:
         """Two FSMs. Command: IDLE -> FAULT | QLOAD | RUN -> DRAIN [-> HANDOFF] -> IDLE.
         Output: OIDLE -> OUT8 | OUT32 -> OIDLE, on a copy of the accumulators taken when
         the command side hands a finished MATMUL over, so the next command runs while
@@ -283,16 +298,16 @@ class MacUnit(wiring.Component):
                 m.d.comb += self.error.eq(1)
                 m.next = "IDLE"
             with m.State("QLOAD"):
-                m.d.comb += ra.data.ready.eq(1)
-                with m.If(ra.data.valid):
+                m.d.comb += a.ready.eq(1)
+                with m.If(a.valid):
                     m.d.sync += [
-                        s.block.word_select(s.qidx, self.arch.sram_port_bits).eq(ra.data.payload),
+                        s.block.word_select(s.qidx, self.arch.sram_port_bits).eq(a.payload),
                         s.qidx.eq(s.qidx + 1),
                     ]
                     with m.If(s.qidx == s.qwords - 1):
                         m.next = "IDLE"
             with m.State("RUN"):
-                m.d.comb += s.step.eq(ra.data.valid & rb.data.valid)
+                m.d.comb += s.step.eq(a.valid & b.valid)
                 with m.If(s.step & (s.steps_left == 1)):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
@@ -314,7 +329,7 @@ class MacUnit(wiring.Component):
         """The offered MATMUL reads bytes of the rows still being written (it waits)."""
         p, arch = self.cmd.payload, self.arch
         k = p.k16 * 16
-        a_hit = (p.a_addr < s.c_hi) & (s.c_lo < p.a_addr + k * arch.mac_rows)
+        a_hit = (p.a_addr < s.c_hi) & (s.c_lo < a_end(p, arch.mac_rows))  # hull of the rows
         b_hit = (p.b_addr < s.c_hi) & (s.c_lo < p.b_addr + k * arch.mac_cols)
         return a_hit | b_hit
 
@@ -374,20 +389,20 @@ class MacUnit(wiring.Component):
             ostage.hi.eq(clamp[16:24]),
         ]
 
-    def _sequencer(self, m: Module, ra, rb, array: MacArray, s) -> None:
+    def _sequencer(self, m: Module, a, b, array: MacArray, s) -> None:
         """One K step per cycle while ``step``; pops a word after its last K step."""
         rows, cols = self.arch.mac_rows, self.arch.mac_cols
         step, first, steps_left = s.step, s.first, s.steps_left
-        a_vec, a_pop = self._sub_select(m, ra.data.payload, rows * 8, step, "a_sub")
-        b_vec, b_pop = self._sub_select(m, rb.data.payload, cols * 8, step, "b_sub")
+        a_vec, a_pop = self._sub_select(m, a.payload, rows * 8, step, "a_sub")
+        b_vec, b_pop = self._sub_select(m, b.payload, cols * 8, step, "b_sub")
         m.d.comb += [
             array.a.as_value().eq(a_vec),
             array.b.as_value().eq(b_vec),
             array.valid.eq(step),
             array.clear.eq(first & ~s.cmd.acc),
             array.last.eq(steps_left == 1),
-            ra.data.ready.eq(step & a_pop),
-            rb.data.ready.eq(step & b_pop),
+            a.ready.eq(step & a_pop),
+            b.ready.eq(step & b_pop),
         ]
         with m.If(step):
             m.d.sync += [steps_left.eq(steps_left - 1), first.eq(0)]

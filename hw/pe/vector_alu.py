@@ -1,20 +1,24 @@
 """The vector unit's lane ALUs: ``vec_lanes`` int32 lanes in a three-stage pipeline.
 
 Every lane computes the pipelined vector functions of ``sim.numerics`` bit for
-bit: ADD, SUB, MUL, MIN, MAX, SHL, SRA, MOV, REQ, REQB, EXP, ERF, ABS.  (RECIP and SQRT
-are iterative, see ``hw.pe.vector_iter``; the vector unit feeds their results and
+bit: ADD, SUB, MUL, MIN, MAX, SHL, SRA, MOV, REQ, REQB, EXP, EXPB, ERF, ABS.  (RECIP and
+SQRT are iterative, see ``hw.pe.vector_iter``; the vector unit feeds their results and
 the operands of reductions through the lanes as MOV.)  The result is saturated to
 ``tout`` and carried in an int32 lane.
 
 Pipeline (per lane, one register after each stage):
 
 1. operand select and multiplier M1 (33 x 33 signed): ``a * b`` (MUL, REQB),
-   ``a * MULT`` (REQ), ``-min(a, 0) * EXP_INV_MULT`` (EXP); the simple functions in
-   parallel;
+   ``a * MULT`` (REQ), ``-x * EXP_INV_MULT`` (EXP, EXPB) with ``x = min(a, 0)`` for EXP
+   and ``x = min(sat32(a - b), 0)`` for EXPB (a 33-bit subtract and clip in front of
+   M1); the simple functions in parallel;
 2. REQ's and REQB's ``round_shift``/``sat32``/zero point/clamp (REQB is REQ with the
    multiplier taken from ``b``); EXP's ``z`` and ``t``; ERF's ``t``;
 3. multiplier M2 (32 x 32 signed): ``t * t`` (EXP, ERF);
 4. (combinational, on the output) EXP's ``(t*t + QC) >> z``, ERF's sign, saturation.
+
+EXPB is EXP of ``sat32(a - b)`` (SUB then EXP in one pass): from stage 1's ``x`` on,
+it is EXP, so it has EXP's latency and throughput.
 
 Area: two multipliers per lane (M1 33 x 33, M2 32 x 32), so 2 * vec_lanes in all;
 no sharing across lanes, which is what sustains one step per cycle for i8.
@@ -125,7 +129,11 @@ class VectorLane(wiring.Component):
 
     def _stage1(self, m):
         a, b, fn, cfg = self.a, self.b, self.fn, self.cfg
-        x = Mux(a < 0, a, 0)
+        # EXP's argument: a, or a - b (EXPB, exact in 33 bits); x = min(sat32(arg), 0)
+        # needs only the lower clip, which is a no-op for EXP.
+        arg = Mux(fn == VFn.EXPB, a - b, a)
+        x = Signal(signed(32))
+        m.d.comb += x.eq(Mux(arg < 0, Mux(arg < I32_MIN, I32_MIN, arg), 0))
         op1 = Signal(signed(33))
         op2 = Signal(signed(33))
         with m.Switch(fn):
@@ -133,7 +141,7 @@ class VectorLane(wiring.Component):
                 m.d.comb += [op1.eq(a), op2.eq(b)]
             with m.Case(VFn.REQ):
                 m.d.comb += [op1.eq(a), op2.eq(cfg[VCfg.MULT])]
-            with m.Case(VFn.EXP):
+            with m.Case(VFn.EXP, VFn.EXPB):
                 m.d.comb += [op1.eq(-x), op2.eq(cfg[VCfg.EXP_INV_MULT])]
         simple = Signal(signed(64))
         with m.Switch(fn):
@@ -198,7 +206,7 @@ class VectorLane(wiring.Component):
                 s2["z"].eq(z),
                 s2["neg"].eq(s1["a"] < 0),
                 s2["zero"].eq(s1["a"] == 0),
-                s2["t"].eq(Mux(fn == VFn.EXP, t_exp, t_erf)),
+                s2["t"].eq(Mux(fn.matches(int(VFn.EXP), int(VFn.EXPB)), t_exp, t_erf)),
             ]
             with m.Switch(fn):
                 with m.Case(VFn.MUL):
@@ -228,7 +236,7 @@ class VectorLane(wiring.Component):
         erf = sq + cfg[VCfg.ERF_QC]
         final = Signal(signed(66))
         with m.Switch(fn):
-            with m.Case(VFn.EXP):
+            with m.Case(VFn.EXP, VFn.EXPB):
                 m.d.comb += final.eq(poly >> z)
             with m.Case(VFn.ERF):
                 m.d.comb += final.eq(Mux(zero, 0, Mux(neg, -erf, erf)))

@@ -100,7 +100,7 @@ def test_field_overflow_is_named(op, values, message):
         (Op.LOOP, {"body": 0}, "LOOP body must be 1..1023"),
         (Op.MATMUL, {"k16": 0}, "MATMUL k16 must be 1..4095"),
         (Op.VCFG, {"cfg": 15}, "VCFG register must be"),
-        (Op.VOP, {"n16": 1, "fn": 15}, "not a vector function"),
+        (Op.VOP, {"n16": 1, "fn": 18}, "not a vector function"),
         (Op.VOP, {"n16": 1, "fn": 0, "tin": 3}, "tin and tout"),
         (Op.VOP, {"n16": 1, "fn": int(isa.VFn.RSUM), "tout": 0}, "writes int32"),
         (Op.VOP, {"n16": 1, "fn": int(isa.VFn.EXP), "bscalar": 1}, "only allowed for binary"),

@@ -44,6 +44,21 @@ class RefMac:
         self.q = {"bias": zeros, "mult": zeros, "shift": zeros, "zp": 0, "lo": 0, "hi": 0}
 
 
+def ref_a_end(arch, cmd: dict) -> int:
+    """One past the last A byte: the K x R tile, or R rows of K 16*alda apart."""
+    k, rows, alda = 16 * cmd["k16"], arch.mac_rows, cmd.get("alda", 0)
+    return cmd["a_addr"] + (16 * alda * (rows - 1) + k if alda else k * rows)
+
+
+def ref_a_tile(arch, mem: bytearray, cmd: dict) -> np.ndarray:
+    """A as the K x R int8 matrix the array multiplies (``A[k][r]``)."""
+    k, rows, a, alda = 16 * cmd["k16"], arch.mac_rows, cmd["a_addr"], cmd.get("alda", 0)
+    if not alda:
+        return np.frombuffer(bytes(mem[a : a + k * rows]), np.int8).reshape(k, rows)
+    starts = [a + 16 * alda * r for r in range(rows)]
+    return np.stack([np.frombuffer(bytes(mem[s : s + k]), np.int8) for s in starts]).T
+
+
 def ref_fault(arch, cmd: dict) -> bool:
     rows, cols, size = arch.mac_rows, arch.mac_cols, arch.sram_bytes
     if cmd["qload"]:
@@ -51,7 +66,7 @@ def ref_fault(arch, cmd: dict) -> bool:
     k = 16 * cmd["k16"]
     if cmd["k16"] == 0 or cmd["a_addr"] % WORD or cmd["b_addr"] % WORD:
         return True
-    if cmd["a_addr"] + k * rows > size or cmd["b_addr"] + k * cols > size:
+    if ref_a_end(arch, cmd) > size or cmd["b_addr"] + k * cols > size:
         return True
     if cmd["noout"]:
         return False
@@ -84,10 +99,9 @@ def ref_execute(ref: RefMac, mem: bytearray, cmd: dict) -> bool:
         }
         return False
     k = 16 * cmd["k16"]
-    a = np.frombuffer(bytes(mem[cmd["a_addr"] : cmd["a_addr"] + k * rows]), np.int8)
     b = np.frombuffer(bytes(mem[cmd["b_addr"] : cmd["b_addr"] + k * cols]), np.int8)
     prev = ref.acc if cmd["acc"] else None
-    ref.acc = numerics.matmul_acc(a.reshape(k, rows), b.reshape(k, cols), prev)
+    ref.acc = numerics.matmul_acc(ref_a_tile(arch, mem, cmd), b.reshape(k, cols), prev)
     if not cmd["noout"]:
         q = ref.q
         if cmd["out32"]:
@@ -147,7 +161,6 @@ def rtl_run(arch, sram: SramModel, cmds: list[dict], *, max_cycles: int = 20000)
     dut = MacUnit(arch)
     results: list[Outcome] = []
     state = {"done": False, "cycle": 0}
-    rng = random.Random(sram.seed)
 
     def tick_check():
         state["cycle"] += 1
@@ -176,6 +189,18 @@ def rtl_run(arch, sram: SramModel, cmds: list[dict], *, max_cycles: int = 20000)
                 cycles += 1
             results.append(Outcome(cycles, errors))
         state["done"] = True
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(driver)
+    sim.add_testbench(sram_testbench(dut, sram, state))
+    sim.run()
+    return results
+
+
+def sram_testbench(dut, sram: SramModel, state: dict):
+    """The SRAM side of ``dut``'s three ports, served until ``state["done"]``."""
+    rng = random.Random(sram.seed)
 
     async def sram_tb(ctx):
         pending: dict[str, int] = {}
@@ -228,22 +253,18 @@ def rtl_run(arch, sram: SramModel, cmds: list[dict], *, max_cycles: int = 20000)
                     pending[name] = sram.words.get(addr, 0)
             cycle += 1
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(driver)
-    sim.add_testbench(sram_tb)
-    sim.run()
-    return results
+    return sram_tb
 
 
 def command(**kw) -> dict:
-    cmd = dict(qload=0, a_addr=0, b_addr=0, c_addr=0, k16=1, ldc=0, out32=0, acc=0, noout=0)
+    cmd = dict(qload=0, a_addr=0, b_addr=0, c_addr=0, k16=1, ldc=0, out32=0, acc=0, noout=0, alda=0)
     cmd.update(kw)
     return cmd
 
 
-def check_program(arch, mem: bytearray, cmds: list[dict], **sram_kw) -> list[Outcome]:
-    """Run ``cmds`` on the reference and the RTL from the same memory image; compare."""
+def check_program(arch, mem: bytearray, cmds: list[dict], run=None, **sram_kw) -> list[Outcome]:
+    """Run ``cmds`` on the reference and the RTL (``run``, default :func:`rtl_run`) from
+    the same memory image; compare."""
     ref = RefMac(arch)
     want = bytearray(mem)
     faults = [ref_execute(ref, want, c) for c in cmds]
@@ -251,7 +272,7 @@ def check_program(arch, mem: bytearray, cmds: list[dict], **sram_kw) -> list[Out
     for w in range(0, len(mem), WORD):
         if any(mem[w : w + WORD]):
             sram.load(w, mem[w : w + WORD])
-    outcomes = rtl_run(arch, sram, cmds)
+    outcomes = (run or rtl_run)(arch, sram, cmds)
     got = sram.image()
     for i, (o, f) in enumerate(zip(outcomes, faults, strict=True)):
         assert o.errors == int(f), f"command {i} {cmds[i]}: error pulses {o.errors}, fault {f}"

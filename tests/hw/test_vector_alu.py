@@ -34,6 +34,7 @@ PIPELINED = [
     VFn.REQ,
     VFn.REQB,
     VFn.EXP,
+    VFn.EXPB,
     VFn.ERF,
     VFn.ABS,
 ]
@@ -168,3 +169,71 @@ def test_iter_random(sqrt, k):
     a = a.reshape(2, LANES)
     got = rtl_iter(sqrt, k, a, seed)
     assert np.array_equal(got, ref_iter(sqrt, k, a))
+
+
+# -- EXPB: EXP of sat32(a - b) ------------------------------------------------------
+
+# (a, b) pairs whose difference leaves int32 (both ways) or lands on its edges
+EXPB_EDGES = [
+    (I32[0], I32[1]),  # -2**32 + 1: saturates to -2**31
+    (I32[1], I32[0]),  # 2**32 - 1: saturates to 2**31 - 1 (x = 0)
+    (I32[0], 1),  # -2**31 - 1
+    (-1, I32[1]),  # exactly -2**31
+    (-2, I32[1]),  # -2**31 - 1
+    (0, I32[0]),  # 2**31
+    (I32[1], -1),  # 2**31
+    (I32[0], I32[0]),  # 0
+    (I32[1], I32[1]),  # 0
+    (5, 5),  # 0
+    (4, 5),  # -1
+    (6, 5),  # 1
+    (0, 0),
+    (I32[0], 0),  # -2**31, as EXP
+    (-(2**30), 2**30),  # -2**31
+    (-(2**30), 2**30 + 1),  # -2**31 - 1
+]
+
+
+def expb_operands(rng: np.random.Generator, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """a, b (steps x LANES): random int32s, b close to a (small a - b of either sign),
+    and the edge pairs of EXPB_EDGES in the first step."""
+    n = steps * LANES
+    a, b = rand_i32(rng, n), rand_i32(rng, n)
+    near = rng.random(n) < 0.35
+    b[near] = np.clip(a[near] + rng.integers(-3000, 3000, size=int(near.sum())), *I32[:2])
+    a[: len(EXPB_EDGES)], b[: len(EXPB_EDGES)] = zip(*EXPB_EDGES, strict=True)
+    return a.reshape(steps, LANES), b.reshape(steps, LANES)
+
+
+def ibert_exp_cfg(scale: float) -> np.ndarray:
+    """Realistic I-BERT i-exp constants for an input scale (softmax inputs)."""
+    cfg = np.zeros(len(VCfg), dtype=np.int32)
+    q_ln2 = int(np.floor(np.log(2) / scale))
+    cfg[VCfg.EXP_QLN2] = q_ln2
+    cfg[VCfg.EXP_INV_SHIFT] = 30
+    cfg[VCfg.EXP_INV_MULT] = -(-(2**30) // q_ln2)
+    cfg[VCfg.EXP_QB] = int(np.floor(1.353 / scale))
+    cfg[VCfg.EXP_QC] = int(np.floor(0.344 / (0.3585 * scale * scale)))
+    return cfg
+
+
+@pytest.mark.parametrize("tout", list(DType), ids=lambda t: t.name)
+@pytest.mark.parametrize("cfg_kind", ["random", "ibert"])
+def test_expb_random(tout, cfg_kind):
+    """EXPB bit-exact against numerics, a - b overflowing int32 both ways."""
+    seed = 700 + 10 * int(tout) + (cfg_kind == "ibert")
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    steps = 6
+    a, b = expb_operands(rng, steps)
+    diff = a - b
+    assert diff.min() < I32[0] and diff.max() > I32[1]
+    # a random config per step would need one simulation each: two configs per run
+    for part in range(2):
+        cfg = rand_cfg(rng) if cfg_kind == "random" else ibert_exp_cfg([0.05, 0.002][part])
+        got = rtl_alu(VFn.EXPB, tout, cfg, a, b, seed + part)
+        want = ref_alu(VFn.EXPB, tout, cfg, a, b)
+        assert np.array_equal(got, want), (part, np.argwhere(got != want)[:4])
+        # EXPB is EXP of the saturated difference
+        sat_diff = np.clip(diff, *I32[:2])
+        assert np.array_equal(want, ref_alu(VFn.EXP, tout, cfg, sat_diff, b))

@@ -106,8 +106,8 @@ def ref_vop(fn, a, b, tout, cfg):
         r = min((1 << k) // a, I32_MAX) if a > 0 else I32_MAX
     elif fn == VFn.SQRT:
         r = math.isqrt(a) if a > 0 else 0
-    elif fn == VFn.EXP:
-        x = min(a, 0)
+    elif fn in (VFn.EXP, VFn.EXPB):
+        x = min(a if fn == VFn.EXP else ref_sat(a - b), 0)
         z = min(max((-x * c[VCfg.EXP_INV_MULT]) >> (c[VCfg.EXP_INV_SHIFT] & 63), 0), 63)
         t = ref_sat(x + z * c[VCfg.EXP_QLN2] + c[VCfg.EXP_QB])
         r = (t * t + c[VCfg.EXP_QC]) >> z
