@@ -102,10 +102,15 @@ def test_a_register_read_before_its_first_vcfg_is_not_hoisted():
 
 
 def test_loop_bodies_shrink():
-    text = """
+    text = (
+        """
         li x6, 0
         loop x6, body=9, imm=3
-    """ + EXP + BODY + "halt\n"
+    """
+        + EXP
+        + BODY
+        + "halt\n"
+    )
     p = program(text)
     (new,), figs = hoist_vcfg([p])
     assert figs == {"vcfg_removed": 0}  # five deleted, five placed at the start
