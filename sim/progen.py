@@ -19,8 +19,9 @@ read a row-major A (``alda``), some VOPs REQB or EXPB and gives VOPs
 a ``seg`` field - segmented (1 <= seg < n16), one segment (seg >= n16) or 0 - and
 longer vectors; their operands are sized by ``sim.footprint.vop_operand_bytes`` (so
 the rest of the program differs too from the first VOP whose sizes change).
-``fault_program(..., segments=True)`` adds the ADDRESS variants ``vop_seg_b`` and
-``vop_seg_d`` (a per-segment B / a reduction's per-segment D past the end of SRAM).
+``fault_program(..., segments=True)`` adds the ADDRESS variants ``vop_seg_b``,
+``vop_seg_d`` (a per-segment B / a reduction's per-segment D past the end of SRAM) and
+``matmul_arow`` (the last row of a row-major A past it).
 
 SRAM layout (fractions of ``arch.sram_bytes``): work area [0, 3/4) with random
 initial bytes, read and written by the program; sink [3/4, 7/8) written only by
@@ -800,7 +801,7 @@ def _fault_variants(arch, segments: bool = False) -> dict[PeError, list[str]]:
             "vop_d",
             "vop_b",
             "dma_desc",
-            *(["vop_seg_b", "vop_seg_d"] if segments else []),
+            *(["vop_seg_b", "vop_seg_d", "matmul_arow"] if segments else []),
         ],
         PeError.SEM_OVERFLOW: ["signal_self", "signal_node", "dma_signal"],
         PeError.DMA: dma,
@@ -848,6 +849,11 @@ def _emit_fault(gen: _Gen, variant: str) -> int:
         "matmul_a": lambda: (
             gen.li(r1, size - 16),
             gen.emit(Op.MATMUL, rs1=r1, rs2=0, rs3=0, k16=2, ldc=a.mac_cols),
+        ),
+        # row-major A (alda = 3, K = 32): the last row ends 16 bytes past the SRAM
+        "matmul_arow": lambda: (
+            gen.li(r1, size - matmul_a_end(0, 32, a.mac_rows, 3) + 16),
+            gen.emit(Op.MATMUL, rs1=r1, rs2=0, rs3=0, k16=2, ldc=a.mac_cols, alda=3),
         ),
         "matmul_out": lambda: (
             gen.li(r1, size),

@@ -3,24 +3,28 @@ t runs on the vector unit beside the MAC array's work on the neighbouring tiles.
 
 With decoupled units (docs/isa.md) a nowait command overlaps what the controller
 issues after it until the next command for the same unit.  Each softmax part
-(mapping.qsoftmax ``phases``, one segmented VOP per pass: the max and subtraction,
-the EXP, the RSUM, the RECIP, the REQB) goes out first, nowait, and then its share
-of the MAC array's steps, on which the controller waits (:func:`interleave`).
+(mapping.qsoftmax ``phases``, one segmented VOP per pass: the RMAX, the EXPB, the
+RSUM, the RECIP, the REQB) goes out first, nowait, and then its share of the MAC
+array's steps, on which the controller waits (:func:`interleave`).
 compiler/backend/overlap.py places the FENCEs: the two streams touch disjoint
-buffers, so it needs none between them.
+buffers, so it needs none between them.  P V reads the probabilities' rows as they
+leave the REQB, as a row-major A (MATMUL ``alda``, docs/isa.md "Row-major A"): no
+transposes.
 
 Per PE (tiles 0 .. mt - 1 of R query rows each; with multicast reads tile 0's
 scores come first, attention_load.mcast_scores):
 
     softmax(0) beside the scores of tiles 1 ..
     for t in 1 .. mt - 1:
-        softmax(t) beside transpose(t - 1) (two halves) and P V(t - 1, every n tile)
+        softmax(t) beside P V(t - 1, every n tile)
         O of tile t - 1 to DRAM
-    transpose(mt - 1); P V(mt - 1, every n tile); O of tile mt - 1
+    P V(mt - 1, every n tile), O of tile mt - 1 by 16-byte columns as they finish
 
-RTL, `small`, seq 128 (2 m tiles) before multicast reads and segments: sequential
+RTL, `small`, seq 128 (2 m tiles): before multicast reads and segments, sequential
 6,483 cycles; P V paired with the softmax parts 6,276; nine orders measured,
-5,981-6,102 (with RECIP's early termination).
+5,981-6,102 (with RECIP's early termination).  With multicast reads and segments
+4,549; with row-major A (no transposes), EXPB, one QLOAD and the banks of
+attention.py 3,607.
 
 The first P V tile waits for V part by part.
 """
