@@ -27,6 +27,7 @@ from tests.hw import test_pe_top as pe_top
 from tests.hw.test_mac_unit import (
     Outcome,
     bank_base,
+    bank_pattern,
     check_program,
     command,
     random_qparams,
@@ -177,11 +178,7 @@ def test_random_row_major_backpressure(rows: int, cols: int) -> None:
     seed = 5000 + 17 * rows + cols
     print(f"seed {seed}")
     mem, cmds = random_arow_program(arch, seed, n=6)
-
-    def pattern(cycle: int) -> set[int]:
-        return {cycle % arch.sram_banks} if cycle % 3 else {1}
-
-    check_program(arch, mem, cmds, seed=seed, ready_prob=0.6, busy_banks=pattern)
+    check_program(arch, mem, cmds, seed=seed, ready_prob=0.6, busy_banks=bank_pattern(arch))
 
 
 @pytest.mark.extended

@@ -366,11 +366,16 @@ def test_random_matmul_backpressure(rows: int, cols: int) -> None:
     seed = 2000 + 17 * rows + cols
     print(f"seed {seed}")
     mem, cmds = random_program(arch, seed, n=5)
+    check_program(arch, mem, cmds, seed=seed, ready_prob=0.6, busy_banks=bank_pattern(arch))
+
+
+def bank_pattern(arch):
+    """Another requester taking a bank: each in turn, every third cycle bank 1."""
 
     def pattern(cycle: int) -> set[int]:
         return {cycle % arch.sram_banks} if cycle % 3 else {1}
 
-    check_program(arch, mem, cmds, seed=seed, ready_prob=0.6, busy_banks=pattern)
+    return pattern
 
 
 @pytest.mark.extended
