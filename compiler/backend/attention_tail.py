@@ -108,14 +108,19 @@ def pipelined_tail(
         mac = [lambda t=t, j=j: pv(t - 1, j) for j in range(nt)]
         interleave([lambda p=p: softmax(*p) for p in softmax_parts(t * R, R, 1)], mac)
         store(t - 1)
-    # the last tile's O by 16-byte columns as its P V tiles finish: only the last
-    # columns' store follows the last MATMUL (rows of whole words only)
-    per = 16 // C if 16 % C == 0 and vs.n % 16 == 0 else nt
+    # the last tile's O by columns of two 16-byte words (else one) as its P V tiles
+    # finish: only the last columns' store follows the last MATMUL (whole words only;
+    # each store FENCEs the MATMULs before it. RTL, seq 128: 32-byte columns 3512,
+    # 16-byte 3540, whole rows 3656)
+    width = 32 if vs.n % 32 == 0 else 16
+    per = width // C if width % C == 0 and vs.n % 16 == 0 else nt
+    ends = {j for j in range(nt) if (j + 1) % per == 0} | {nt - 1}
+    j0 = 0
     for j in range(nt):
         pv(mt - 1, j)
-        if (j + 1) % per == 0 or j == nt - 1:
-            j0 = (j // per) * per
+        if j in ends:
             store(mt - 1, (j0 * C, (j + 1) * C) if per < nt else None)
+            j0 = j + 1
 
 
 def interleave(vector: list, mac: list, weights: tuple | None = None) -> None:
