@@ -25,7 +25,8 @@ mapping.requant_rows is the output stage of P V.  Multipliers must be per tensor
 The mapping is attention.py's (queries split over a rectangle of PEs, K^T and V
 resident; K^T's parts along the comb in two SRAM banks by turns with the score GEMM
 one part behind, V multicast by PE (0, 0): attention_load.py; the softmax with a
-scratch bank; probabilities regrouped by SELF DMA and transposed on the MAC array).
+scratch bank; P V and the row terms read the probabilities' rows as a row-major A,
+MATMUL ``alda``: no transposes).
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ from compiler.backend.banks import bank_side, use_banks
 from compiler.backend.builder import Mapped
 from compiler.backend.chain import RowChain, Shared, check_rc, transpose_buffers
 from compiler.backend.chain_emit import compile_mapped
-from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
+from compiler.backend.chain_ops import MatmulWinOp
 from compiler.backend.compile import CompiledKernel
-from compiler.backend.layout import ceil_to, chunk_perm, pack_b
+from compiler.backend.layout import ceil_to, pack_b
 from compiler.backend.pe_work import pe_work
+from compiler.backend.tile_ops import MatmulAtOp
 from compiler.backend.vec_ops import QSoftmaxOp, RequantRowsOp, tmp_bytes
 from compiler.dialects import mapping as mp
 from compiler.errors import ShapeError
@@ -159,7 +161,7 @@ def _map(arch, t: dict, name: str, parts: int, scratch: bool) -> Mapped:
     ch = RowChain(arch, name, m, lambda mtp: True)
     kb, mp_ = ch.kb, ch.mp
     use_banks(kb)  # the softmax scratch in bank 1, P's blocked copy in bank 2
-    perm = chunk_perm(sp, R, C)
+    perm = np.arange(sp)  # P V reads P's rows (row-major A): keys in natural order
     kt = np.zeros((dp, sp), np.int8)
     kt[:d, :n] = t["kt"]
     kts = ch.add_shared(Shared("KT", "K^T", pack_b(kt[:, perm], dp, sp, C), dp, sp, SCORE, False))
@@ -172,17 +174,13 @@ def _map(arch, t: dict, name: str, parts: int, scratch: bool) -> Mapped:
     b1, b2, b3 = (bank_side(arch, k) for k in (1, 2, 3))
     kparts = KParts(ch, kts, [b2, b1])
     kb.sram_bufs["Vs"].side = b3
-    # P as blocked tiles for the one-MATMUL transpose: rows regrouped by SELF DMA
-    # (words, attention.py), else one REQ per 16 columns (blocked)
     used = [0, *(s for op in ch.shared.values() for s in op.sems), *ch.credits]
-    wsem, gsem = max(used) + 1, max(used) + 2
-    words = C == 16 and wsem < arch.semaphores and ch.mtp < 1 << arch.sem_bits
-    blocked = C == 16 and not words
+    gsem = max(used) + 1
     go = gsem if gsem < arch.semaphores and len(ch.pes) > 1 else None
     whole_grid_v(ch, vs, gsem + 1)
     queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
-    sel, ident = transpose_buffers(kb, ch.rect, (LOAD, OREQ), C == 16)  # ident: out32 too
+    sel, ident = transpose_buffers(kb, ch.rect, (LOAD, OREQ), C == 16)  # ident: out32
     kb.sram_bufs[sel].side = kb.sram_bufs[ident].side = b1
     zq, zk, zv = (int(t[k]) for k in ("zq", "zk", "zv"))
     # score terms (key columns permuted like K^T)
@@ -215,17 +213,11 @@ def _map(arch, t: dict, name: str, parts: int, scratch: bool) -> Mapped:
         ch.per_pe("RO", "output row terms", mp_ * C * 4, (PV, OREQ))
         o_terms["row_stride"] = 4 * C
     ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, SOFT))
-    # the row-major transpose reads up to 16 rows of R bytes past a row start
-    ch.per_pe("P", "probabilities", mp_ * sp + (0 if C == 16 else 16 * R), (SOFT, TRANS), b1)
+    ch.per_pe("P", "probabilities", mp_ * sp, (SOFT, PV), b2)
     if scratch:
         ch.per_pe("E", "scores - row max", mp_ * sp * 4, (SOFT, SOFT), b1)
-    if words:
-        ch.per_pe("PB", "P in blocked tiles", mp_ * sp, (SOFT, TRANS), b2)
-        for pe in ch.pes:  # the SELF copies' descriptors (lowered by mapping.qsoftmax)
-            kb.n_desc[pe] = kb.n_desc.get(pe, 0) + ch.mtp
     tmp = tmp_bytes(mp_)
     ch.per_pe("T", "softmax row sums", tmp, (SOFT, SOFT), b1)
-    ch.per_pe("PT", "P transposed", mp_ * sp, (TRANS, PV))
     ch.per_pe("O32_", "P V accumulators", mp_ * vp * 4, (PV, OREQ))
     ch.per_pe("O", "O", mp_ * vp, (OREQ, STORE))
 
@@ -256,30 +248,23 @@ def _map(arch, t: dict, name: str, parts: int, scratch: bool) -> Mapped:
             consts=list(t["consts"]),
             **terms,
             **({"preq": list(t["preq"])} if t["consts"][6] == 16 else {}),
-            **({"blocked": ch.mtp} if blocked else {}),
-            **({"words": f"@PB{i}", "sem": wsem} if words else {}),
             **({"scratch": f"@E{i}"} if scratch else {}),
         )
-        if words:
-            kb.add(pe, mp.WaitOp, sem=wsem, count=ch.mtp)
-        if C == 16:
-            kb.add(
-                pe, TransposeBlockedOp, src=f"@{'PB' if words else 'P'}{i}", dst=f"@PT{i}",
-                sel=f"@{sel}", params=f"@{ident}", tiles=[ch.mtp, sp // C],
-            )  # fmt: skip
-        else:
-            kb.add(
-                pe, mp.TransposeOp, src=f"@P{i}", dst=f"@PT{i}", sel=f"@{sel}",
-                params=f"@{ident}", rows=mp_, cols=sp, ldc=sp,
-            )  # fmt: skip
+
+    def pv(pe, i: int, b: str, c: str, nt: int, ldc: int) -> None:
+        """A GEMM on P's rows (row-major A, docs/isa.md): int32 accumulators."""
+        kb.add(
+            pe, MatmulAtOp, a=f"@P{i}", b=b, c=c, params=f"@{ident}", tiles=[ch.mtp, nt],
+            k=sp, ldc=ldc, out32=1, param_stride=0, alda=sp // 16,
+        )  # fmt: skip
+
     for i, pe in enumerate(ch.pes):
         if zv:
-            _mm_on(kb, pe, ident)(f"@PT{i}", "@ZV", f"@RO{i}", [ch.mtp, 1], sp, 4 * C)
+            pv(pe, i, "@ZV", f"@RO{i}", 1, 4 * C)
     wait_v(ch, vs)
     for i, pe in enumerate(ch.pes):
-        mm = _mm_on(kb, pe, ident)
-        mm(f"@PT{i}", "@Vs", f"@O32_{i}", [ch.mtp, vp // C], sp, 4 * vp)
-        mm("@ZP", "@Vs", f"@CO{i}", [1, vp // C], sp, 4 * vp)
+        pv(pe, i, "@Vs", f"@O32_{i}", vp // C, 4 * vp)
+        _mm_on(kb, pe, ident)("@ZP", "@Vs", f"@CO{i}", [1, vp // C], sp, 4 * vp)
     for i, pe in enumerate(ch.pes):
         terms = dict(o_terms, colterm=f"@CO{i}")
         if zv:
@@ -297,7 +282,7 @@ def _map(arch, t: dict, name: str, parts: int, scratch: bool) -> Mapped:
         ch.store(pe, i, "O", "O", mp_ * vp)
     ch.rows_output("O", m, dv, vp)
     plan = ch.plan(keys_padded=sp, masked=sp > n, softmax_consts=list(t["consts"]))
-    plan["transpose"] = "words" if words else "blocked" if blocked else "row-major"
+    plan["transpose"] = "row-major A"
     plan["parts"] = {"KT": len(kparts)}
     plan["zero_points"] = {"q": zq, "k": zk, "v": zv}
     plan["pe_work"] = _pe_work(arch, t, min(mp_, m), "colconst" in s_terms, bool(zk), bool(zv))

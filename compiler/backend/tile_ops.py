@@ -41,6 +41,7 @@ class MatmulAtOp(TaskOp):
         "qload": "int",
         "c_stride": "int",
         "alda": "int",
+        "out32": "int",
     }
 
     def check(self) -> None:
