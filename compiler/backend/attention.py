@@ -214,8 +214,10 @@ def _build(
     # P's blocked copy in 2 (written after K^T's last use)
     use_banks(kb)
     b1, b2, b3 = (bank_side(arch, k) for k in (1, 2, 3))
-    # pipelined (attention_tail.py): P V reads P's rows as a row-major A, no transposes
+    # pipelined (attention_tail.py): P V reads P's rows as a row-major A, no transposes;
+    # each m tile's O leaves on its own (whole 16-byte words: R * vp a multiple of 16)
     pipelined = pipeline and scratch and ch.mtp > 1 and "V" not in streamed
+    pipelined = pipelined and (R * vp) % 16 == 0
     # the transposes expect K^T's key columns permuted within C-chunks; P's rows not
     perm = np.arange(sp) if pipelined else chunk_perm(sp, R, C)
     kt = np.zeros((dp, sp), np.int8)

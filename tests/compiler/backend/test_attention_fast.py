@@ -14,6 +14,7 @@ from compiler.backend.compile import compile_kernel
 from compiler.backend.pe_work import pe_serial, vector_cycles
 from compiler.backend.qattention import compile_qattention, qattention_inputs
 from compiler.errors import UnsupportedError
+from hw.arch import preset
 from hw.isa import DType, VCfg, VFn
 from sim.perf import PerfSim
 
@@ -40,6 +41,19 @@ def test_attention_bit_exact(arch_name, seq, d, transpose, archs, run_isa):
     assert ck.plan["masked"] == (seq % 16 != 0)
     fig = run_isa(ck)
     assert fig["bit_exact"], fig
+
+
+def test_tile_stores_need_whole_words(run_isa):
+    """1 x 4 MAC array, d 9: an m tile's O rows are 4 bytes (R * vp = 1 * 12 is not a
+    multiple of 16), so the per-tile stores of the pipelined tail cannot be described:
+    the head runs in the sequential order (random case seed 277 of the extended suite)."""
+    arch = preset("tiny").replace(
+        name="r1c4", mesh_cols=1, mesh_rows=3, mac_rows=1, mac_cols=4, sram_bytes=16384,
+        dram_bytes=2**22,
+    )  # fmt: skip
+    ck = compile_kernel("attention", arch, seed=277, seq=38, d=9)
+    assert not ck.plan["pipelined"]
+    assert run_isa(ck)["bit_exact"]
 
 
 def test_mask_only_on_the_padded_groups(archs):
