@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
+from hw.isa import REDUCTIONS
+
 __all__ = ["Streams", "desc_banks", "hold", "op_banks"]
 
 KEEP_CYCLES = 1 << 16  # intervals older than this before the latest are dropped
@@ -106,12 +108,17 @@ def hold(start: int, cycles: int, mask: int, intervals) -> int:
     return t + left
 
 
+_SPARSE_D = frozenset(int(f) for f in REDUCTIONS)
+
+
 def op_banks(kind_vop: bool, ins: dict, regs: list[int], arch) -> int:
     """Bank mask a MATMUL (B operand) or VOP (A, D, and B unless scalar) streams."""
     bank, size = arch.bank_bytes, arch.sram_bytes
     if not kind_vop:
         return 1 << (regs[ins["rs2"]] % size) // bank
-    m = 1 << (regs[ins["rs1"]] % size) // bank | 1 << (regs[ins["rd"]] % size) // bank
+    m = 1 << (regs[ins["rs1"]] % size) // bank
+    if ins["fn"] not in _SPARSE_D:  # a reduction writes one word per segment: not a stream
+        m |= 1 << (regs[ins["rd"]] % size) // bank
     if not ins.get("bscalar"):
         m |= 1 << (regs[ins["rs2"]] % size) // bank
     return m
