@@ -261,9 +261,12 @@ def _build(
     blocks = [po[j : j + ch.q] for j in range(0, len(po), ch.q)]
     params_once = pipelined and all(b == blocks[0] for b in blocks)  # per-tensor in effect
     ch.group("PO", "output params", len(po), (LOAD, pv_ph), b1, po)
-    sel, ident = transpose_buffers(kb, ch.rect, (SCORE, trans_ph), blocked=words)  # ident: out32
-    # (pipelined: only ``ident``, the scores' output parameters, is used)
-    kb.sram_bufs[sel].side = kb.sram_bufs[ident].side = b1
+    # ident: the out32 GEMMs' params; the selection matrices only for the transposes
+    sel, ident = transpose_buffers(
+        kb, ch.rect, (SCORE, trans_ph), blocked=words, selection=not pipelined
+    )
+    for buf in (sel, ident) if sel else (ident,):
+        kb.sram_bufs[buf].side = b1
     consts, _ = softmax_cfg(t["scale"])
     qconsts, out = softmax_op_consts(consts)
     extra: dict = {}
@@ -319,16 +322,8 @@ def _build(
 
             def store_o(t: int, cols: tuple[int, int] | None = None, pe=pe, i=i) -> None:
                 """O of m tile t (only the byte columns [c0, c1) of its rows, if given)."""
-                if cols is None:
-                    ch.store(pe, i, "O", "O", mp_ * vp, rows=(t * R * vp, R * vp))
-                    return
-                off = t * R * vp + cols[0]
-                kb.add(
-                    pe, mp.TransferOp, local=f"@O{i}", remote="@O",
-                    local_offset=off, remote_offset=i * mp_ * vp + off,
-                    count=[(cols[1] - cols[0]) // 16, R, 1], local_strides=[vp, 0],
-                    remote_strides=[vp, 0], sem=0, read=0,
-                )  # fmt: skip
+                rows = (t * R * vp, R * vp)
+                ch.store(pe, i, "O", "O", mp_ * vp, rows, (*cols, vp) if cols else None)
 
             soft = dict(src=f"@S{i}", dst=f"@P{i}", tmp=f"@T{i}", cols=sp, consts=qconsts,
                         out=out, **_at(extra, i))  # fmt: skip

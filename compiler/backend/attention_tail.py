@@ -87,7 +87,7 @@ def pipelined_tail(
         """O of tile t to DRAM (its last P V MATMUL's rows: overlap.py fences them);
         ``cols``: only those byte columns of its rows."""
         if store_o is not None:
-            store_o(t, cols) if cols else store_o(t)
+            store_o(t, cols)
 
     def pv(t: int, j: int) -> None:
         if t == 0 and j in v_starts and waits_v:

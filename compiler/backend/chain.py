@@ -65,9 +65,26 @@ def check_rc(arch, what: str) -> None:
         )
 
 
-def transpose_buffers(kb: KernelBuilder, rect, live, blocked: bool = False) -> tuple[str, str]:
+def transpose_buffers(
+    kb: KernelBuilder, rect, live, blocked: bool = False, selection: bool = True
+) -> tuple[str | None, str]:
     """Selection matrices and identity output-stage parameters for mapping.transpose
-    (or, ``blocked``, for chain_ops' transpose_blocked)."""
+    (or, ``blocked``, for chain_ops' transpose_blocked); without ``selection`` only
+    the parameters (the ``params`` of out32 GEMMs, which never load them): (None,
+    params)."""
+    C = kb.arch.mac_cols
+    sel = None
+    if selection:
+        sel = _selection(kb, rect, live, blocked)
+    ident = param_blocks(
+        np.zeros(C, np.int64), np.full(C, 1 << 30), np.full(C, 30), 0, -128, 127, C
+    )
+    params = kb.sram_buffer("ident", "identity output stage", len(ident), rect, live, "high", ident)
+    return sel, params
+
+
+def _selection(kb: KernelBuilder, rect, live, blocked: bool) -> str:
+    """The selection matrices of mapping.transpose / transpose_blocked."""
     R, C = kb.arch.mac_rows, kb.arch.mac_cols
     if blocked:
         mats = blocked_selection(R, C)
@@ -83,12 +100,7 @@ def transpose_buffers(kb: KernelBuilder, rect, live, blocked: bool = False) -> t
                         sel[delta + c // R, c] = 1
                 parts.append(sel.tobytes())
         mats = b"".join(parts)
-    sel = kb.sram_buffer("sel", "transpose selection", len(mats), rect, live, "high", mats)
-    ident = param_blocks(
-        np.zeros(C, np.int64), np.full(C, 1 << 30), np.full(C, 30), 0, -128, 127, C
-    )
-    params = kb.sram_buffer("ident", "identity output stage", len(ident), rect, live, "high", ident)
-    return sel, params
+    return kb.sram_buffer("sel", "transpose selection", len(mats), rect, live, "high", mats)
 
 
 @dataclass
@@ -279,21 +291,37 @@ class RowChain:
         )
 
     def store(
-        self, pe, i: int, buf: str, dram: str, nbytes: int, rows: tuple[int, int] | None = None
+        self,
+        pe,
+        i: int,
+        buf: str,
+        dram: str,
+        nbytes: int,
+        rows: tuple[int, int] | None = None,
+        cols: tuple[int, int, int] | None = None,
     ) -> None:
         """PE i's ``nbytes`` of ``<buf><i>`` to its slot of ``dram`` (only the bytes
-        ``rows`` = (offset, bytes) of it, if given)."""
+        ``rows`` = (offset, bytes) of it, if given; with ``cols`` = (c0, c1, row
+        bytes) only the byte columns [c0, c1) of those rows, 16-byte words)."""
         off, n = rows if rows is not None else (0, nbytes)
+        if cols is None:
+            count, strides = words_rows(n), {}
+        else:
+            c0, c1, row = cols
+            off += c0
+            count = [(c1 - c0) // 16, n // row, 1]
+            strides = {"local_strides": [row, 0], "remote_strides": [row, 0]}
         self.kb.add(
             pe,
             mp.TransferOp,
             local=f"@{buf}{i}",
             remote=f"@{dram}",
             remote_offset=i * nbytes + off,
-            count=words_rows(n),
+            count=count,
             sem=0,
             read=0,
             **({"local_offset": off} if off else {}),
+            **strides,
         )
 
     def rows_output(self, dram: str, rows: int, cols: int, width: int) -> None:

@@ -180,8 +180,9 @@ def _map(arch, t: dict, name: str, parts: int, scratch: bool) -> Mapped:
     whole_grid_v(ch, vs, gsem + 1)
     queue = start_loads(ch, kparts, vs, band_reader(ch, t["q"], dp, SCORE), go)
     kb.dram_tensor("O", len(ch.pes) * mp_ * vp)
-    sel, ident = transpose_buffers(kb, ch.rect, (LOAD, OREQ), C == 16)  # ident: out32
-    kb.sram_bufs[sel].side = kb.sram_bufs[ident].side = b1
+    # the out32 GEMMs' params (P V reads P's rows: no selection matrices)
+    _, ident = transpose_buffers(kb, ch.rect, (LOAD, OREQ), selection=False)
+    kb.sram_bufs[ident].side = b1
     zq, zk, zv = (int(t[k]) for k in ("zq", "zk", "zv"))
     # score terms (key columns permuted like K^T)
     s_terms: dict = {}

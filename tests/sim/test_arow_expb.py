@@ -18,10 +18,10 @@ from hw.image import ProgramImage
 from hw.isa import DType, Op, PeError, VCfg, VFn, decode, encode, qparam_layout
 from sim import numerics
 from sim.footprint import footprint, matmul_a_end, matmul_a_ranges
-from sim.network import StandInNetwork
 from sim.pe_sim import PeSim
 from sim.perf import PerfSim
 from sim.progen import random_program
+from tests.sim.test_vop_seg import assert_perf_ends_like_pesim
 
 TINY = preset("tiny")
 SMALL = preset("small")
@@ -262,14 +262,7 @@ def test_random_programs_with_the_new_features_run_alike_on_pesim_and_perf(seed)
     performance model ends in the reference simulator's state."""
     print(f"seed {seed}")
     image, _ = random_program(SMALL, seed, nowait=seed % 2 == 1, segments=True)
-    ref = PeSim(SMALL, (0, 0), StandInNetwork(SMALL, 1 << 20))
-    ref.load(image)
-    assert ref.run(10**6).halted
-    perf = PerfSim(SMALL, standin=True, dram_bytes=1 << 20)
-    perf.load((0, 0), image)
-    res = perf.run()
-    assert res.status[(0, 0, 0, 0)] == "halted"
-    assert perf.chips[(0, 0)][0].endpoints[(0, 0)].state() == ref.state()
+    assert_perf_ends_like_pesim(SMALL, image)
 
 
 def test_random_programs_draw_the_new_features():

@@ -249,10 +249,16 @@ def test_random_segment_programs_equal_on_pesim_and_the_perf_model(seed):
     print(f"seed {seed}")
     image, _ = random_program(TINY, seed, nowait=seed % 2 == 1, segments=True)
     assert any(decode(w).op == Op.VOP and decode(w)["seg"] for w in image.imem)
-    ref = PeSim(TINY, (0, 0), StandInNetwork(TINY, 1 << 20))
+    assert_perf_ends_like_pesim(TINY, image)
+
+
+def assert_perf_ends_like_pesim(arch, image) -> None:
+    """The performance model (stand-in PE on DRAM port 0) halts in the state the
+    reference simulator halts in."""
+    ref = PeSim(arch, (0, 0), StandInNetwork(arch, 1 << 20))
     ref.load(image)
     assert ref.run(10**6).halted
-    perf = PerfSim(TINY, standin=True, dram_bytes=1 << 20)
+    perf = PerfSim(arch, standin=True, dram_bytes=1 << 20)
     perf.load((0, 0), image)
     res = perf.run()
     assert res.status[(0, 0, 0, 0)] == "halted"
