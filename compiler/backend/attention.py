@@ -6,22 +6,24 @@ and V by RECT writes from PE (0, 0); attention_load.py: transfers, DRAM order an
 SRAM banks, measured on the RTL chip).  Each PE runs:
 
 1. scores S = Q K^T (mapping.matmul_win with ``out32``: raw int32 accumulators, rows
-   of ``Sp`` keys; K^T's key columns are permuted inside C-chunks,
-   layout.chunk_perm): m tile 0 part by part as K^T arrives, the others beside
+   of ``Sp`` keys; unless pipelined, K^T's key columns are permuted inside C-chunks
+   for the transposes, layout.chunk_perm): m tile 0 part by part as K^T arrives, the others beside
    tile 0's softmax (attention_tail.py; comb: every tile, one part behind the part
    the PE forwards);
 2. the softmax (mapping.qsoftmax, vec_ops.py; one segmented VOP per pass where it
-   can, docs/isa.md "Segments") over every row on the vector unit:
-   [ADD mask, only on the 16-column groups holding padded keys], RMAX, SUB (x - max)
-   into scratch rows in another bank, one EXP (I-BERT i-exp, constants from the
-   score scale via compiler.qmath) over all rows, RSUM per row, RECIP
+   can, docs/isa.md "Segments": then RMAX, EXPB, RSUM, RECIP, REQB) over every row
+   on the vector unit: [ADD mask, only on the 16-column groups holding padded keys],
+   RMAX, SUB (x - max) into scratch rows in another bank, one EXP (I-BERT i-exp,
+   constants from the score scale via compiler.qmath) over all rows, RSUM per row, RECIP
    (2**recip_k // sum) once for all rows, per row REQ with MULT = 1/sum to int8
    probabilities (codes 0..127 of scale 2**-7, zero point 0, so P @ V needs no
    zero-point term).  That REQ is MUL then REQ exactly (softmax_op_consts).
    Padded keys get a mask of -2**30, so their i-exp is 0;
-3. after each m tile's rows, a SELF DMA regroups the probabilities' 16-byte words
-   into blocked tiles and mapping.transpose_blocked writes the A-operand layout with
-   one MATMUL per tile (C = 16; otherwise mapping.transpose on row-major P);
+3. pipelined (attention_tail.py): none - P V reads P's rows as a row-major A
+   (MATMUL ``alda``, docs/isa.md); else after each m tile's rows a SELF DMA regroups
+   the probabilities' 16-byte words into blocked tiles and mapping.transpose_blocked
+   writes the A-operand layout with one MATMUL per tile (C = 16; otherwise
+   mapping.transpose on row-major P);
 4. O = requant(P V) with per-channel parameters (fused output stage).
 
 ``plan["pe_work"]`` is the busiest PE's essential MAC and vector work (pe_work.py:
@@ -211,7 +213,8 @@ def _build(
     kb, mp_, mt = ch.kb, ch.mp, ch.mtp
     # banks (attention_load.py): 0 the MAC A operands and outputs (Q, S, PT, O; "low"),
     # 1 the vector scratch and constants, 2 and 3 (comb: 1) K^T's parts by turns, 3 V;
-    # P's blocked copy in 2 (written after K^T's last use)
+    # P's blocked copy in 2 (written after K^T's last use). Pipelined with multicast
+    # reads (below): S in 1, the scratch rows in 0, P in 2, K^T's parts in 1 and 2.
     use_banks(kb)
     b1, b2, b3 = (bank_side(arch, k) for k in (1, 2, 3))
     # pipelined (attention_tail.py): P V reads P's rows as a row-major A, no transposes;
