@@ -5,7 +5,7 @@ and speaks NoC flits (endpoint view, ``noc: Out(NocPort())``).  Timing model:
 
 * **latency**: the head flit of the answer to a READ_REQ leaves no earlier than
   ``arch.dram_latency`` cycles after the request's head was accepted;
-* **pipelining**: up to :data:`QUEUE` requests wait in a queue, each with its own
+* **pipelining**: up to ``arch.dram_queue`` requests wait in a queue, each with its own
   due cycle, so requests overlap their latency (one request at a time, as in
   cosim/netstub.py, would cap a 16-word read at 16 / (latency + 17) of the bandwidth);
 * **bandwidth**: every data word read or written costs 16 bytes of a byte-credit
@@ -63,9 +63,8 @@ from hw.arch import ArchConfig
 from hw.isa import Kind, Route
 from hw.pe.interfaces import NocPort
 
-__all__ = ["QUEUE", "DramEndpoint"]
+__all__ = ["DramEndpoint"]
 
-QUEUE = 16  # queued requests per port
 _Entry = data.StructLayout(
     {
         "error": 1,
@@ -118,7 +117,7 @@ class DramEndpoint(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         arch = self.arch
-        m.submodules.queue = q = SyncFIFOBuffered(width=_Entry.size, depth=QUEUE)
+        m.submodules.queue = q = SyncFIFOBuffered(width=_Entry.size, depth=arch.dram_queue)
         now = Signal(32)
         m.d.sync += now.eq(now + 1)
         # byte credits, one word per cycle at most

@@ -90,7 +90,11 @@ class SramAllocator:
         return None
 
     def _fail(self, buf: SramBuffer, rivals: list[SramBuffer]) -> None:
-        pe = (buf.pes[0], buf.pes[1])
+        # a group buffer spans several PEs: name the one whose live buffers take most
+        x0, y0, x1, y1 = buf.pes
+        pes = [(x, y) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1)]
+        pe = max(pes, key=lambda c: (sum(r.nbytes for r in rivals if r.covers(c)), -c[1], -c[0]))
+        rivals = [r for r in rivals if r.covers(pe)]
         used = sum(r.nbytes for r in rivals)
         others = ", ".join(
             f"{r.tensor} {r.nbytes}" for r in sorted(rivals, key=lambda r: -r.nbytes)

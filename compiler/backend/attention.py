@@ -77,6 +77,26 @@ MASK = -(1 << 30)
 PARTS = 8  # K^T is broadcast in up to this many parts
 V_PARTS = 4  # V is multicast in up to this many parts
 MCAST = True  # K^T and V by multicast reads (attention_load.mcast_scores), else the comb
+# Pipelined: the first query tile alone before K^T (its softmax starts beside the
+# other tiles' scores), else every query tile first, scored part by part as K^T lands
+SPLIT = True
+# Banks of the pipelined head with multicast reads, by role (None: the "low" side;
+# a tuple: parts by turns): K^T, V, scores, scratch rows, P, row sums, parameters, O.
+# 4 banks (RTL-measured, stop 12): K^T's parts in 1 and 2, V alone in 3.
+PIPE_BANKS = {"kt": (1, 2), "v": 3, "s": 1, "e": None, "p": 2, "t": 1, "consts": 1, "o": None}
+# 8 banks: every stream of the overlapped phases in a bank of its own; V's parts in
+# 6 and 7, then in K^T's banks once the scores are done (RTL, small: V whole in 6
+# 3,242, in 6 and 7 by turns 3,283, in 6, 7, 4, 5 3,210, in 6, 7, 0, 3 3,320)
+PIPE_BANKS8 = {
+    "kt": (4, 5), "v": (6, 7, 4, 5), "s": 1, "e": 2, "p": 3, "t": 7, "consts": 7, "o": None,
+}  # fmt: skip
+
+
+def pipe_sides(arch) -> dict:
+    """The allocator sides of PIPE_BANKS8 (8 banks or more) or PIPE_BANKS."""
+    table = PIPE_BANKS8 if arch.sram_banks >= 8 else PIPE_BANKS
+    side = lambda v: "low" if v is None else bank_side(arch, v)  # noqa: E731
+    return {k: [side(x) for x in v] if isinstance(v, tuple) else side(v) for k, v in table.items()}
 
 
 def softmax_cfg(scale: float) -> tuple[list[int], np.ndarray]:
@@ -217,6 +237,7 @@ def _build(
     # reads (below): S in 1, the scratch rows in 0, P in 2, K^T's parts in 1 and 2.
     use_banks(kb)
     b1, b2, b3 = (bank_side(arch, k) for k in (1, 2, 3))
+    pipe = pipe_sides(arch)
     # pipelined (attention_tail.py): P V reads P's rows as a row-major A, no transposes;
     # each m tile's O leaves on its own (whole 16-byte words: R * vp a multiple of 16)
     pipelined = pipeline and scratch and ch.mtp > 1 and "V" not in streamed
@@ -240,11 +261,14 @@ def _build(
     # V's bank (V arrives after K^T), so the vector scratch (bank 1) is the vector
     # unit's alone while the MACs read K^T
     if mcast:
-        kparts = KParts(ch, kts, [b1, b2] if pipelined else [b2, b3])
+        kparts = KParts(ch, kts, pipe["kt"] if pipelined else [b2, b3])
     else:
         kparts = KParts(ch, kts, [b2, b1])
-    if not vs.streamed:
-        kb.sram_bufs["Vs"].side = b3
+    vparts = None  # V's parts in buffers by turns over several banks (KParts)
+    if not vs.streamed and pipelined and mcast and isinstance(pipe["v"], list):
+        vparts = KParts(ch, vs, pipe["v"])
+    elif not vs.streamed:
+        kb.sram_bufs["Vs"].side = pipe["v"] if pipelined and mcast else b3
     used = [0, *(s for op in ch.shared.values() for s in op.sems), *ch.credits]
     wsem, gsem = max(used) + 1, max(used) + 2
     # P leaves the softmax as rows; a SELF DMA per m tile regroups its 16-byte words
@@ -263,33 +287,34 @@ def _build(
     po = param_blocks(pad(t["bias"]), pad(t["mult"]), pad(t["shift"]), t["zp"], -128, 127, C)
     blocks = [po[j : j + ch.q] for j in range(0, len(po), ch.q)]
     params_once = pipelined and all(b == blocks[0] for b in blocks)  # per-tensor in effect
-    ch.group("PO", "output params", len(po), (LOAD, pv_ph), b1, po)
+    cb = pipe["consts"] if pipelined and mcast else b1
+    ch.group("PO", "output params", len(po), (LOAD, pv_ph), cb, po)
     # ident: the out32 GEMMs' params; the selection matrices only for the transposes
     sel, ident = transpose_buffers(
         kb, ch.rect, (SCORE, trans_ph), blocked=words, selection=not pipelined
     )
     for buf in (sel, ident) if sel else (ident,):
-        kb.sram_bufs[buf].side = b1
+        kb.sram_bufs[buf].side = cb
     consts, _ = softmax_cfg(t["scale"])
     qconsts, out = softmax_op_consts(consts)
     extra: dict = {}
     if sp > seq:
         mvec = np.where(perm < seq, 0, MASK).astype("<i4")
-        mask = ch.group("mask", "key mask", mvec.nbytes, (soft_ph, soft_ph), b1, mvec.tobytes())
+        mask = ch.group("mask", "key mask", mvec.nbytes, (soft_ph, soft_ph), cb, mvec.tobytes())
         f16 = int(np.flatnonzero(mvec)[0]) // 16  # the first 16 columns with masked keys
         extra = {"mask": f"@{mask}", **({"mask_from": f16} if f16 else {})}
     # pipelined: the scores in bank 1 and the scratch rows in bank 0, so the second query
     # tile (bank 0) lands while the vector unit streams tile 0's scores (performance
     # model, every placement of Q, S, E, P, O: 3,512 .. 3,575 cycles for seq 128; RTL:
     # scores in 0 and scratch in 1 4,054 against 3,874, P in 0, 1 or 3 worse than in 2)
-    s_side, e_side = (b1, "low") if pipelined else ("low", b1)
+    s_side, e_side = (pipe["s"], pipe["e"]) if pipelined else ("low", b1)
     ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, soft_ph), s_side)
     if scratch:
         ch.per_pe("E", "exp(scores - row max)", mp_ * sp * 4, (soft_ph, soft_ph), e_side)
         extra["scratch"] = "@E{}"
     # the row-major transpose reads up to 16 rows of R bytes past a row start
     if pipelined:  # P V reads P's rows (row-major A)
-        ch.per_pe("P", "probabilities", mp_ * sp, (soft_ph, pv_ph), b2)
+        ch.per_pe("P", "probabilities", mp_ * sp, (soft_ph, pv_ph), pipe["p"])
     else:
         # the row-major transpose reads up to 16 rows of R bytes past a row start
         ch.per_pe(
@@ -301,15 +326,16 @@ def _build(
             kb.n_desc[pe] = kb.n_desc.get(pe, 0) + mt
     if not pipelined:
         ch.per_pe("PT", "P transposed", mp_ * sp, (trans_ph, pv_ph))
-    ch.per_pe("O", "O", mp_ * vp, (pv_ph, STORE))
-    ch.per_pe("T", "softmax row sums", tmp_bytes(mp_), (soft_ph, soft_ph), b1)
+    ch.per_pe("O", "O", mp_ * vp, (pv_ph, STORE), pipe["o"] if pipelined else "low")
+    t_side = pipe["t"] if pipelined else b1
+    ch.per_pe("T", "softmax row sums", tmp_bytes(mp_), (soft_ph, soft_ph), t_side)
     later = None
     if mcast:  # attention_load.py: K^T and V by multicast reads, scores m tile by m tile
         later = mcast_scores(
             ch, kparts, vs, t["q"], dp,
             lambda pe, i, p, t0, tiles: kparts.matmul(pe, p, f"@Q{i}", f"@S{i}", f"@{ident}",
                                                       4 * sp, mt=tiles, t0=t0),
-            soft_ph, split=pipelined,
+            soft_ph, split=pipelined and SPLIT, vparts=vparts,
         )  # fmt: skip
     else:
         score_parts(
@@ -331,7 +357,7 @@ def _build(
             soft = dict(src=f"@S{i}", dst=f"@P{i}", tmp=f"@T{i}", cols=sp, consts=qconsts,
                         out=out, **_at(extra, i))  # fmt: skip
             pipelined_tail(ch, pe, i, vs, soft, keys=sp, scores=later(i) if later else None,
-                           store_o=store_o, params_once=params_once)  # fmt: skip
+                           store_o=store_o, params_once=params_once, vparts=vparts)  # fmt: skip
         return _finish(ch, t, "mask" in extra, consts, len(kparts), "row-major A", pipelined)
     for i, pe in enumerate(ch.pes):
         for step in later(i) if later else []:

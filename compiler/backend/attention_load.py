@@ -101,11 +101,12 @@ class KParts:
     def __len__(self) -> int:
         return len(self.parts)
 
-    def load(self, p: int, to: list[int] | None = None) -> None:
-        """PE (0, 0) reads part ``p`` from DRAM (a multicast read to ``to``)."""
+    def load(self, p: int, to: list[int] | None = None, pe=(0, 0)) -> None:
+        """PE ``pe`` reads part ``p`` from DRAM (a multicast read to ``to``, of which
+        ``pe`` is a corner)."""
         j0, _, buf, off, nbytes = self.parts[p]
         self.ch.kb.add(
-            (0, 0), mp.TransferOp, local=f"@{buf}", remote=f"@{self.op.name}",
+            pe, mp.TransferOp, local=f"@{buf}", remote=f"@{self.op.name}",
             count=words_rows(nbytes), sem=self.op.sems[0], read=1,
             **({"local_offset": off} if off else {}),
             **({"remote_offset": j0 * self.op.k * self.ch.arch.mac_cols} if j0 else {}),
@@ -246,6 +247,9 @@ def wait_v(ch: RowChain, vs: Shared) -> None:
 
 
 Q_REST_AFTER = 6  # K^T parts a PE waits for before it reads its other query tiles
+# Which PE reads V (multicast): "first" PE (0, 0), which also reads K^T, after K^T's
+# reads; "last" the grid's opposite corner, after its other query tiles' read
+V_READER = "first"
 READS_AHEAD = 4  # PE (0, 0)'s reads queued before its first WAIT
 
 
@@ -258,6 +262,7 @@ def mcast_scores(
     score,
     q_last: int,
     split: bool = True,
+    vparts: KParts | None = None,
 ):
     """The loads and scores with multicast reads (docs/isa.md): PE (0, 0) reads each
     part of K^T, then of V, once from DRAM to the whole grid (every PE, itself too,
@@ -311,10 +316,18 @@ def mcast_scores(
             score(pe, i, p, 0, first)
             if p == rest and i > 0 and mt > 1:
                 read_q(i, 1, mt)
+            if p == rest and i == len(ch.pes) - 1 > 0 and vparts is not None and V_READER == "last":
+                for v in range(len(vparts)):
+                    vparts.load(v, grid, pe)
     # V after the other query tiles' reads (the DRAM serves reads in arrival order);
     # V among K^T's parts: performance model 4758-5251 against 4509-4656
-    for j in vs.part_tiles(C):
-        read_v(*j)
+    if vparts is not None:  # V's parts in buffers by turns over banks
+        if V_READER != "last" or len(ch.pes) == 1:
+            for p in range(len(vparts)):
+                vparts.load(p, grid)
+    else:
+        for j in vs.part_tiles(C):
+            read_v(*j)
 
     def later(i: int) -> list:
         """PE i's scores of m tiles 1.. (the softmax of tile 0 can run beside them)."""

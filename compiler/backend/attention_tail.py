@@ -66,6 +66,7 @@ def pipelined_tail(
     scores: list | None = None,
     store_o=None,
     params_once: bool = False,
+    vparts=None,
 ) -> None:
     """PE ``pe`` (index ``i``): softmax and P V (module docstring). ``soft``: the
     QSoftmaxOp attributes shared by every part (src, dst, tmp, cols, consts, out, mask,
@@ -93,9 +94,13 @@ def pipelined_tail(
         if t == 0 and j in v_starts and waits_v:
             kb.add(pe, mp.WaitOp, sem=vs.sems[0], count=1)  # V part from column tile j
         params = {"qload": int(t == j == 0)} if params_once else {"p_offset": j * ch.q}
+        b, b_off = f"@{vs.name}s", j * keys * C
+        if vparts is not None:  # the buffer of the part holding n tile j
+            j0, _, buf, off, _ = next(pt for pt in vparts.parts if pt[0] <= j < pt[1])
+            b, b_off = f"@{buf}", off + (j - j0) * keys * C
         kb.add(
-            pe, MatmulAtOp, a=soft["dst"], b=f"@{vs.name}s", c=f"@O{i}", params="@PO",
-            tiles=[1, 1], k=keys, ldc=vs.n, a_offset=t * R * keys, b_offset=j * keys * C,
+            pe, MatmulAtOp, a=soft["dst"], b=b, c=f"@O{i}", params="@PO",
+            tiles=[1, 1], k=keys, ldc=vs.n, a_offset=t * R * keys, b_offset=b_off,
             c_offset=t * R * vs.n + j * C, alda=keys // 16, **params,
         )  # fmt: skip
 

@@ -236,11 +236,11 @@ def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm")
         # multicast) never shares a bank with the one being multiplied
         for gy in range(gr):
             row = (0, gy, gc - 1, gy)
-            kb.sram_buffer(f"A{gy}e", "A", kb.arch.bank_bytes, row, side="low")
+            kb.sram_buffer(f"A{gy}e", "A", kb.arch.region_bytes, row, side="low")
             kb.sram_buffer(f"A{gy}o", "A", (mtp // 2) * kp * R, row, side="low")
     elif plan.get("order") == "pair":  # A padded so that C ends bank 0, X starts bank 1
         for gy in range(gr):
-            pad = kb.arch.bank_bytes - mp_ * np_
+            pad = kb.arch.region_bytes - mp_ * np_
             kb.sram_buffer(f"A{gy}", "A", pad, (0, gy, gc - 1, gy), side="low")
     elif mode in ("resident", "stream_b"):
         for gy in range(gr):
@@ -250,15 +250,15 @@ def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm")
         # alternating over the top two (gemm_pair.b_place); A and C low in bank 0
         for gx in range(gc):
             col = (gx, 0, gx, gr - 1)
-            kb.sram_buffer(f"B{gx}e", "B", kb.arch.bank_bytes, col, side="high")
-            kb.sram_buffer(f"B{gx}o", "B", kb.arch.bank_bytes - _PAIR_DESC_ROOM, col, side="high")
+            kb.sram_buffer(f"B{gx}e", "B", kb.arch.region_bytes, col, side="high")
+            kb.sram_buffer(f"B{gx}o", "B", kb.arch.region_bytes - _PAIR_DESC_ROOM, col, side="high")
             kb.sram_buffer(f"X{gx}", "B", kp * C, col, side="low")
     elif plan.get("b_split"):
         # even and odd B tiles in the two top banks: the tile being multiplied and the
         # next one arriving never share a bank (the MAC's reads win every bank cycle)
         for gx in range(gc):
             col = (gx, 0, gx, gr - 1)
-            kb.sram_buffer(f"B{gx}e", "B", kb.arch.bank_bytes, col, side="high")
+            kb.sram_buffer(f"B{gx}e", "B", kb.arch.region_bytes, col, side="high")
             kb.sram_buffer(f"B{gx}o", "B", (ntp // 2) * kp * C, col, side="high")
     elif mode in ("resident", "stream_a"):
         for gx in range(gc):

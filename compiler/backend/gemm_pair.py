@@ -84,11 +84,11 @@ def pair_fits(arch, plan: dict, a_band: int) -> bool:
         ntp >= 3
         and plan["block"][0] * plan["C"] % 16 == 0  # each C strip leaves in whole words
         and 2 * GROUP <= mtp <= 16
-        and arch.sram_banks == 4
-        and align(a_band) + align(plan["block"][0] * plan["block"][1]) <= arch.bank_bytes
-        and tb + params <= arch.bank_bytes
-        and e_tiles * tb <= arch.bank_bytes
-        and o_tiles * tb <= arch.bank_bytes - DESC_ROOM
+        and arch.regions == 4
+        and align(a_band) + align(plan["block"][0] * plan["block"][1]) <= arch.region_bytes
+        and tb + params <= arch.region_bytes
+        and e_tiles * tb <= arch.region_bytes
+        and o_tiles * tb <= arch.region_bytes - DESC_ROOM
         and descs <= DESC_ROOM
     )
 

@@ -83,9 +83,9 @@ def b_split(arch, plan: dict, a_band: int, b_band: int) -> bool:
     low += align(ntp * qparam_layout(plan["C"])["total"][1]) + 2 * 8 * DESC_BYTES * ntp
     return (
         ntp >= 2
-        and arch.sram_banks >= 3
-        and -(-ntp // 2) * tb <= arch.bank_bytes
-        and low <= (arch.sram_banks - 2) * arch.bank_bytes
+        and arch.regions >= 3
+        and -(-ntp // 2) * tb <= arch.region_bytes
+        and low <= (arch.regions - 2) * arch.region_bytes
     )
 
 
@@ -100,9 +100,9 @@ def a_split(arch, plan: dict, a_band: int) -> bool:
     return (
         mtp >= 2
         and mtp <= 16
-        and arch.sram_banks >= 4
-        and -(-mtp // 2) * ta <= arch.bank_bytes
-        and rest <= arch.bank_bytes
+        and arch.regions >= 4
+        and -(-mtp // 2) * ta <= arch.region_bytes
+        and rest <= arch.region_bytes
     )
 
 

@@ -207,7 +207,7 @@ class _Builder:
                 for key, n in parts:
                     self.at[key] = (name, off)
                     off += n
-                kb.sram_buffer(name, "W1/W2 tiles, X, H^T, Y", self.arch.bank_bytes, rect,
+                kb.sram_buffer(name, "W1/W2 tiles, X, H^T, Y", self.arch.region_bytes, rect,
                                (LOAD, END), "high")  # fmt: skip
             if nc2 > 1:
                 kb.sram_buffer("W2o", "W2", (nc2 // 2) * t2, rect, (LOAD, END))
@@ -240,9 +240,9 @@ class _Builder:
             "Wbank_b": [*w1[1::2], ("Yb", sizes["Yb"])],
             "Wbank_c": [*w2[0::2], ("Xs", sizes["Xs"])],
         }
-        fits = all(sum(n for _, n in parts) <= a.bank_bytes for parts in plan.values())
+        fits = all(sum(n for _, n in parts) <= a.region_bytes for parts in plan.values())
         rest = sum(n for _, n in w2[1::2]) + 2 * sizes["Yb"] + 8 * 1024  # H, T, params, desc
-        if a.sram_banks < 4 or not fits or rest > (a.sram_banks - 3) * a.bank_bytes:
+        if a.regions < 4 or not fits or rest > (a.regions - 3) * a.region_bytes:
             return None
         return plan
 

@@ -68,3 +68,24 @@ def test_unknown_kernel_and_parameter(archs):
         compile_kernel("fft", archs["tiny"])
     with pytest.raises(CompileError, match="has no parameter 'q'"):
         compile_kernel("gemm", archs["tiny"], q=3)
+
+
+def test_group_buffer_error_names_the_fullest_pe(archs):
+    """A buffer shared by a rectangle of PEs that does not fit names the PE of the
+    rectangle whose live buffers leave the least room, and lists only that PE's."""
+    from compiler.backend.alloc import SramAllocator, SramBuffer
+
+    arch = archs["tiny"]
+    alloc = SramAllocator(arch)
+    size = arch.sram_bytes
+    for x in range(2):
+        for y in range(2):
+            n = 3 * size // 4 if (x, y) == (1, 0) else size // 8
+            alloc.add(SramBuffer(f"s{x}{y}", f"scores{x}{y}", n, (x, y, x, y)))
+    alloc.add(SramBuffer("g", "shared", size // 2, (0, 0, 1, 1)))
+    with pytest.raises(AllocError) as exc:
+        alloc.place()
+    msg = str(exc.value)
+    want = f"'shared' (g) needs {size // 2} bytes of SRAM on PE (1, 0) but only {size // 4} of"
+    assert want in msg
+    assert f"live there: scores10 {3 * size // 4})" in msg

@@ -59,8 +59,9 @@ def test_weight_readers_and_banks_on_small(archs):
     ck = _compile(archs["small"], COSIM, seed=1)
     kernel = ck.mapped.kernel
     bufs = kernel.buffers()
-    bank = {n: int_of(b, "offset") // archs["small"].bank_bytes for n, b in bufs.items()}
-    # three banks claimed whole: W1 even + H^T, W1 odd + Y, W2 even + X; W2 odd in bank 0
+    region = archs["small"].region_bytes  # whole banks (a quarter of SRAM)
+    bank = {n: int_of(b, "offset") // region for n, b in bufs.items()}
+    # three regions claimed whole: W1 even + H^T, W1 odd + Y, W2 even + X; W2 odd in 0
     assert sorted(bank[n] for n in ("Wbank_a", "Wbank_b", "Wbank_c")) == [1, 2, 3]
     assert bank["W2o"] == 0
     for pe in kernel.pes():
