@@ -246,7 +246,10 @@ def wait_v(ch: RowChain, vs: Shared) -> None:
         ch.kb.add(pe, mp.WaitOp, sem=vs.sems[0], count=len(vs.part_tiles(ch.arch.mac_cols)))
 
 
-Q_REST_AFTER = 6  # K^T parts a PE waits for before it reads its other query tiles
+# K^T parts a PE waits for before it reads its other query tiles (RTL, small, seq 128:
+# after part 6 3,160 cycles, 5 or 4 3,122, 3 3,272: the PEs whose tile arrives last
+# finish last, the others wait on their softmax)
+Q_REST_AFTER = 5
 # Which PE reads V (multicast): "first" PE (0, 0), which also reads K^T, after K^T's
 # reads; "last" the grid's opposite corner, after its other query tiles' read
 V_READER = "first"

@@ -42,6 +42,8 @@ from compiler.dialects import mapping as mp
 # 0-3-3-2-0 3669): the first step (it waits for the other query tiles) right after
 # the RMAX, the most beside the EXPB
 TILE0_SHARES = (1, 3, 2, 2, 0)
+# the last m tile's O leaves by columns of this many bytes (16 or 32) as they finish
+TAIL_COL_BYTES = 32
 __all__ = ["pipelined_tail", "softmax_parts", "interleave"]
 
 
@@ -117,7 +119,7 @@ def pipelined_tail(
     # finish: only the last columns' store follows the last MATMUL (whole words only;
     # each store FENCEs the MATMULs before it. RTL, seq 128: 32-byte columns 3512,
     # 16-byte 3540, whole rows 3656)
-    width = 32 if vs.n % 32 == 0 else 16
+    width = TAIL_COL_BYTES if vs.n % TAIL_COL_BYTES == 0 else 16
     per = width // C if width % C == 0 and vs.n % 16 == 0 else nt
     ends = {j for j in range(nt) if (j + 1) % per == 0} | {nt - 1}
     j0 = 0

@@ -46,8 +46,8 @@ def test_compiled_gemm_is_pipelined_and_bit_exact():
     assert ck.plan["mode"] == "resident" and ck.plan["pipelined"]
     assert ck.plan["order"] == "pair"  # compiler/backend/gemm_pair.py
     assert execute(ck, ChipSimExecutor(ChipSim))["bit_exact"]
-    bank = SMALL.bank_bytes
-    # the paired layout: A and C in bank 0, B tiles 0 / 1 / 2 in three other banks, the
+    bank = SMALL.region_bytes  # whole banks: a quarter of SRAM
+    # the paired layout: A and C in region 0, B tiles 0 / 1 / 2 in three others, the
     # DMA descriptors away from the bank of B tile 2 (streamed during pass 1)
     banks = {n: _offset(ck, n) // bank for n in ("A0", "C0_0", "B0e", "B0o", "X0")}
     assert banks["A0"] == banks["C0_0"] == 0

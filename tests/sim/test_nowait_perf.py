@@ -233,7 +233,8 @@ def _figures(res) -> tuple[int, int, int, int]:
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_blocking_programs_are_timed_as_before(name):
     if name.startswith("ring"):
-        arch = TINY if name == "ring_tiny" else SMALL
+        # the 4-bank, 8-flit small these figures were pinned on (small has 8 and 12 since)
+        arch = TINY if name == "ring_tiny" else SMALL.replace(sram_banks=4, router_buffer_flits=8)
         sim = PerfSim(arch, dram_bytes=MB)
         for c, im in ring_images(arch, rounds=3, seed=5).items():
             sim.load(c, im)
