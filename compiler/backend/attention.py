@@ -80,6 +80,9 @@ MCAST = True  # K^T and V by multicast reads (attention_load.mcast_scores), else
 # Pipelined: the first query tile alone before K^T (its softmax starts beside the
 # other tiles' scores), else every query tile first, scored part by part as K^T lands
 SPLIT = True
+# The pipelined head's O in DRAM (and SRAM) in R x C tiles, m tile by m tile, n tile by
+# n tile (as tt-metal's TILE_LAYOUT): a column piece of the last m tile is one packet
+TILED_O = True
 # Banks of the pipelined head with multicast reads, by role (None: the "low" side;
 # a tuple: parts by turns): K^T, V, scores, scratch rows, P, row sums, parameters, O.
 # 4 banks (RTL-measured, stop 12): K^T's parts in 1 and 2, V alone in 3.
@@ -350,14 +353,20 @@ def _build(
         for i, pe in enumerate(ch.pes):
 
             def store_o(t: int, cols: tuple[int, int] | None = None, pe=pe, i=i) -> None:
-                """O of m tile t (only the byte columns [c0, c1) of its rows, if given)."""
+                """O of m tile t (only the byte columns [c0, c1) of its rows, if given;
+                tiled: those R x C blocks, contiguous)."""
+                if TILED_O:
+                    c0, c1 = cols if cols else (0, vp)
+                    ch.store(pe, i, "O", "O", mp_ * vp, (t * R * vp + c0 * R, (c1 - c0) * R))
+                    return
                 rows = (t * R * vp, R * vp)
                 ch.store(pe, i, "O", "O", mp_ * vp, rows, (*cols, vp) if cols else None)
 
             soft = dict(src=f"@S{i}", dst=f"@P{i}", tmp=f"@T{i}", cols=sp, consts=qconsts,
                         out=out, **_at(extra, i))  # fmt: skip
             pipelined_tail(ch, pe, i, vs, soft, keys=sp, scores=later(i) if later else None,
-                           store_o=store_o, params_once=params_once, vparts=vparts)  # fmt: skip
+                           store_o=store_o, params_once=params_once, vparts=vparts,
+                           tiled_o=TILED_O)  # fmt: skip
         return _finish(ch, t, "mask" in extra, consts, len(kparts), "row-major A", pipelined)
     for i, pe in enumerate(ch.pes):
         for step in later(i) if later else []:
@@ -395,7 +404,10 @@ def _finish(
     seq, d = t["q"].shape
     dv = t["v"].shape[1]
     sp, vp = padded_keys(seq), ceil_to(dv, ch.arch.mac_cols)
-    ch.rows_output("O", seq, dv, vp)
+    if pipelined and TILED_O:
+        ch.tiled_output("O", seq, dv, vp)
+    else:
+        ch.rows_output("O", seq, dv, vp)
     plan = ch.plan(keys_padded=sp, masked=masked, softmax_consts=consts)
     plan["transpose"] = transpose
     plan["pipelined"] = pipelined

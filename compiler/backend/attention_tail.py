@@ -37,11 +37,13 @@ from compiler.backend.vec_ops import ALL_PHASES, QSoftmaxOp, SoftmaxPhase
 from compiler.dialects import mapping as mp
 
 # tile 0's score steps of the later m tiles per softmax part (RMAX, EXPB, RSUM, RECIP,
-# REQB), measured on the RTL (small, seq 128: 8 steps 1-3-2-2-0 3540 cycles; 0-3-2-3-0,
-# the even spread after the RMAX, 3607; 2-2-2-2-0 3566; 1-2-3-2-0 3585; 1-3-3-1-0 3587;
-# 0-3-3-2-0 3669): the first step (it waits for the other query tiles) right after
-# the RMAX, the most beside the EXPB
-TILE0_SHARES = (1, 3, 2, 2, 0)
+# REQB).  The controller waits for each MATMUL's acceptance, so a step placed before a
+# VOP holds that VOP back.  Measured on the RTL (small, seq 128, 8 banks): 0-3-2-2-1
+# 3,061 cycles, 0-2-3-2-1 3,062, 0-2-2-2-2 3,063, 1-3-2-2-0 3,119, 0-1-3-2-2 3,130: no
+# step before the EXPB, whose issue would otherwise wait for the other query tiles
+# (the last PEs' arrive some 170 cycles after tile 0's scores; stop 12, 4 banks:
+# 1-3-2-2-0 was best)
+TILE0_SHARES = (0, 3, 2, 2, 1)
 # the last m tile's O leaves by columns of this many bytes (16 or 32) as they finish
 TAIL_COL_BYTES = 32
 __all__ = ["pipelined_tail", "softmax_parts", "interleave"]
@@ -69,6 +71,7 @@ def pipelined_tail(
     store_o=None,
     params_once: bool = False,
     vparts=None,
+    tiled_o: bool = False,
 ) -> None:
     """PE ``pe`` (index ``i``): softmax and P V (module docstring). ``soft``: the
     QSoftmaxOp attributes shared by every part (src, dst, tmp, cols, consts, out, mask,
@@ -93,6 +96,11 @@ def pipelined_tail(
             store_o(t, cols)
 
     def pv(t: int, j: int) -> None:
+        # O tile-major (R x C blocks, contiguous per n tile), else rows of vs.n bytes
+        if tiled_o:
+            out = {"ldc": C, "c_offset": t * R * vs.n + j * R * C}
+        else:
+            out = {"ldc": vs.n, "c_offset": t * R * vs.n + j * C}
         if t == 0 and j in v_starts and waits_v:
             kb.add(pe, mp.WaitOp, sem=vs.sems[0], count=1)  # V part from column tile j
         params = {"qload": int(t == j == 0)} if params_once else {"p_offset": j * ch.q}
@@ -102,8 +110,8 @@ def pipelined_tail(
             b, b_off = f"@{buf}", off + (j - j0) * keys * C
         kb.add(
             pe, MatmulAtOp, a=soft["dst"], b=b, c=f"@O{i}", params="@PO",
-            tiles=[1, 1], k=keys, ldc=vs.n, a_offset=t * R * keys, b_offset=b_off,
-            c_offset=t * R * vs.n + j * C, alda=keys // 16, **params,
+            tiles=[1, 1], k=keys, a_offset=t * R * keys, b_offset=b_off, alda=keys // 16,
+            **out, **params,
         )  # fmt: skip
 
     if scores:  # tile 0's softmax beside the MAC array's other score tiles

@@ -334,6 +334,19 @@ class RowChain:
 
         self.kb.outputs[dram] = unpack
 
+    def tiled_output(self, dram: str, rows: int, cols: int, width: int) -> None:
+        """Output ``dram`` of ``[pes][mtp][width / C][R][C]`` int8 tiles (each PE's
+        m tiles, each in n tiles of R rows x C bytes) -> the host's rows x cols."""
+        R, C = self.arch.mac_rows, self.arch.mac_cols
+        tiles = len(self.pes) * self.mtp
+
+        def unpack(d: dict[str, bytes]) -> np.ndarray:
+            raw = np.frombuffer(d[dram], np.int8)[: tiles * R * width]
+            out = raw.reshape(tiles, width // C, R, C).transpose(0, 2, 1, 3)
+            return out.reshape(tiles * R, width)[:rows, :cols]
+
+        self.kb.outputs[dram] = unpack
+
     def plan(self, **extra) -> dict:
         streams = {
             op.name: (

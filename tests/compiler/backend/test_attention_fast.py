@@ -205,9 +205,9 @@ def test_pipelined_tail_order_and_bit_exact(archs, run_isa):
     assert seq[:8] == [("s", False)] * 8
     tr, mm = ("tr",), ("mm",)
     assert seq[8:] == [
-        # shares 1-3-2-2-0 (attention_tail.TILE0_SHARES: measured on the RTL)
-        ("sm", 1, 0), s1, ("sm", 2, 0), s1, s1, s1, ("sm", 4, 0), s1, s1, ("sm", 8, 0), s1, s1,
-        ("sm", 16, 0),
+        # shares 0-3-2-2-1 (attention_tail.TILE0_SHARES: measured on the RTL)
+        ("sm", 1, 0), ("sm", 2, 0), s1, s1, s1, ("sm", 4, 0), s1, s1, ("sm", 8, 0), s1, s1,
+        ("sm", 16, 0), s1,
         # tile 1's softmax parts, each but the last followed by its share of tile 0's
         # P V (on P's rows: no transposes)
         ("sm", 1, R), mm, ("sm", 2, R), mm, ("sm", 4, R), mm, ("sm", 8, R), mm,
