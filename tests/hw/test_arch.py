@@ -24,6 +24,12 @@ def test_reference_numbers():
     assert s2.tiles == 152
     assert s2.dram_ports == 2
     assert preset("s2board").pes == 48 * 152
+    # small: 8 banks, the GEMM/MLP layouts' regions are quarters of two banks each
+    assert (small.sram_banks, small.regions, small.region_bytes) == (8, 4, 32 * 1024)
+    assert preset("tiny").region_bytes == preset("tiny").bank_bytes
+    # the DRAM queue holds latency x bandwidth in 64-byte multicast-read requests
+    for arch in (small, s2):
+        assert arch.dram_queue * 64 >= arch.dram_latency * arch.dram_bytes_per_cycle
 
 
 def test_unknown_preset_names_the_choices():
@@ -42,6 +48,7 @@ def test_unknown_preset_names_the_choices():
         ("loop_depth", 2, "loop_depth must be in 3..4, not 2"),
         ("mac_cols", "16", "mac_cols must be an integer, not '16'"),
         ("dram_bytes", 17, "dram_bytes must be a multiple of 16"),
+        ("dram_queue", 24, "dram_queue must be a power of two in 2..256, not 24"),
     ],
 )
 def test_invalid_fields_are_named(field, value, message):
