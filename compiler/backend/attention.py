@@ -77,9 +77,6 @@ MASK = -(1 << 30)
 PARTS = 8  # K^T is broadcast in up to this many parts
 V_PARTS = 4  # V is multicast in up to this many parts
 MCAST = True  # K^T and V by multicast reads (attention_load.mcast_scores), else the comb
-# Pipelined: the first query tile alone before K^T (its softmax starts beside the
-# other tiles' scores), else every query tile first, scored part by part as K^T lands
-SPLIT = True
 # The pipelined head's O in DRAM (and SRAM) in R x C tiles, m tile by m tile, n tile by
 # n tile (as tt-metal's TILE_LAYOUT): a column piece of the last m tile is one packet
 TILED_O = True
@@ -237,7 +234,7 @@ def _build(
     # banks (attention_load.py): 0 the MAC A operands and outputs (Q, S, PT, O; "low"),
     # 1 the vector scratch and constants, 2 and 3 (comb: 1) K^T's parts by turns, 3 V;
     # P's blocked copy in 2 (written after K^T's last use). Pipelined with multicast
-    # reads (below): S in 1, the scratch rows in 0, P in 2, K^T's parts in 1 and 2.
+    # reads: the tables PIPE_BANKS (4 banks) and PIPE_BANKS8 (8 or more), pipe_sides.
     use_banks(kb)
     b1, b2, b3 = (bank_side(arch, k) for k in (1, 2, 3))
     pipe = pipe_sides(arch)
@@ -257,9 +254,9 @@ def _build(
         vs.parts = min(V_PARTS, vp // C)
     ch.assign()
     mcast = MCAST and not vs.streamed and len(ch.pes) > 1
-    # multicast reads, pipelined: K^T's parts in banks 1 and 2 by turns, V in bank 3
-    # alone: V lands (multicast: one busy receiver stalls every branch) while the MACs
-    # read K^T for the later m tiles (RTL, seq 128: 3,607 cycles; parts in 2 and 3,
+    # multicast reads, pipelined (PIPE_BANKS with 4 banks): K^T's parts in banks 1 and
+    # 2 by turns, V in bank 3 alone: V lands (multicast: one busy receiver stalls every
+    # branch) while the MACs read K^T for the later m tiles (RTL, seq 128: 3,607 cycles; parts in 2 and 3,
     # V sharing 3: 3,874; all parts in 2: 3,739); not pipelined: K^T's odd parts share
     # V's bank (V arrives after K^T), so the vector scratch (bank 1) is the vector
     # unit's alone while the MACs read K^T
@@ -306,8 +303,8 @@ def _build(
         mask = ch.group("mask", "key mask", mvec.nbytes, (soft_ph, soft_ph), cb, mvec.tobytes())
         f16 = int(np.flatnonzero(mvec)[0]) // 16  # the first 16 columns with masked keys
         extra = {"mask": f"@{mask}", **({"mask_from": f16} if f16 else {})}
-    # pipelined: the scores in bank 1 and the scratch rows in bank 0, so the second query
-    # tile (bank 0) lands while the vector unit streams tile 0's scores (performance
+    # pipelined, 4 banks: the scores in bank 1 and the scratch rows in bank 0, so the
+    # second query tile (bank 0) lands while the vector unit streams tile 0's scores (performance
     # model, every placement of Q, S, E, P, O: 3,512 .. 3,575 cycles for seq 128; RTL:
     # scores in 0 and scratch in 1 4,054 against 3,874, P in 0, 1 or 3 worse than in 2)
     s_side, e_side = (pipe["s"], pipe["e"]) if pipelined else ("low", b1)
@@ -338,7 +335,7 @@ def _build(
             ch, kparts, vs, t["q"], dp,
             lambda pe, i, p, t0, tiles: kparts.matmul(pe, p, f"@Q{i}", f"@S{i}", f"@{ident}",
                                                       4 * sp, mt=tiles, t0=t0),
-            soft_ph, split=pipelined and SPLIT, vparts=vparts,
+            soft_ph, split=pipelined, vparts=vparts,
         )  # fmt: skip
     else:
         score_parts(

@@ -101,12 +101,11 @@ class KParts:
     def __len__(self) -> int:
         return len(self.parts)
 
-    def load(self, p: int, to: list[int] | None = None, pe=(0, 0)) -> None:
-        """PE ``pe`` reads part ``p`` from DRAM (a multicast read to ``to``, of which
-        ``pe`` is a corner)."""
+    def load(self, p: int, to: list[int] | None = None) -> None:
+        """PE (0, 0) reads part ``p`` from DRAM (a multicast read to ``to``)."""
         j0, _, buf, off, nbytes = self.parts[p]
         self.ch.kb.add(
-            pe, mp.TransferOp, local=f"@{buf}", remote=f"@{self.op.name}",
+            (0, 0), mp.TransferOp, local=f"@{buf}", remote=f"@{self.op.name}",
             count=words_rows(nbytes), sem=self.op.sems[0], read=1,
             **({"local_offset": off} if off else {}),
             **({"remote_offset": j0 * self.op.k * self.ch.arch.mac_cols} if j0 else {}),
@@ -250,9 +249,6 @@ def wait_v(ch: RowChain, vs: Shared) -> None:
 # after part 6 3,160 cycles, 5 or 4 3,122, 3 3,272: the PEs whose tile arrives last
 # finish last, the others wait on their softmax)
 Q_REST_AFTER = 5
-# Which PE reads V (multicast): "first" PE (0, 0), which also reads K^T, after K^T's
-# reads; "last" the grid's opposite corner, after its other query tiles' read
-V_READER = "first"
 READS_AHEAD = 4  # PE (0, 0)'s reads queued before its first WAIT
 
 
@@ -319,15 +315,13 @@ def mcast_scores(
             score(pe, i, p, 0, first)
             if p == rest and i > 0 and mt > 1:
                 read_q(i, 1, mt)
-            if p == rest and i == len(ch.pes) - 1 > 0 and vparts is not None and V_READER == "last":
-                for v in range(len(vparts)):
-                    vparts.load(v, grid, pe)
     # V after the other query tiles' reads (the DRAM serves reads in arrival order);
     # V among K^T's parts: performance model 4758-5251 against 4509-4656
-    if vparts is not None:  # V's parts in buffers by turns over banks
-        if V_READER != "last" or len(ch.pes) == 1:
-            for p in range(len(vparts)):
-                vparts.load(p, grid)
+    # (V's parts in buffers by turns over banks, or one buffer; RTL, 8 banks: read by
+    # the opposite corner after its other query tiles instead, 3,235 against 3,210)
+    if vparts is not None:
+        for p in range(len(vparts)):
+            vparts.load(p, grid)
     else:
         for j in vs.part_tiles(C):
             read_v(*j)
