@@ -256,7 +256,8 @@ def _build(
     mcast = MCAST and not vs.streamed and len(ch.pes) > 1
     # multicast reads, pipelined (PIPE_BANKS with 4 banks): K^T's parts in banks 1 and
     # 2 by turns, V in bank 3 alone: V lands (multicast: one busy receiver stalls every
-    # branch) while the MACs read K^T for the later m tiles (RTL, seq 128: 3,607 cycles; parts in 2 and 3,
+    # branch) while the MACs read K^T for the later m tiles (RTL, seq 128: 3,607 cycles;
+    # parts in 2 and 3,
     # V sharing 3: 3,874; all parts in 2: 3,739); not pipelined: K^T's odd parts share
     # V's bank (V arrives after K^T), so the vector scratch (bank 1) is the vector
     # unit's alone while the MACs read K^T
@@ -304,8 +305,8 @@ def _build(
         f16 = int(np.flatnonzero(mvec)[0]) // 16  # the first 16 columns with masked keys
         extra = {"mask": f"@{mask}", **({"mask_from": f16} if f16 else {})}
     # pipelined, 4 banks: the scores in bank 1 and the scratch rows in bank 0, so the
-    # second query tile (bank 0) lands while the vector unit streams tile 0's scores (performance
-    # model, every placement of Q, S, E, P, O: 3,512 .. 3,575 cycles for seq 128; RTL:
+    # second query tile (bank 0) lands while the vector unit streams tile 0's scores
+    # (performance model, every placement of Q, S, E, P, O: 3,512 .. 3,575 cycles for seq 128; RTL:
     # scores in 0 and scratch in 1 4,054 against 3,874, P in 0, 1 or 3 worse than in 2)
     s_side, e_side = (pipe["s"], pipe["e"]) if pipelined else ("low", b1)
     ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, soft_ph), s_side)
