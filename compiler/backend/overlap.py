@@ -168,11 +168,9 @@ def _useless_nowait(code: list[InstrOp], fences: dict[int, int]) -> set[int]:
     return out
 
 
-def _rebuilt(
-    arch, program: ProgramOp, fences: dict[int, int], keep: frozenset = frozenset()
-) -> ProgramOp | None:
-    """``program`` with nowait unit commands (not the opcodes in ``keep``) and the
-    FENCEs; None if it outgrows imem."""
+def _rewrite(arch, program: ProgramOp, fences: dict[int, int], keep: frozenset = frozenset()) -> bool:
+    """Make ``program``'s unit commands nowait (not the opcodes in ``keep``) and insert
+    the FENCEs, in place; False (program untouched) if it would outgrow imem."""
     code = program.instructions()
     blocking = _useless_nowait(code, fences)
     blocking |= {pc for pc, op in enumerate(code) if op.OPCODE in keep}
@@ -180,42 +178,44 @@ def _rebuilt(
     for pc in range(len(code)):
         before[pc + 1] = before[pc] + (1 if pc in fences else 0)
     if len(code) + before[len(code)] > arch.imem_words:
-        return None
-    out: list[InstrOp] = []
+        return False
+    block = program.body.block
     for pc, op in enumerate(code):
         if pc in fences:
-            out.append(instr(Op.FENCE, units=fences[pc]))
-        values = op.values()
+            fence = instr(Op.FENCE, units=fences[pc])
+            block.insert_op_before(fence, op)
+            fence.verify()
+        changed = False
         if op.OPCODE == Op.LOOP:
-            last = pc + values["body"]
-            values["body"] += before[min(last, len(code) - 1) + 1] - before[pc + 1]
+            last = pc + op.values()["body"]
+            grow = before[min(last, len(code) - 1) + 1] - before[pc + 1]
+            if grow:
+                op.set_field("body", op.values()["body"] + grow)
+                changed = True
         if op.OPCODE in NOWAIT_OPS and pc not in blocking:
-            values["nowait"] = 1
-        out.append(instr(op.OPCODE, **values))
-    segments = [seg.clone() for seg in program.segments()]
-    return ProgramOp(program.sym_name.data, program.coords, [*segments, *out])
+            op.set_field("nowait", 1)
+            changed = True
+        if changed:
+            op.verify()
+    return True
 
 
 def overlap_units(
     arch, programs: list[ProgramOp], store: Mapping[str, bytes], keep=frozenset()
 ) -> tuple[list[ProgramOp], dict]:
-    """Programs with nowait unit commands and FENCEs (unchanged without
+    """Programs, rewritten in place, with nowait unit commands and FENCEs (unchanged without
     ``arch.async_units``; the opcodes in ``keep`` stay blocking, a planner's choice),
     and figures: ``nowait`` commands, ``fences`` placed."""
     if not arch.async_units:
         check_deadlock(arch, programs, store)
         return programs, {"nowait": 0, "fences": 0}
     fences = plan_fences(arch, programs, store, keep)
-    out, n_nowait, n_fence, kept = [], 0, 0, []
+    n_nowait, n_fence, kept = 0, 0, []
     for p in programs:
         f = fences.get(p.coords, {})
-        new = _rebuilt(arch, p, f, frozenset(keep))
-        if new is None:
+        if not _rewrite(arch, p, f, frozenset(keep)):
             kept.append(p.coords)
-            out.append(p)
             continue
-        new.verify()
-        out.append(new)
         n_fence += len(f)
-        n_nowait += sum(1 for op in new.instructions() if op.values().get("nowait"))
-    return out, {"nowait": n_nowait, "fences": n_fence, "blocking_pes": kept}
+        n_nowait += sum(1 for op in p.instructions() if op.values().get("nowait"))
+    return programs, {"nowait": n_nowait, "fences": n_fence, "blocking_pes": kept}

@@ -30,6 +30,8 @@ attributes it needs, their types and ranges.
 
 from __future__ import annotations
 
+from functools import cache
+
 from typing import ClassVar
 
 from xdsl.dialects.builtin import (
@@ -63,15 +65,27 @@ def ref_of(op: IRDLOperation, name: str) -> str:
     return op.attributes[name].root_reference.data
 
 
+@cache
+def _int_attr(value: int) -> IntegerAttr:
+    return IntegerAttr(value, i64)
+
+
+@cache
+def _ints_attr(values: tuple[int, ...]) -> DenseArrayBase:
+    return DenseArrayBase.from_list(i64, list(values))
+
+
 def _attr(value) -> Attribute:
+    """Attributes are immutable values in xDSL: equal ones are shared (a kernel builds
+    tens of thousands of ops over few distinct numbers)."""
     if isinstance(value, bool | int):
-        return IntegerAttr(int(value), i64)
+        return _int_attr(int(value))
     if isinstance(value, str):
         return StringAttr(value)
     if isinstance(value, SymbolRefAttr):
         return value
     if isinstance(value, list | tuple):
-        return DenseArrayBase.from_list(i64, [int(v) for v in value])
+        return _ints_attr(tuple(int(v) for v in value))
     raise TypeError(f"no mapping attribute for {value!r}")
 
 

@@ -22,6 +22,7 @@ bytes held in a constant store (never inline in the IR) in SRAM or DRAM.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import ClassVar
 
 from xdsl.dialects.builtin import (
@@ -58,7 +59,7 @@ class InstrOp(IRDLOperation):
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields_of(cls.OPCODE))
+        return _field_names(cls.OPCODE)
 
     def values(self) -> dict[str, int]:
         out = {}
@@ -67,8 +68,12 @@ class InstrOp(IRDLOperation):
             out[name] = int(attr.value.data) if isinstance(attr, IntegerAttr) else 0
         return out
 
+    def set_field(self, name: str, value: int) -> None:
+        """Set one field in place (the caller verifies the op afterwards)."""
+        self.attributes[name] = _int_attr(int(value))
+
     def encode(self) -> int:
-        return encode(self.OPCODE, **self.values())
+        return _encode(self.OPCODE, tuple(self.values().items()))
 
     def verify_(self) -> None:
         names = set(self.field_names())
@@ -78,7 +83,7 @@ class InstrOp(IRDLOperation):
             if not isinstance(attr, IntegerAttr):
                 raise VerifyException(f"'{self.name}' field '{key}' must be an integer")
         try:
-            decode(self.encode())
+            _check(self.OPCODE, tuple(self.values().items()))
         except EncodingError as exc:
             raise VerifyException(f"'{self.name}': {exc}") from None
 
@@ -103,7 +108,30 @@ class InstrOp(IRDLOperation):
             values[name] = parser.parse_integer(allow_boolean=False)
             if parser.parse_optional_punctuation(",") is None:
                 break
-        return cls.build(attributes={k: IntegerAttr(v, i64) for k, v in values.items()})
+        return cls.build(attributes={k: _int_attr(v) for k, v in values.items()})
+
+
+@cache
+def _field_names(op: Op) -> tuple[str, ...]:
+    return tuple(f.name for f in fields_of(op))
+
+
+@cache
+def _encode(op: Op, values: tuple[tuple[str, int], ...]) -> int:
+    return encode(op, **dict(values))
+
+
+@cache
+def _check(op: Op, values: tuple[tuple[str, int], ...]) -> None:
+    """Raise EncodingError unless the fields encode and decode (sub-field rules)."""
+    decode(_encode(op, values))
+
+
+@cache
+def _int_attr(value: int) -> IntegerAttr:
+    """Field values as shared attributes: xDSL attributes are immutable values, and a
+    program of thousands of instructions uses few distinct numbers."""
+    return IntegerAttr(value, i64)
 
 
 def _make_instr_class(op: Op) -> type[InstrOp]:
@@ -126,7 +154,7 @@ INSTR_CLASSES: dict[Op, type[InstrOp]] = {op: _make_instr_class(op) for op in Op
 def instr(op: Op, **values: int) -> InstrOp:
     """A ``pe_isa`` op for opcode ``op`` with the given field values."""
     cls = INSTR_CLASSES[Op(op)]
-    return cls.build(attributes={k: IntegerAttr(int(v), i64) for k, v in values.items()})
+    return cls.build(attributes={k: _int_attr(int(v)) for k, v in values.items()})
 
 
 @irdl_op_definition
