@@ -168,7 +168,9 @@ def _useless_nowait(code: list[InstrOp], fences: dict[int, int]) -> set[int]:
     return out
 
 
-def _rewrite(arch, program: ProgramOp, fences: dict[int, int], keep: frozenset = frozenset()) -> bool:
+def _rewrite(
+    arch, program: ProgramOp, fences: dict[int, int], keep: frozenset = frozenset()
+) -> bool:
     """Make ``program``'s unit commands nowait (not the opcodes in ``keep``) and insert
     the FENCEs, in place; False (program untouched) if it would outgrow imem."""
     code = program.instructions()

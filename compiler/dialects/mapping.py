@@ -31,7 +31,6 @@ attributes it needs, their types and ranges.
 from __future__ import annotations
 
 from functools import cache
-
 from typing import ClassVar
 
 from xdsl.dialects.builtin import (
