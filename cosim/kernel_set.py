@@ -60,6 +60,11 @@ def shape_for(name: str, arch: ArchConfig) -> dict:
     return dict(_SHAPES[size][name])
 
 
+def default_shape(name: str, arch: ArchConfig) -> dict:
+    """``shape_for`` for a kernel of the set; {} (the kernel's own defaults) for others."""
+    return shape_for(name, arch) if name in _SHAPES["full"] else {}
+
+
 def shape_text(name: str, shape: dict) -> str:
     s = shape
     if name == "gemm":

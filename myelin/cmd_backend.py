@@ -55,7 +55,13 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
 
 
 def _shape(args: argparse.Namespace) -> dict:
-    return {s: getattr(args, s) for s in _SHAPE_ARGS if getattr(args, s) is not None}
+    """The shape options given, over the kernel's `make cosim` shape on ``--arch``
+    (so `myelin bench kernel gemm --arch small` measures the benchmark's GEMM)."""
+    from cosim.kernel_set import default_shape
+    from hw.arch import load_arch
+
+    given = {s: getattr(args, s) for s in _SHAPE_ARGS if getattr(args, s) is not None}
+    return {**default_shape(args.name, load_arch(args.arch)), **given}
 
 
 def _compile(args: argparse.Namespace):
@@ -91,6 +97,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     executor = executor_for(args.on, job=f"bench-{args.name}")
     figures = execute(_compile(args), executor)
+    figures = {"kernel": figures["kernel"], "shape": _shape(args), **figures}
     if args.json:
         print(json.dumps(figures))
     else:
