@@ -76,6 +76,9 @@ RECIP_K = 30
 MASK = -(1 << 30)
 PARTS = 8  # K^T is broadcast in up to this many parts
 V_PARTS = 4  # V is multicast in up to this many parts
+# Pipelined, when the scores, scratch rows and probabilities of every m tile do not
+# fit beside K^T and V: those of this many m tiles, reused in turn (attention_tail.py)
+RING = 2
 MCAST = True  # K^T and V by multicast reads (attention_load.mcast_scores), else the comb
 # The pipelined head's O in DRAM (and SRAM) in R x C tiles, m tile by m tile, n tile by
 # n tile (as tt-metal's TILE_LAYOUT): a column piece of the last m tile is one packet
@@ -168,7 +171,13 @@ def map_attention(arch, t: dict, name: str = "attention", parts: int | None = No
     would not fit the instruction memory (its code grows with the m tiles per PE)."""
     mapped = _map(arch, t, name, PARTS if parts is None else parts, True)
     if mapped.plan["pipelined"] and not _fits_imem(arch, mapped):
-        mapped = _map(arch, t, name, PARTS if parts is None else parts, False)
+        try:
+            mapped = _map(arch, t, name, PARTS if parts is None else parts, False)
+        except AllocError as exc:
+            raise AllocError(
+                f"attention: the pipelined head's program outgrows the instruction memory "
+                f"({arch.imem_words} words), and without the pipelined tail: {exc}"
+            ) from exc
     return mapped
 
 
@@ -176,14 +185,30 @@ def _map(arch, t: dict, name: str, parts: int, pipeline: bool) -> Mapped:
     check_rc(arch, "attention")
     seq, dv = t["q"].shape[0], t["v"].shape[1]
     sizes = [("V", padded_keys(seq) * ceil_to(dv, arch.mac_cols))]  # K^T: out32, resident
+    ring_err = None
+    if pipeline:  # the pipelined tail with every m tile's scores, else with a ring of two
+        for ring in (0, RING):
+            try:
+                return _build(arch, t, name, set(), parts, pipeline=True, ring=ring)
+            except AllocError as exc:
+                ring_err = exc
     try:
         return build_first_fit(
             lambda streamed: _build(arch, t, name, streamed, parts, pipeline=pipeline), sizes
         )
     except AllocError:  # without the softmax's scratch rows (its int32 VOPs in place)
-        return build_first_fit(
-            lambda streamed: _build(arch, t, name, streamed, parts, False, pipeline), sizes
-        )
+        try:
+            return build_first_fit(
+                lambda streamed: _build(arch, t, name, streamed, parts, False, pipeline), sizes
+            )
+        except AllocError as exc:
+            if ring_err is None:
+                raise
+            # the ring holds the fewest scores: its shortfall is the one to report
+            raise AllocError(
+                f"{ring_err} [pipelined with a ring of {RING} m tiles of scores; every "
+                f"other mapping needs more]"
+            ) from exc
 
 
 def _fits_imem(arch, mapped: Mapped) -> bool:
@@ -224,6 +249,7 @@ def _build(
     parts: int,
     scratch: bool = True,
     pipeline: bool = True,
+    ring: int = 0,
 ) -> Mapped:
     R, C = arch.mac_rows, arch.mac_cols
     seq, d = t["q"].shape
@@ -242,6 +268,9 @@ def _build(
     # each m tile's O leaves on its own (whole 16-byte words: R * vp a multiple of 16)
     pipelined = pipeline and scratch and ch.mtp > 1 and "V" not in streamed
     pipelined = pipelined and (R * vp) % 16 == 0
+    # a ring of m tiles for the scores and probabilities (one tile of scratch rows)
+    ring = ring if pipelined and MCAST and 0 < ring < ch.mtp else 0
+    s_rows = ring * R if ring else mp_
     # the transposes expect K^T's key columns permuted within C-chunks; P's rows not
     perm = np.arange(sp) if pipelined else chunk_perm(sp, R, C)
     kt = np.zeros((dp, sp), np.int8)
@@ -309,13 +338,14 @@ def _build(
     # (performance model, every placement of Q, S, E, P, O: 3,512 .. 3,575 cycles for seq 128; RTL:
     # scores in 0 and scratch in 1 4,054 against 3,874, P in 0, 1 or 3 worse than in 2)
     s_side, e_side = (pipe["s"], pipe["e"]) if pipelined else ("low", b1)
-    ch.per_pe("S", "scores", mp_ * sp * 4, (SCORE, soft_ph), s_side)
+    ch.per_pe("S", "scores", s_rows * sp * 4, (SCORE, soft_ph), s_side)
     if scratch:
-        ch.per_pe("E", "exp(scores - row max)", mp_ * sp * 4, (soft_ph, soft_ph), e_side)
+        e_rows = R if ring else mp_
+        ch.per_pe("E", "exp(scores - row max)", e_rows * sp * 4, (soft_ph, soft_ph), e_side)
         extra["scratch"] = "@E{}"
     # the row-major transpose reads up to 16 rows of R bytes past a row start
     if pipelined:  # P V reads P's rows (row-major A)
-        ch.per_pe("P", "probabilities", mp_ * sp, (soft_ph, pv_ph), pipe["p"])
+        ch.per_pe("P", "probabilities", s_rows * sp, (soft_ph, pv_ph), pipe["p"])
     else:
         # the row-major transpose reads up to 16 rows of R bytes past a row start
         ch.per_pe(
@@ -335,7 +365,8 @@ def _build(
         later = mcast_scores(
             ch, kparts, vs, t["q"], dp,
             lambda pe, i, p, t0, tiles: kparts.matmul(pe, p, f"@Q{i}", f"@S{i}", f"@{ident}",
-                                                      4 * sp, mt=tiles, t0=t0),
+                                                      4 * sp, mt=tiles, t0=t0,
+                                                      c_t0=t0 % ring if ring else t0),
             soft_ph, split=pipelined, vparts=vparts,
         )  # fmt: skip
     else:
@@ -364,8 +395,10 @@ def _build(
                         out=out, **_at(extra, i))  # fmt: skip
             pipelined_tail(ch, pe, i, vs, soft, keys=sp, scores=later(i) if later else None,
                            store_o=store_o, params_once=params_once, vparts=vparts,
-                           tiled_o=TILED_O)  # fmt: skip
-        return _finish(ch, t, "mask" in extra, consts, len(kparts), "row-major A", pipelined)
+                           tiled_o=TILED_O, ring=ring)  # fmt: skip
+        mapped = _finish(ch, t, "mask" in extra, consts, len(kparts), "row-major A", pipelined)
+        mapped.plan["ring"] = ring
+        return mapped
     for i, pe in enumerate(ch.pes):
         for step in later(i) if later else []:
             step()

@@ -119,17 +119,28 @@ class KParts:
         broadcast_wait(ch.kb, ch.gc, ch.gr, buf, nbytes, self.op.sems[0], off, "comb")
 
     def matmul(
-        self, pe, p: int, a: str, c: str, params: str, ldc: int, mt: int | None = None, t0: int = 0
+        self,
+        pe,
+        p: int,
+        a: str,
+        c: str,
+        params: str,
+        ldc: int,
+        mt: int | None = None,
+        t0: int = 0,
+        c_t0: int | None = None,
     ) -> None:
         """int32 ``c`` columns of part ``p`` = ``a`` (``mt`` tiles from m tile ``t0``,
-        default the row band's) @ part ``p`` (out32)."""
+        default the row band's) @ part ``p`` (out32), into ``c``'s rows of m tile
+        ``c_t0`` (default ``t0``; a ring of m tiles)."""
         j0, j1, buf, off, _ = self.parts[p]
         R, C = self.ch.arch.mac_rows, self.ch.arch.mac_cols
         mt = self.ch.mtp if mt is None else mt
+        c_t0 = t0 if c_t0 is None else c_t0
         self.ch.kb.add(
             pe, MatmulWinOp, a=a, b=f"@{buf}", c=c, params=params, tiles=[mt, j1 - j0],
             k=self.op.k, ldc=ldc, col_step=4 * C, out32=1, param_stride=0,
-            c_offset=j0 * 4 * C + t0 * R * ldc, **({"b_offset": off} if off else {}),
+            c_offset=j0 * 4 * C + c_t0 * R * ldc, **({"b_offset": off} if off else {}),
             **({"a_offset": t0 * self.op.k * R} if t0 else {}),
         )  # fmt: skip
 

@@ -72,6 +72,7 @@ def pipelined_tail(
     params_once: bool = False,
     vparts=None,
     tiled_o: bool = False,
+    ring: int = 0,
 ) -> None:
     """PE ``pe`` (index ``i``): softmax and P V (module docstring). ``soft``: the
     QSoftmaxOp attributes shared by every part (src, dst, tmp, cols, consts, out, mask,
@@ -80,13 +81,21 @@ def pipelined_tail(
     the scores of m tiles 1.. (attention_load.mcast_scores), paired one by one with
     the parts of tile 0's softmax. ``params_once``: every n tile has the same output
     parameters, loaded by the first P V only (a QLOAD waits for the rows of the
-    MATMUL before it, so each one would cost the P V its output overlap)."""
+    MATMUL before it, so each one would cost the P V its output overlap). ``ring``:
+    the scores and probabilities of m tile t sit in slot t % ring of ``src`` and
+    ``dst``, the scratch rows of every tile in the same R rows; the scores of tile
+    t + 1 are computed beside the softmax of tile t, after the P V of tile t - 1
+    (``scores`` then holds the same number of steps per tile)."""
     kb, R, C = ch.kb, ch.arch.mac_rows, ch.arch.mac_cols
     mt, nt = ch.mtp, vs.n // C
     v_starts = {j0 for j0, _ in vs.part_tiles(C)}  # n tiles that begin a V part
     waits_v = not vs.streamed and (i > 0 or vs.read_sem is not None or vs.mcast_read)
 
     def softmax(phases: int, r0: int, rows: int) -> None:
+        if ring:  # m tile r0 // R in its slot; the scratch rows of one tile
+            at = {"row0": (r0 // R) % ring * R + r0 % R, "scratch_row0": r0 % R}
+            kb.add(pe, QSoftmaxOp, **soft, rows=rows, **at, phases=int(phases), mt_total=ring)
+            return
         kb.add(pe, QSoftmaxOp, **soft, rows=rows, row0=r0, phases=int(phases), mt_total=mt)
 
     def store(t: int, cols: tuple[int, int] | None = None) -> None:
@@ -108,19 +117,26 @@ def pipelined_tail(
         if vparts is not None:  # the buffer of the part holding n tile j
             j0, _, buf, off, _ = next(pt for pt in vparts.parts if pt[0] <= j < pt[1])
             b, b_off = f"@{buf}", off + (j - j0) * keys * C
+        a_t = t % ring if ring else t  # P's slot
         kb.add(
             pe, MatmulAtOp, a=soft["dst"], b=b, c=f"@O{i}", params="@PO",
-            tiles=[1, 1], k=keys, a_offset=t * R * keys, b_offset=b_off, alda=keys // 16,
+            tiles=[1, 1], k=keys, a_offset=a_t * R * keys, b_offset=b_off, alda=keys // 16,
             **out, **params,
         )  # fmt: skip
 
-    if scores:  # tile 0's softmax beside the MAC array's other score tiles
+    per_tile = len(scores) // (mt - 1) if ring and scores else 0
+    if ring and (not scores or per_tile * (mt - 1) != len(scores)):
+        raise ValueError("pipelined_tail: a ring needs the same score steps for each m tile")
+    tile_scores = lambda t: scores[(t - 1) * per_tile : t * per_tile] if t < mt else []  # noqa: E731
+    if scores:  # tile 0's softmax beside the MAC array's other score tiles (ring: tile 1's)
         parts = [lambda p=p: softmax(*p) for p in softmax_parts(0, R, 1)]
-        interleave(parts, scores, TILE0_SHARES)
+        interleave(parts, tile_scores(1) if ring else scores, TILE0_SHARES)
     else:
         softmax(ALL_PHASES, 0, R)  # tile 0 whole: the MAC has nothing to overlap yet
     for t in range(1, mt):
         mac = [lambda t=t, j=j: pv(t - 1, j) for j in range(nt)]
+        if ring:  # tile t + 1's scores, into the slot of tile t - 1, whose softmax is done
+            mac = tile_scores(t + 1) + mac
         interleave([lambda p=p: softmax(*p) for p in softmax_parts(t * R, R, 1)], mac)
         store(t - 1)
     # the last tile's O by columns of two 16-byte words (else one) as its P V tiles

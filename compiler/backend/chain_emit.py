@@ -16,7 +16,7 @@ import time
 from xdsl.dialects.builtin import IntegerAttr, StringAttr, i64
 
 from compiler.backend.chain_ops import ChainTemplates, MatmulWinOp, TransposeBlockedOp
-from compiler.backend.codegen import I
+from compiler.backend.codegen import I, drop_same_strides
 from compiler.backend.compile import CompiledKernel, finish_programs, traffic
 from compiler.backend.lower import _PeLowering
 from compiler.backend.vec_ops import QSoftmaxOp, RequantRowsOp, VecTemplates
@@ -64,6 +64,7 @@ class ChainLowering(_PeLowering, VecTemplates, ChainTemplates):
         for op in self.pe.body.ops:
             name = _OWN.get(type(op)) or op.name.split(".", 1)[1].removesuffix("_at")
             getattr(self, name)(op)
+        self.code = drop_same_strides(self.code)
         self.code.append(I(Op.HALT))
         if len(self.code) > self.arch.imem_words:
             raise ImemError(

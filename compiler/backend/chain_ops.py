@@ -105,15 +105,25 @@ class ChainTemplates:
             I(Op.LI, rd=1, imm=self.off(ref_of(op, "a")) + _opt(op, "a_offset")),
             I(Op.LI, rd=2, imm=self.off(ref_of(op, "b")) + _opt(op, "b_offset")),
             I(Op.LI, rd=3, imm=self.off(ref_of(op, "c")) + _opt(op, "c_offset")),
-            I(Op.LI, rd=4, imm=self.off(ref_of(op, "params")) + _opt(op, "p_offset")),
         ]
+        if not out32:  # the output stage's parameters (out32 has none)
+            self.code.append(
+                I(Op.LI, rd=4, imm=self.off(ref_of(op, "params")) + _opt(op, "p_offset"))
+            )
+        mm = I(Op.MATMUL, rs1=1, rs2=2, rs3=3, k16=k // 16, out32=out32, ldc=ldc)
+        if mt == 1 and out32:  # one m tile, no parameters: one loop over the n tiles
+            if nt == 1:
+                self.code.append(mm)
+                return
+            self.strides({0: [(2, k * C), (3, step)]})
+            self.code += loop(nt, [mm, *self.spill(0)])
+            return
         self.strides(
             {
                 0: [(1, -mt * k * R), (2, k * C), (3, step - mt * R * ldc), (4, pstride)],
                 1: [(1, k * R), (3, R * ldc)],
             }
         )
-        mm = I(Op.MATMUL, rs1=1, rs2=2, rs3=3, k16=k // 16, out32=out32, ldc=ldc)
         # out32 skips the output stage: no parameters to load (a QLOAD would also wait
         # for the previous MATMUL's rows, hw/pe/mac_unit.py)
         q = [] if out32 else [I(Op.QLOAD, rs1=4, imm=0)]

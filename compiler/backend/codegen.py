@@ -5,7 +5,7 @@ from __future__ import annotations
 from compiler.dialects.pe_isa import InstrOp, instr
 from hw.isa import Op, VCfg
 
-__all__ = ["I", "loop", "softmax_vcfg"]
+__all__ = ["I", "loop", "softmax_vcfg", "drop_same_strides"]
 
 
 def softmax_vcfg(consts: list[int]) -> dict[VCfg, int]:
@@ -37,3 +37,31 @@ def loop(count: int, body: list[InstrOp]) -> list[InstrOp]:
     if not body:
         return []
     return [I(Op.LOOP, rs1=0, body=len(body), imm=count), *body]
+
+
+_UNKNOWN = object()  # a slot set inside a loop body: its value differs by iteration
+
+
+def drop_same_strides(code: list[InstrOp]) -> list[InstrOp]:
+    """``code`` without the LSTRIDEs that set a stride slot to what it holds already
+    (the lowering templates set every slot they use; consecutive ones often share
+    strides).  Only outside loop bodies, so no body length changes; slots start
+    cleared (docs/isa.md), and ``LSTRIDE x0`` clears one."""
+    state: dict[tuple[int, int], object] = {}
+    out: list[InstrOp] = []
+    end = -1  # the last pc of the outermost loop body being passed
+    for pc, op in enumerate(code):
+        inside = pc <= end
+        if op.OPCODE == Op.LOOP and not inside:
+            end = pc + op.values()["body"]
+        if op.OPCODE == Op.LSTRIDE:
+            v = op.values()
+            key, val = (v["level"], v["slot"]), (v["rd"], v["imm"] if v["rd"] else 0)
+            if inside:
+                state[key] = _UNKNOWN
+            elif state.get(key, (0, 0)) == val:
+                continue
+            else:
+                state[key] = val
+        out.append(op)
+    return out

@@ -19,7 +19,7 @@ from xdsl.dialects.builtin import IntegerAttr, StringAttr, i64
 
 from compiler.backend.builder import DESC_BYTES
 from compiler.backend.chain_ops import ChainTemplates, MatmulWinOp, TransposeBlockedOp
-from compiler.backend.codegen import I, loop, softmax_vcfg
+from compiler.backend.codegen import I, drop_same_strides, loop, softmax_vcfg
 from compiler.backend.lower_stream import StreamTemplates
 from compiler.backend.tile_ops import MatmulAtOp
 from compiler.backend.vec_ops import QSoftmaxOp, RequantRowsOp, VecTemplates
@@ -338,6 +338,7 @@ class _PeLowering(StreamTemplates, VecTemplates, ChainTemplates):
         }
         for op in self.pe.body.ops:
             table[type(op)](op)
+        self.code = drop_same_strides(self.code)
         self.code.append(I(Op.HALT))
         if len(self.code) > self.arch.imem_words:
             raise CompileError(

@@ -141,13 +141,14 @@ class QSoftmaxOp(_RowsOp):
         "words": "ref",
         "sem": "int",
         "row0": "int",
+        "scratch_row0": "int",
         "phases": "int",
         "mt_total": "int",
     }
 
     def check(self) -> None:
         self._rows_check()
-        self._nonneg("mask_from", "sem", "row0")
+        self._nonneg("mask_from", "sem", "row0", "scratch_row0")
         phases = int_of(self, "phases") if "phases" in self.attributes else ALL_PHASES
         if not 1 <= phases <= ALL_PHASES:
             raise VerifyException(f"'mapping.qsoftmax' phases must be a mask in 1..{ALL_PHASES}")
@@ -269,7 +270,9 @@ class VecTemplates:
         self._vcfg(**cfg)
         tmp = self.off(ref_of(op, "tmp"))
         src = self.off(ref_of(op, "src")) + r0 * 4 * cols
-        scr = self.off(ref_of(op, "scratch")) + r0 * 4 * cols if scratch else 0
+        # the scratch rows of a ring of m tiles may sit at other rows than src's and dst's
+        sr0 = int_of(op, "scratch_row0") if "scratch_row0" in a else r0
+        scr = self.off(ref_of(op, "scratch")) + sr0 * 4 * cols if scratch else 0
         if _segmented(op, rows, n16):
             self._qsoftmax_seg(op, ph, src, scr, tmp, rows, n16)
             return

@@ -43,6 +43,32 @@ def test_attention_bit_exact(arch_name, seq, d, transpose, archs, run_isa):
     assert fig["bit_exact"], fig
 
 
+@pytest.mark.parametrize(
+    "arch_name,seq,d", [("small", 384, 64), ("small", 520, 64), ("tiny", 96, 64)]
+)
+def test_ring_of_m_tiles_when_every_tile_does_not_fit(arch_name, seq, d, archs, run_isa):
+    """The scores of every m tile would not fit beside K^T and V: the pipelined head
+    keeps two m tiles of scores and probabilities and one of scratch rows (seq 520:
+    masked keys too), bit-exact on the reference simulator."""
+    seed = 800 + seq
+    print(f"seed={seed} arch={arch_name} seq={seq} d={d}")
+    arch = archs[arch_name]
+    ck = compile_kernel("attention", arch, seed=seed, seq=seq, d=d)
+    assert ck.plan["pipelined"] and ck.plan["ring"] == 2 and ck.plan["transpose"] == "row-major A"
+    R, sp = arch.mac_rows, -(-seq // 16) * 16
+    sizes = {b.attributes["tensor"].data: int(b.attributes["bytes"].value.data)
+             for b in ck.mapped.kernel.buffers().values()}  # fmt: skip
+    assert sizes["scores"] == 2 * R * sp * 4 and sizes["probabilities"] == 2 * R * sp
+    assert sizes["exp(scores - row max)"] == R * sp * 4
+    assert run_isa(ck)["bit_exact"]
+
+
+def test_every_m_tile_scored_when_it_fits(archs):
+    """seq 256 on small: the scores of all 4 m tiles fit, no ring."""
+    ck = compile_kernel("attention", archs["small"], seed=1, seq=256, d=64)
+    assert ck.plan["pipelined"] and ck.plan["ring"] == 0
+
+
 def test_tile_stores_need_whole_words(run_isa):
     """1 x 4 MAC array, d 9: an m tile's O rows are 4 bytes (R * vp = 1 * 12 is not a
     multiple of 16), so the per-tile stores of the pipelined tail cannot be described:
@@ -164,11 +190,14 @@ def test_qattention_pe_work(archs):
 
 
 def test_softmax_in_place_when_the_scratch_does_not_fit(archs, run_isa):
-    """tiny (32 KiB): 24 query rows of 96 keys per PE leave no room for the scratch
-    rows; the softmax then runs its int32 VOPs in place, still bit-exact."""
+    """tiny (32 KiB, 512 instructions): 32 query rows of 128 keys per PE. The
+    pipelined head (a ring of two m tiles) outgrows the instruction memory, and the
+    sequential one has no room for the scratch rows; the softmax then runs its int32
+    VOPs in place, still bit-exact."""
     seed = 96
     print(f"seed={seed}")
-    ck = compile_kernel("attention", archs["tiny"], seed=seed, seq=96, d=64)
+    ck = compile_kernel("attention", archs["tiny"], seed=seed, seq=128, d=16)
+    assert not ck.plan["pipelined"]
     ops = [o for pe in ck.mapped.kernel.pes() for o in pe.body.ops if o.name == "mapping.qsoftmax"]
     assert ops and all("scratch" not in o.attributes for o in ops)
     assert run_isa(ck)["bit_exact"]

@@ -89,3 +89,21 @@ def test_group_buffer_error_names_the_fullest_pe(archs):
     want = f"'shared' (g) needs {size // 2} bytes of SRAM on PE (1, 0) but only {size // 4} of"
     assert want in msg
     assert f"live there: scores10 {3 * size // 4})" in msg
+
+
+def test_attention_too_long_for_sram_names_the_ring(archs):
+    """seq 768 d 64 on small: K^T and V (48 KiB each) and two m tiles of scores do not
+    fit 128 KiB; the error is the ring's (the mapping that needs the least), naming
+    the tensor, the bytes and what is live beside it."""
+    with pytest.raises(AllocError) as exc:
+        compile_kernel("attention", archs["small"], seq=768, d=64)
+    msg = str(exc.value)
+    assert "bytes of SRAM on PE" in msg and "of 131072 bytes are available" in msg
+    assert "K^T" in msg and "scores" in msg and "ring of 2 m tiles" in msg
+
+
+def test_attention_program_too_long_for_imem(archs):
+    """tiny seq 128 d 64: the ring fits SRAM but its unrolled program outgrows the
+    512-word instruction memory, and the sequential head does not fit SRAM."""
+    with pytest.raises(AllocError, match=r"outgrows the instruction memory \(512 words\)"):
+        compile_kernel("attention", archs["tiny"], seq=128, d=64)

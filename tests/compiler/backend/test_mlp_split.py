@@ -128,13 +128,17 @@ def test_codesign_archs_choose_and_run(archs, run_isa):
 
 
 def test_coarser_grain_when_instruction_memory_is_small(archs, run_isa):
+    """1,024 words: m tile by m tile (1 KiB reads); 256: two m tiles per step (the
+    finest grain whose program fits); 128: not even the coarsest fits."""
+    fine = _compile(archs["small"], COSIM, seed=4, split="weights", tgroups=4)
+    assert fine.plan["grain"]["m_tiles"] == 1
     arch = archs["small"].replace(name="small-imem256", imem_words=256)
     ck = _compile(arch, COSIM, seed=4, split="weights", tgroups=4)
-    assert ck.plan["grain"]["m_tiles"] == 4 and ck.plan["grain"]["read_bytes"] == 4096
+    assert ck.plan["grain"]["m_tiles"] == 2 and ck.plan["grain"]["read_bytes"] == 2048
     assert max(len(i.imem) for i in ck.images.values()) <= 256
     assert run_isa(ck)["bit_exact"]
-    with pytest.raises(mlp_split.ImemError, match="instruction memory holds 64"):
-        _compile(arch.replace(imem_words=64), COSIM, seed=4, split="weights", tgroups=4)
+    with pytest.raises(mlp_split.ImemError, match="instruction memory holds 128"):
+        _compile(arch.replace(imem_words=128), COSIM, seed=4, split="weights", tgroups=4)
 
 
 def test_token_split_without_six_semaphores(archs, run_isa):

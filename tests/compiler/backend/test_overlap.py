@@ -201,3 +201,26 @@ def test_performance_model_overlap_is_within_the_roofline(archs, name):
     assert fast["bit_exact"] and slow["bit_exact"]
     assert fast["roofline_cycles"] <= fast["cycles"] < slow["cycles"]
     assert 0 < fast["utilization"] <= 1
+
+
+def test_same_strides_are_set_once():
+    """drop_same_strides: an LSTRIDE that sets a slot to its value is dropped outside
+    loop bodies; one inside a body is kept and makes the slot unknown; x0 clears."""
+    from compiler.backend.codegen import drop_same_strides
+
+    S = lambda rd, imm, level=0, slot=0: instr(Op.LSTRIDE, rd=rd, level=level, slot=slot, imm=imm)  # noqa: E731
+    code = [
+        S(0, 5),  # clears a cleared slot: dropped
+        S(1, 4),
+        S(1, 4),  # dropped
+        S(1, 4, slot=1),  # another slot: kept
+        instr(Op.LOOP, rs1=0, body=2, imm=3),
+        S(1, 8),  # inside a body: kept, slot 0 unknown
+        instr(Op.NOP),
+        S(1, 8),  # kept (unknown before)
+        S(1, 8),  # dropped
+        S(0, 0),  # clears: kept
+        S(0, 7),  # dropped
+    ]
+    out = drop_same_strides(code)
+    assert [code.index(op) for op in out] == [1, 3, 4, 5, 6, 7, 9]
