@@ -295,6 +295,7 @@ def pair_tasks(kb, pe, plan: dict, a_band: int, b_band: int, c_off: int) -> int:
         at_q = [
             (first + n * (segs - first) // max(1, len(pending)), sj) for n, sj in enumerate(pending)
         ]
+        loaded = False  # B tile j's parameters: QLOADed by the first MATMUL of the pass
         for q, (r0, r1) in enumerate(zip(bounds, bounds[1:], strict=False)):
             if not last and read_b:  # B tile j + 1: reads, then forwards, spread
                 if q < parts:
@@ -303,8 +304,9 @@ def pair_tasks(kb, pe, plan: dict, a_band: int, b_band: int, c_off: int) -> int:
                     b_arrive(j + 1, q - parts)
             for sj in (sj for qq, sj in at_q if qq == q):
                 c_write(sj * strip, strip)
-            if r1 > r0:
-                matmul(r0, r1 - r0, j, int(q == 0))
+            if r1 > r0:  # (a segment is empty when mtp < segs)
+                matmul(r0, r1 - r0, j, int(not loaded))
+                loaded = True
             if last and r1 > r0:
                 c_write(j * strip + r0 * R * C, (r1 - r0) * R * C)
         done = ([] if pending else done) + [j]

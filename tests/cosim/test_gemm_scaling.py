@@ -73,6 +73,10 @@ def test_pass_order_still_bit_exact(monkeypatch):
         ("tiny", dict(m=64, k=128, n=64), "pass"),  # 2 B tiles per PE: no pair
         ("small", dict(m=128, k=512, n=256), "pair"),
         ("small", dict(m=100, k=200, n=300), "pair"),  # 7 A tiles (odd), 5 B tiles
+        # 7 and 6 A tiles against 8 segments per pass: the first segment is empty and
+        # the QLOAD of B tile 2's parameters must ride on the first MATMUL that runs
+        ("small", dict(m=100, k=300, n=200), "pair"),
+        ("small", dict(m=96, k=256, n=256), "pair"),
         ("small", dict(m=256, k=512, n=256), "pass"),  # A band + C > a bank
     ],
 )
