@@ -91,6 +91,7 @@ class SramAllocator:
 
     def _fail(self, buf: SramBuffer, rivals: list[SramBuffer]) -> None:
         # a group buffer spans several PEs: name the one whose live buffers take most
+        free = self._largest_gap(rivals)
         x0, y0, x1, y1 = buf.pes
         pes = [(x, y) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1)]
         pe = max(pes, key=lambda c: (sum(r.nbytes for r in rivals if r.covers(c)), -c[1], -c[0]))
@@ -99,11 +100,27 @@ class SramAllocator:
         others = ", ".join(
             f"{r.tensor} {r.nbytes}" for r in sorted(rivals, key=lambda r: -r.nbytes)
         )
+        avail = max(self.arch.sram_bytes - used, 0)
+        pieces = ""
+        if buf.nbytes <= avail:  # enough bytes, but not in one piece
+            where = "" if len(pes) == 1 else " at one address on every PE of its rectangle"
+            pieces = (
+                f"; they are in pieces between buffers placed for other live ranges, the "
+                f"largest {free} bytes{where}"
+            )
         raise AllocError(
             f"tensor {buf.tensor!r} ({buf.name}) needs {buf.nbytes} bytes of SRAM on PE {pe} "
-            f"but only {max(self.arch.sram_bytes - used, 0)} of {self.arch.sram_bytes} bytes "
-            f"are available while it is live (live there: {others or 'nothing'})"
+            f"but only {avail} of {self.arch.sram_bytes} bytes "
+            f"are available while it is live (live there: {others or 'nothing'}){pieces}"
         )
+
+    def _largest_gap(self, rivals: list[SramBuffer]) -> int:
+        """The largest free range (16-byte aligned) between the ``rivals``' spans."""
+        best, at = 0, 0
+        for s, e in sorted((r.offset, r.offset + r.nbytes) for r in rivals):
+            best = max(best, s - align(at))
+            at = max(at, e)
+        return max(best, self.arch.sram_bytes - align(at))
 
     def peak(self, pe: tuple[int, int]) -> int:
         """Highest end address used on ``pe``."""

@@ -107,3 +107,24 @@ def test_attention_program_too_long_for_imem(archs):
     512-word instruction memory, and the sequential head does not fit SRAM."""
     with pytest.raises(AllocError, match=r"outgrows the instruction memory \(512 words\)"):
         compile_kernel("attention", archs["tiny"], seq=128, d=64)
+
+
+def test_sram_error_says_when_the_free_bytes_are_in_pieces(archs):
+    """Enough free bytes in total but no piece large enough: the error says so and
+    gives the largest piece (first-fit placement of buffers with other live ranges
+    can leave the free space split)."""
+    from compiler.backend.alloc import SramAllocator, SramBuffer
+
+    arch = archs["tiny"]  # 32 KiB
+    alloc = SramAllocator(arch)
+    pe = (0, 0, 0, 0)
+    rivals = [
+        SramBuffer("a", "left", 12288, pe, offset=0),
+        SramBuffer("b", "middle", 10240, pe, offset=16384),
+        SramBuffer("c", "top", 3072, pe, offset=29696),
+    ]
+    with pytest.raises(AllocError) as exc:
+        alloc._fail(SramBuffer("q", "Q", 6144, pe), rivals)
+    msg = str(exc.value)
+    assert "needs 6144 bytes" in msg and "only 7168 of 32768 bytes" in msg
+    assert "in pieces" in msg and "the largest 4096 bytes" in msg
