@@ -82,9 +82,9 @@ def map_mlp(
     parts: int = 8,
     split: str | None = None,
 ) -> Mapped:
-    """The mapped MLP block.  ``split``: ``"tokens"``, ``"weights"`` or None (the one
-    with the lower :func:`schedule_bound` of those that fit SRAM; the token split
-    when ``fast``).  ``fast`` uses the chain templates for the token split
+    """The mapped MLP block.  ``split``: ``"tokens"``, ``"weights"`` or None (the
+    weight layout with the lowest :func:`schedule_cost` of those that fit SRAM, else
+    the token split; the token split when ``fast``).  ``fast`` uses the chain templates for the token split
     (chain_ops.py: blocked GEMM1 output, one-MATMUL transpose, weights broadcast in
     parts that each GEMM starts on as they arrive); it needs a lowering with those
     templates (chain_emit.emit_programs).  If no mapping fits, the AllocError names
@@ -102,15 +102,6 @@ def map_mlp(
     macs = m * d * hidden + m * hidden * n
     found: list[tuple[float, int, Mapped]] = []
     err: AllocError | ImemError | None = None
-    # the token split first: it wins a tie
-    if split in (None, "tokens"):
-        sizes = [("W1", ceil_to(d, 16) * ceil_to(hidden, 16)), ("W2", ceil_to(hidden, 16) * n)]
-        build = lambda streamed: _build(arch, t, name, streamed, parts if fast else 0)  # noqa: E731
-        try:
-            mapped = build_first_fit(build, sizes)
-            found.append((schedule_cost(arch, mapped, macs), len(found), mapped))
-        except AllocError as exc:
-            err = exc  # the token split streams: its error is the one to report
     if split in (None, "weights"):
         for ws in split_layouts(arch, m, d, hidden, n):
             try:
@@ -119,6 +110,19 @@ def map_mlp(
                 err = err or exc
                 continue
             found.append((schedule_cost(arch, mapped, macs), len(found), mapped))
+    # the token split only where no weight split fits (or when asked for): its shared
+    # weights travel the unicast comb, and the performance model put it 1.7-3.4x
+    # behind the weight split on every shape where both fit (small: 64/256/512 tokens,
+    # hidden 128-1024; docs/backend.md "MLP block"), although its cost estimate
+    # (schedule_cost) was as low or lower
+    if split == "tokens" or (split is None and not found):
+        sizes = [("W1", ceil_to(d, 16) * ceil_to(hidden, 16)), ("W2", ceil_to(hidden, 16) * n)]
+        build = lambda streamed: _build(arch, t, name, streamed, parts if fast else 0)  # noqa: E731
+        try:
+            mapped = build_first_fit(build, sizes)
+            found.append((schedule_cost(arch, mapped, macs), len(found), mapped))
+        except AllocError as exc:
+            err = exc  # the token split streams: its error is the one to report
     if not found:
         if err is None:
             raise ShapeError(
