@@ -47,6 +47,8 @@ def _codesign(args: argparse.Namespace) -> int:
         print("  ".join(f"{h:<14}" for h in head))
         for r in rows:
             mode = r.get("operands") or r.get("schedule")
+            if "weights" in r:  # the MLP's weight split
+                mode = f"weight split, {r['weights']}"
             cells = [r["kernel"], r["arch"], r["grid"], r["mac"], r["pes"], mode, r["cycles"]]
             cells += [r.get("timed_cycles", "-"), r["roofline_cycles"], r["bound_cycles"]]
             cells.append(r["bit_exact"])

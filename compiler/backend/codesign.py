@@ -95,6 +95,8 @@ def mapping_summary(ck: CompiledKernel) -> dict:
     out["tiles_per_pe"] = p.get("tiles_per_pe")
     if "split" in p:  # the MLP: weights or tokens split over the PEs
         out["split"] = p["split"]
+    if "weights" in p:  # the weight split: its weight tiles resident or streamed
+        out["weights"] = p["weights"]
     if "operands" in p:
         out["operands"] = {k: v["mode"] for k, v in p["operands"].items()}
         out["stream_blocks"] = {

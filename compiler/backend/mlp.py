@@ -35,7 +35,7 @@ from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
 from compiler.backend.compile import traffic
 from compiler.backend.gemm import GemmSpec, gemm_inputs
 from compiler.backend.layout import ceil_to, chunk_perm, pack_b, param_blocks, ref_gemm
-from compiler.backend.mlp_split import ImemError, map_mlp_weights, split_layouts
+from compiler.backend.mlp_split import SC, SLOTS, ImemError, map_mlp_weights, split_layouts
 from compiler.dialects import mapping as mp
 from compiler.errors import ShapeError
 
@@ -84,11 +84,11 @@ def map_mlp(
 ) -> Mapped:
     """The mapped MLP block.  ``split``: ``"tokens"``, ``"weights"`` or None (the
     weight layout with the lowest :func:`schedule_cost` of those that fit SRAM, else
-    the token split; the token split when ``fast``).  ``fast`` uses the chain templates for the token split
-    (chain_ops.py: blocked GEMM1 output, one-MATMUL transpose, weights broadcast in
-    parts that each GEMM starts on as they arrive); it needs a lowering with those
-    templates (chain_emit.emit_programs).  If no mapping fits, the AllocError names
-    the tensor and the bytes."""
+    the token split; the token split when ``fast``).  ``fast`` uses the chain
+    templates for the token split (chain_ops.py: blocked GEMM1 output, one-MATMUL
+    transpose, weights broadcast in parts that each GEMM starts on as they arrive);
+    it needs a lowering with those templates (chain_emit.emit_programs).  If no
+    mapping fits, the AllocError names the tensor and the bytes."""
     check_rc(arch, "mlp")
     m, d = t["x"].shape
     hidden, n = t["w1"].shape[1], t["w2"].shape[1]
@@ -104,12 +104,15 @@ def map_mlp(
     err: AllocError | ImemError | None = None
     if split in (None, "weights"):
         for ws in split_layouts(arch, m, d, hidden, n):
-            try:
-                mapped = map_mlp_weights(arch, t, name, ws)
-            except (AllocError, ImemError) as exc:
-                err = err or exc
-                continue
-            found.append((schedule_cost(arch, mapped, macs), len(found), mapped))
+            # weight tiles resident, else streamed through slots (mlp_split.SLOTS)
+            for stream in (False, True) if arch.semaphores >= SC + SLOTS else (False,):
+                try:
+                    mapped = map_mlp_weights(arch, t, name, ws, stream=stream)
+                except (AllocError, ImemError) as exc:
+                    err = err or exc
+                    continue
+                found.append((schedule_cost(arch, mapped, macs), len(found), mapped))
+                break
     # the token split only where no weight split fits (or when asked for): its shared
     # weights travel the unicast comb, and the performance model put it 1.7-3.4x
     # behind the weight split on every shape where both fit (small: 64/256/512 tokens,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from compiler.backend.builder import KernelBuilder
 from compiler.backend.gemm import words_rows
 from compiler.dialects import mapping as mp
+from compiler.errors import CompileError
 
 __all__ = ["RD", "Piece", "Reads", "members", "others"]
 
@@ -57,6 +58,9 @@ class Piece:
     to: list
     sem: int
     tag: tuple
+    # streamed weights: the read may go out only once the PE opened this gate
+    # (Reads.open: its slot is free here and, after a WAIT for credits, everywhere)
+    gate: tuple | None = None
 
 
 class Reads:
@@ -68,10 +72,21 @@ class Reads:
     def __init__(self, kb: KernelBuilder, pe, pieces: list[Piece], depth: int):
         self.kb, self.pe, self.pieces, self.depth = kb, pe, pieces, depth
         self.issued = self.handled = 0
+        self.opened: set = set()
+
+    def open(self, gate: tuple, sem: int | None = None, count: int = 0) -> None:
+        """Let the reads behind ``gate`` go out, after a WAIT for ``count`` credits on
+        ``sem`` (the other PEs that use the slot have let it go)."""
+        if count:
+            self.kb.add(self.pe, mp.WaitOp, sem=sem, count=count)
+        self.opened.add(gate)
+        self.issue()
 
     def issue(self) -> None:
         while self.issued < len(self.pieces) and self.issued - self.handled < self.depth:
             p = self.pieces[self.issued]
+            if p.gate is not None and p.gate not in self.opened:
+                return
             self.kb.add(self.pe, mp.TransferOp, local=f"@{p.buf}", remote=f"@{p.dram}",
                         local_offset=p.local, remote_offset=p.remote,
                         count=words_rows(p.nbytes), sem=RD, read=1)  # fmt: skip
@@ -83,6 +98,8 @@ class Reads:
             if self.handled == len(self.pieces):
                 return
             self.issue()
+            if self.handled == self.issued:  # the next read waits behind a closed gate
+                return
             p = self.pieces[self.handled]
             self.kb.add(self.pe, mp.WaitOp, sem=RD, count=1)
             self.handled += 1
@@ -97,6 +114,8 @@ class Reads:
         """Handle pieces up to the last one of tile ``tag`` (if this PE reads it)."""
         last = max((i for i, p in enumerate(self.pieces) if p.tag == tag), default=-1)
         self.step(last + 1 - self.handled)
+        if self.handled <= last:
+            raise CompileError(f"PE {self.pe}: the reads of {tag} wait behind a closed gate")
 
     def finish(self) -> None:
         self.step(len(self.pieces) - self.handled)

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compiler.backend.alloc import AllocError
 from compiler.backend.builder import KernelBuilder, Mapped
 from compiler.backend.chain import END, transpose_buffers
 from compiler.backend.chain_ops import MatmulWinOp, TransposeBlockedOp
@@ -69,6 +70,9 @@ class ImemError(CompileError):
 
 
 SX, SW1, SW2, SH = 2, 3, 4, 5  # arrival semaphores (RD = 1: mlp_reads.py)
+# streamed weights: W1 and W2 column tiles pass through SLOTS buffers each; slot s's
+# credits (a group member is done with the tile in it) count on SC + s
+SLOTS, SC = 2, 6
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,8 @@ class _Builder:
         self.banked = opts.get("banked", True)
         self.gather_steps = opts.get("gather_steps", 2)  # reads handled before the gather
         self.y_early = opts.get("y_early", -1)  # when Y tiles but the last leave (program)
+        # weight tiles through SLOTS slots per weight (credits back to the column reader)
+        self.stream = opts.get("stream", False)
 
     # -- operands ---------------------------------------------------------------------
     def tensors(self) -> None:
@@ -193,6 +199,8 @@ class _Builder:
         nc1, nc2 = ws.s1 // C, ws.s2 // C
         t1, t2 = ws.dp * C, ws.hp * C
         sizes = {"Xs": ws.mtp * ws.dp * R, "HT": ws.mtp * ws.hp * R, "Yb": mp_ * ws.s2}
+        if self.stream:  # only the slots take SRAM; tile j uses slot j % SLOTS
+            nc1, nc2 = min(nc1, SLOTS), min(nc2, SLOTS)
         tiles = [(("W1", j), t1) for j in range(nc1)] + [(("W2", j), t2) for j in range(nc2)]
         self.at: dict = {}
         banks = self.bank_plan(sizes, tiles) if self.banked else None
@@ -223,6 +231,10 @@ class _Builder:
             self.at.update({k: (k, 0) for k in sizes})
             for (kind, j), tb in tiles:
                 self.at[kind, j] = (f"{kind}s", j * tb)
+        if self.stream:
+            for kind, nt in (("W1", ws.s1 // C), ("W2", ws.s2 // C)):
+                for j in range(SLOTS, nt):
+                    self.at[kind, j] = self.at[kind, j % SLOTS]
         pad = 0 if self.blocked else 16 * R  # the row-major transpose reads past a row
         kb.sram_buffer("H", "H", mp_ * ws.s1 + pad, rect, (GEMM1, TRANS))
         kb.sram_buffer("T", "H slice transposed", ws.mtp * ws.s1 * R, rect, (TRANS, END))
@@ -285,9 +297,10 @@ class _Builder:
                 tile = k * C
                 for j in range(nt):
                     buf, loc = self.at[kind, j]
+                    gate = (kind, j) if self.stream and j >= SLOTS else None
                     for off, n in self.split(tile):
                         out.append(Piece(buf, kind, loc + off, (w * nt + j) * tile + off, n,
-                                          others(wrect, pe), sem, (kind, j)))  # fmt: skip
+                                          others(wrect, pe), sem, (kind, j), gate))  # fmt: skip
         return out
 
     def program(self, pe) -> None:
@@ -318,6 +331,7 @@ class _Builder:
             for i, n in chunks:
                 self.gemm1(pe, tag, j, i, n)
                 io.step(self.steps)
+            self.release(pe, io, "W1", j, nc1)
         if self.blocked:
             kb.add(pe, TransposeBlockedOp, src="@H", dst="@T", sel=f"@{self.sel}",
                    params=f"@{self.ident}", tiles=[ws.mtp, nc1])  # fmt: skip
@@ -361,8 +375,24 @@ class _Builder:
                        param_stride=self.q, a_offset=ho + i * ws.hp * R, b_offset=wo,
                        c_offset=yo + j * block + i * R * C, p_offset=j * self.q)  # fmt: skip
                 io.step(self.steps)
+            self.release(pe, io, "W2", j, nc2)
         store(0 if early is None else nc2 - 1, nc2)
         io.finish()
+
+    def release(self, pe, io: Reads, kind: str, j: int, nt: int) -> None:
+        """Streamed weights: PE ``pe`` is done with ``kind``'s tile j.  If a later tile
+        reuses its slot, the column reader opens that tile's reads once every other
+        member has sent its credit; a member sends one.  Slot s's credits count on
+        SC + s alone: a member can be a tile ahead only in the other slot."""
+        if not self.stream or j + SLOTS >= nt:
+            return
+        wrect = self.ws.weight_rect(pe)
+        reader = self.w_reader(wrect)
+        n = len(members(wrect)) - 1
+        if pe == reader:
+            io.open((kind, j + SLOTS), SC + j % SLOTS, n)
+        else:
+            self.kb.add(pe, mp.SignalOp, sem=SC + j % SLOTS, count=1, to=[*reader, *reader])
 
     def gemm1(self, pe, tag: str, j: int, i: int, n: int) -> None:
         """m tiles [i, i + n) of H's column tile j: blocked tiles for transpose_blocked,
@@ -394,22 +424,31 @@ class _Builder:
 
 
 # (m tiles per MATMUL task, bytes per read), finest first: a coarser grain when the
-# finer one's program does not fit the instruction memory
+# finer one's program does not fit the instruction memory or its DMA descriptors
+# (one per read and per forward) do not fit SRAM
 GRAINS = ((1, 1024), (2, 2048), (4, 4096), (1 << 30, 1 << 30))
 
 
 def map_mlp_weights(arch, t: dict[str, np.ndarray], name: str, ws: WeightSplit, **opts) -> Mapped:
     """The weight-split MLP block for layout ``ws`` (inputs as mlp.mlp_inputs), at the
-    finest grain (:data:`GRAINS`) whose programs fit ``arch.imem_words``; ImemError
-    when none does.  ``opts`` (chunk, piece, depth, ...) fix the grain instead."""
+    finest grain (:data:`GRAINS`) that fits SRAM (coarser pieces need fewer DMA
+    descriptors) and whose programs fit ``arch.imem_words``; the finest grain's
+    AllocError when none fits SRAM, else ImemError when none fits.  ``opts`` (chunk,
+    piece, depth, ...) fix the grain instead."""
     if "chunk" in opts or "piece" in opts:
         return _map(arch, t, name, ws, **opts)
-    longest = 0
+    longest, alloc_err = 0, None
     for chunk, piece in GRAINS:
-        mapped = _map(arch, t, name, ws, chunk=chunk, piece=piece, **opts)
+        try:
+            mapped = _map(arch, t, name, ws, chunk=chunk, piece=piece, **opts)
+        except AllocError as exc:  # coarser pieces need fewer DMA descriptors
+            alloc_err = alloc_err or exc
+            continue
         longest = _longest_program(arch, mapped)
         if longest <= arch.imem_words:
             return mapped
+    if longest == 0:
+        raise alloc_err
     raise ImemError(
         f"mlp {name!r}: the weight split's longest PE program has {longest} instructions; "
         f"instruction memory holds {arch.imem_words}"
@@ -456,6 +495,7 @@ def _map(arch, t: dict[str, np.ndarray], name: str, ws: WeightSplit, **opts) -> 
         "transpose": "blocked" if b.blocked else "row-major",
         "grain": {"m_tiles": min(b.chunk, ws.mtp), "read_bytes": b.piece, "depth": b.depth},
         "banked": b.at["Xs"][0] != "Xs",
+        "weights": f"streamed ({SLOTS} slots)" if b.stream else "resident",
         # all of X and the first W1 column tile of every weight group precede the
         # last PE's first MATMUL
         "fill_bytes": ws.tgroups * ws.mtp * ws.dp * b.R + ws.wgroups * ws.dp * b.C,

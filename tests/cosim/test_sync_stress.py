@@ -145,6 +145,13 @@ def _stress_run(cks, seeds, **kw):
 
 def test_compiled_kernels_bit_exact_under_stress_on_tiny():
     cks = _tiny_kernels()
+    # the synchronization of stop 14: the MLP's weight tiles through two slots with
+    # credits back to the column reader, attention's ring of two m tiles of scores
+    mlp = compile_kernel("mlp", TINY, seed=5, m=64, d=64, hidden=256, n=64)
+    assert mlp.plan["split"] == "weights" and mlp.plan["weights"].startswith("streamed")
+    ring = compile_kernel("attention", TINY, seed=5, seq=96, d=64)
+    assert ring.plan["ring"] == 2
+    cks += [dataclasses.replace(mlp, name="mlp-streamed"), dataclasses.replace(ring, name="ring")]
     print(f"stress seeds {SEEDS}")
     nominal, per = _stress_run(cks, SEEDS)
     for i, ck in enumerate(cks):

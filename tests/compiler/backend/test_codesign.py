@@ -26,13 +26,15 @@ def test_kernel_set_on_four_architectures():
     assert by[("gemm", "small")]["grid"] == [4, 4] and by[("gemm", "tiny")]["grid"] == [2, 2]
     # 8-row MAC tiles: half as many query/token tiles, so fewer PEs for the same rows
     assert by[("qattention", "small-8x8mac")]["pes"] < by[("qattention", "small")]["pes"]
-    # the weights split over the PEs with 128 KiB of SRAM (mlp_split.py); split tokens
-    # with W1 streamed with 32 KiB, both weights streamed on tiny
-    assert by[("mlp", "small")]["split"] == "weights" and "operands" not in by[("mlp", "small")]
+    # the weights split over the 16 PEs (mlp_split.py: their tiles fit 32 KiB too);
+    # on the 2 x 2 tiny no weight split fits: tokens split, both weights streamed
+    for name in ("small", "small-32k"):
+        assert by[("mlp", name)]["split"] == "weights" and "operands" not in by[("mlp", name)]
+        assert by[("mlp", name)]["weights"] == "resident"
     assert by[("mlp-chain", "small")]["operands"] == {"W1": "resident", "W2": "resident"}
-    assert by[("mlp", "small-32k")]["operands"] == {"W1": "streamed", "W2": "resident"}
+    assert by[("mlp-chain", "small-32k")]["operands"] == {"W1": "streamed", "W2": "resident"}
     assert by[("mlp", "tiny")]["operands"] == {"W1": "streamed", "W2": "streamed"}
-    blocks, block_bytes = by[("mlp", "small-32k")]["stream_blocks"]["W1"]
+    blocks, block_bytes = by[("mlp", "tiny")]["stream_blocks"]["W1"]
     assert blocks * block_bytes == 256 * 256  # whole-K column tiles of W1
     # the GEMM's schedule follows SRAM and mesh (band per PE grows on 2 x 2)
     assert by[("gemm", "small")]["schedule"] == "resident"
