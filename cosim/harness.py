@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 CLOCK_PERIOD_NS = 10
-DRAM_SIM_CAP_BYTES = 2**20  # DRAM capacity modelled in simulation (arch.dram_bytes capped)
+DRAM_SIM_CAP_BYTES = 2**24  # DRAM capacity modelled in simulation (arch.dram_bytes capped)
 IN_FILE = "cosim_in.hex"
 OUT_FILE = "cosim_out.hex"
 

@@ -164,6 +164,16 @@ class _Builder:
         self.y_early = opts.get("y_early", -1)  # when Y tiles but the last leave (program)
         # weight tiles through SLOTS slots per weight (credits back to the column reader)
         self.stream = opts.get("stream", False)
+        if self.stream:
+            # a reader must keep a tile's pieces coming at the pace of its tasks: with
+            # reads handled one per task, W2's 4 pieces per tile behind 2 tasks took
+            # 128 x 512 x 1024 x 512 on the RTL (small) to 307,148 cycles; two tiles'
+            # worth per tile and 3 in flight 196,386 (steps 2: 208,963, 4: 203,870, 8:
+            # 205,960, all with 2 in flight)
+            per_tile = max(len(self.split(ws.dp * self.C)), len(self.split(ws.hp * self.C)))
+            tasks = -(-ws.mtp // self.chunk)
+            self.steps = opts.get("steps", max(1, -(-2 * per_tile // tasks)))
+            self.depth = opts.get("depth", 3)
 
     # -- operands ---------------------------------------------------------------------
     def tensors(self) -> None:
