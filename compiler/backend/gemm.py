@@ -93,8 +93,9 @@ def _grid(arch, mt: int, nt: int) -> tuple[int, int]:
 PAIR = True  # False: always gemm_pipe.py's order (B tile outer from the start)
 
 
-def plan_gemm(arch, spec: GemmSpec) -> dict:
-    """Tiling and schedule decisions (no IR): a dict recorded in the mapped kernel."""
+def plan_gemm(arch, spec: GemmSpec, skip: frozenset = frozenset()) -> dict:
+    """Tiling and schedule decisions (no IR): a dict recorded in the mapped kernel;
+    modes in ``skip`` (their buffers did not fit after all) are not chosen."""
     R, C = arch.mac_rows, arch.mac_cols
     mt_all, nt_all = -(-spec.m // R), -(-spec.n // C)
     gr, gc = _grid(arch, mt_all, nt_all)
@@ -120,7 +121,11 @@ def plan_gemm(arch, spec: GemmSpec) -> dict:
     qbytes = qparam_layout(C)["total"][1]
     fixed = align(ntp * qbytes) + align(mp_ * np_) + 8 * DESC_BYTES
     resident = align(mtp * kp * R) + align(ntp * kp * C) + fixed
-    if resident <= arch.sram_bytes and kp // 16 <= (1 << MM_K16.width) - 1:
+    if (
+        "resident" not in skip
+        and resident <= arch.sram_bytes
+        and kp // 16 <= (1 << MM_K16.width) - 1
+    ):
         plan.update(mode="resident", kc=kp, sram_bytes=resident)
         return plan
     kmax = 16 * ((1 << MM_K16.width) - 1)
@@ -130,11 +135,11 @@ def plan_gemm(arch, spec: GemmSpec) -> dict:
         a_all, b_all = gr * mtp * kp * R, gc * ntp * kp * C
         options = []
         need_a = 2 * kp * R + align(ntp * kp * C) + fixed
-        if need_a <= arch.sram_bytes:
+        if need_a <= arch.sram_bytes and "stream_a" not in skip:
             cast = can_cast(arch, gc - 1, 4)
             options.append(((1 if cast else gc) * a_all + b_all, "stream_a", need_a))
         need_b = 2 * kp * C + align(mtp * kp * R) + fixed
-        if need_b <= arch.sram_bytes:
+        if need_b <= arch.sram_bytes and "stream_b" not in skip:
             cast = can_cast(arch, gr - 1, 4)
             options.append((a_all + (1 if cast else gr) * b_all, "stream_b", need_b))
         if options:
@@ -176,8 +181,29 @@ def reference(spec: GemmSpec, t: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str = "gemm") -> Mapped:
-    """The mapped kernel of C = requant(A @ B) for operands ``t`` (gemm_inputs keys)."""
-    plan = plan_gemm(arch, spec)
+    """The mapped kernel of C = requant(A @ B) for operands ``t`` (gemm_inputs keys).
+    plan_gemm's SRAM estimate counts a few DMA descriptors; a pipelined schedule's
+    reads and forwards may need more, so a mode whose buffers do not fit gives way to
+    the next (resident, then streamed bands, then K-chunked streaming)."""
+    skip: set[str] = set()
+    first: AllocError | None = None
+    while True:
+        try:
+            plan = plan_gemm(arch, spec, frozenset(skip))
+        except AllocError:
+            if first is None:
+                raise
+            raise first from None
+        try:
+            return _map_gemm(arch, spec, t, name, plan)
+        except AllocError as exc:
+            first = first or exc
+            if plan["mode"] == "stream":
+                raise first from None
+            skip.add(plan["mode"])
+
+
+def _map_gemm(arch, spec: GemmSpec, t: dict[str, np.ndarray], name: str, plan: dict) -> Mapped:
     R, C = arch.mac_rows, arch.mac_cols
     gc, gr = plan["grid"]
     mtp, ntp = plan["tiles_per_pe"]

@@ -191,3 +191,18 @@ def test_no_credit_multicast_past_sem_max(run_isa):
     assert ck.plan["mode"] == "stream" and ck.plan["grid"] == [20, 1]
     assert ck.plan["multicast"] == {"A": False, "B": False}
     assert run_isa(ck)["bit_exact"]
+
+
+@pytest.mark.parametrize(
+    "banks,sram,shape", [(4, 131072, (277, 654, 392)), (8, 32768, (379, 153, 243))]
+)
+def test_gemm_mode_gives_way_when_descriptors_do_not_fit(banks, sram, shape, archs, run_isa):
+    """The resident plan's estimate fits, but its pipelined reads and forwards need
+    more DMA descriptors than the SRAM has left: the next mode (a streamed band) is
+    mapped instead of an AllocError (random cases 423 and 619 of a fuzz run)."""
+    arch = archs["small"].replace(name="small-x", sram_banks=banks, sram_bytes=sram)
+    m, k, n = shape
+    print(f"seed=3 gemm {shape} banks={banks} sram={sram}")
+    ck = compile_kernel("gemm", arch, seed=3, m=m, k=k, n=n, relu=1)
+    assert ck.plan["mode"] == "stream_a"
+    assert run_isa(ck)["bit_exact"]
