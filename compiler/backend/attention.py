@@ -168,8 +168,13 @@ def padded_keys(seq: int) -> int:
 
 def map_attention(arch, t: dict, name: str = "attention", parts: int | None = None) -> Mapped:
     """The head on ``arch``; the pipelined tail (attention_tail.py) unless its programs
-    would not fit the instruction memory (its code grows with the m tiles per PE)."""
+    would not fit the instruction memory (its code grows with the m tiles per PE:
+    every m tile's scores take a MATMUL task per K^T part, so K^T then comes in fewer
+    parts - 4, then 2 - before the head gives the pipelined tail up)."""
     mapped = _map(arch, t, name, PARTS if parts is None else parts, True)
+    fewer = [p for p in (4, 2) if parts is None and p < PARTS]
+    while mapped.plan["pipelined"] and not _fits_imem(arch, mapped) and fewer:
+        mapped = _map(arch, t, name, fewer.pop(0), True)
     if mapped.plan["pipelined"] and not _fits_imem(arch, mapped):
         try:
             mapped = _map(arch, t, name, PARTS if parts is None else parts, False)

@@ -44,12 +44,14 @@ def test_attention_bit_exact(arch_name, seq, d, transpose, archs, run_isa):
 
 
 @pytest.mark.parametrize(
-    "arch_name,seq,d", [("small", 384, 64), ("small", 520, 64), ("tiny", 96, 64)]
+    "arch_name,seq,d",
+    [("small", 384, 64), ("small", 520, 64), ("tiny", 96, 64), ("tiny", 128, 64)],
 )
 def test_ring_of_m_tiles_when_every_tile_does_not_fit(arch_name, seq, d, archs, run_isa):
     """The scores of every m tile would not fit beside K^T and V: the pipelined head
     keeps two m tiles of scores and probabilities and one of scratch rows (seq 520:
-    masked keys too), bit-exact on the reference simulator."""
+    masked keys too; tiny seq 128: K^T in 2 parts, so that the program fits 512
+    words), bit-exact on the reference simulator."""
     seed = 800 + seq
     print(f"seed={seed} arch={arch_name} seq={seq} d={d}")
     arch = archs[arch_name]
@@ -190,13 +192,16 @@ def test_qattention_pe_work(archs):
 
 
 def test_softmax_in_place_when_the_scratch_does_not_fit(archs, run_isa):
-    """tiny (32 KiB, 512 instructions): 32 query rows of 128 keys per PE. The
-    pipelined head (a ring of two m tiles) outgrows the instruction memory, and the
-    sequential one has no room for the scratch rows; the softmax then runs its int32
-    VOPs in place, still bit-exact."""
+    """1 x 4 MAC array, 16 KiB, 3 PEs (rows of 4 bytes: no pipelined tail), seq 80:
+    27 query rows of 80 keys per PE leave no room for the scratch rows; the softmax
+    then runs its int32 VOPs in place, still bit-exact."""
     seed = 96
     print(f"seed={seed}")
-    ck = compile_kernel("attention", archs["tiny"], seed=seed, seq=128, d=16)
+    arch = preset("tiny").replace(
+        name="r1c4", mesh_cols=1, mesh_rows=3, mac_rows=1, mac_cols=4, sram_bytes=16384,
+        dram_bytes=2**22,
+    )  # fmt: skip
+    ck = compile_kernel("attention", arch, seed=seed, seq=80, d=16)
     assert not ck.plan["pipelined"]
     ops = [o for pe in ck.mapped.kernel.pes() for o in pe.body.ops if o.name == "mapping.qsoftmax"]
     assert ops and all("scratch" not in o.attributes for o in ops)
