@@ -35,6 +35,7 @@ from compiler.backend.chain import RowChain, Shared
 from compiler.backend.tile_ops import MatmulAtOp
 from compiler.backend.vec_ops import ALL_PHASES, QSoftmaxOp, SoftmaxPhase
 from compiler.dialects import mapping as mp
+from compiler.errors import CompileError
 
 # tile 0's score steps of the later m tiles per softmax part (RMAX, EXPB, RSUM, RECIP,
 # REQB).  The controller waits for each MATMUL's acceptance, so a step placed before a
@@ -126,7 +127,7 @@ def pipelined_tail(
 
     per_tile = len(scores) // (mt - 1) if ring and scores else 0
     if ring and (not scores or per_tile * (mt - 1) != len(scores)):
-        raise ValueError("pipelined_tail: a ring needs the same score steps for each m tile")
+        raise CompileError("pipelined_tail: a ring needs the same score steps for each m tile")
     tile_scores = lambda t: scores[(t - 1) * per_tile : t * per_tile] if t < mt else []  # noqa: E731
     if scores:  # tile 0's softmax beside the MAC array's other score tiles (ring: tile 1's)
         parts = [lambda p=p: softmax(*p) for p in softmax_parts(0, R, 1)]
