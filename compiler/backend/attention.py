@@ -9,7 +9,8 @@ SRAM banks, measured on the RTL chip).  Each PE runs:
    of ``Sp`` keys; unless pipelined, K^T's key columns are permuted inside C-chunks
    for the transposes, layout.chunk_perm): m tile 0 part by part as K^T arrives, the others beside
    tile 0's softmax (attention_tail.py; comb: every tile, one part behind the part
-   the PE forwards);
+   the PE forwards); when the scores of every m tile do not fit, a ring of ``RING``
+   m tiles, tile t + 1's scores beside tile t's softmax;
 2. the softmax (mapping.qsoftmax, vec_ops.py; one segmented VOP per pass where it
    can, docs/isa.md "Segments": then RMAX, EXPB, RSUM, RECIP, REQB) over every row
    on the vector unit: [ADD mask, only on the 16-column groups holding padded keys],

@@ -20,6 +20,10 @@ scores come first, attention_load.mcast_scores):
         O of tile t - 1 to DRAM
     P V(mt - 1, every n tile), O of tile mt - 1 by 16-byte columns as they finish
 
+With a ring (``ring`` = 2, attention.RING: the scores of every m tile do not fit),
+softmax(0) runs beside the scores of tile 1 only, and softmax(t) beside the scores
+of tile t + 1 (into the slot of tile t - 1) followed by P V(t - 1).
+
 RTL, `small`, seq 128 (2 m tiles): before multicast reads and segments, sequential
 6,483 cycles; P V paired with the softmax parts 6,276; nine orders measured,
 5,981-6,102 (with RECIP's early termination).  With multicast reads and segments
