@@ -189,10 +189,10 @@ def _rewrite(
             fence.verify()
         changed = False
         if op.OPCODE == Op.LOOP:
-            last = pc + op.values()["body"]
-            grow = before[min(last, len(code) - 1) + 1] - before[pc + 1]
+            body = op.values()["body"]
+            grow = before[min(pc + body, len(code) - 1) + 1] - before[pc + 1]
             if grow:
-                op.set_field("body", op.values()["body"] + grow)
+                op.set_field("body", body + grow)
                 changed = True
         if op.OPCODE in NOWAIT_OPS and pc not in blocking:
             op.set_field("nowait", 1)

@@ -46,6 +46,8 @@ from xdsl.irdl import IRDLOperation, attr_def, irdl_op_definition, region_def, t
 from xdsl.traits import NoTerminator, SymbolOpInterface
 from xdsl.utils.exceptions import VerifyException
 
+from compiler.dialects.pe_isa import int_attr
+
 __all__ = ["Mapping", "MAPPING_OPS", "task", "ints_of", "int_of", "ref_of"]
 
 # attribute kinds: "int", "ints", "str", "ref"
@@ -65,11 +67,6 @@ def ref_of(op: IRDLOperation, name: str) -> str:
 
 
 @cache
-def _int_attr(value: int) -> IntegerAttr:
-    return IntegerAttr(value, i64)
-
-
-@cache
 def _ints_attr(values: tuple[int, ...]) -> DenseArrayBase:
     return DenseArrayBase.from_list(i64, list(values))
 
@@ -78,7 +75,7 @@ def _attr(value) -> Attribute:
     """Attributes are immutable values in xDSL: equal ones are shared (a kernel builds
     tens of thousands of ops over few distinct numbers)."""
     if isinstance(value, bool | int):
-        return _int_attr(int(value))
+        return int_attr(int(value))
     if isinstance(value, str):
         return StringAttr(value)
     if isinstance(value, SymbolRefAttr):

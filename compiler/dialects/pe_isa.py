@@ -49,7 +49,9 @@ from hw.errors import EncodingError
 from hw.image import ProgramImage
 from hw.isa import Op, decode, encode, fields_of
 
-__all__ = ["ISA_OPS", "PeIsa", "InstrOp", "ProgramOp", "SegmentOp", "emit_image", "instr"]
+__all__ = [
+    "ISA_OPS", "PeIsa", "InstrOp", "ProgramOp", "SegmentOp", "emit_image", "instr", "int_attr"
+]  # fmt: skip
 
 
 class InstrOp(IRDLOperation):
@@ -70,7 +72,7 @@ class InstrOp(IRDLOperation):
 
     def set_field(self, name: str, value: int) -> None:
         """Set one field in place (the caller verifies the op afterwards)."""
-        self.attributes[name] = _int_attr(int(value))
+        self.attributes[name] = int_attr(int(value))
 
     def encode(self) -> int:
         return _encode(self.OPCODE, tuple(self.values().items()))
@@ -108,7 +110,7 @@ class InstrOp(IRDLOperation):
             values[name] = parser.parse_integer(allow_boolean=False)
             if parser.parse_optional_punctuation(",") is None:
                 break
-        return cls.build(attributes={k: _int_attr(v) for k, v in values.items()})
+        return cls.build(attributes={k: int_attr(v) for k, v in values.items()})
 
 
 @cache
@@ -128,7 +130,7 @@ def _check(op: Op, values: tuple[tuple[str, int], ...]) -> None:
 
 
 @cache
-def _int_attr(value: int) -> IntegerAttr:
+def int_attr(value: int) -> IntegerAttr:
     """Field values as shared attributes: xDSL attributes are immutable values, and a
     program of thousands of instructions uses few distinct numbers."""
     return IntegerAttr(value, i64)
@@ -154,7 +156,7 @@ INSTR_CLASSES: dict[Op, type[InstrOp]] = {op: _make_instr_class(op) for op in Op
 def instr(op: Op, **values: int) -> InstrOp:
     """A ``pe_isa`` op for opcode ``op`` with the given field values."""
     cls = INSTR_CLASSES[Op(op)]
-    return cls.build(attributes={k: _int_attr(int(v)) for k, v in values.items()})
+    return cls.build(attributes={k: int_attr(int(v)) for k, v in values.items()})
 
 
 @irdl_op_definition
